@@ -1,0 +1,6 @@
+//! Audio side of the engines: sources, the AudioEngine (master clock ticks)
+//! and the AudioEncoder.
+
+pub mod encoder;
+pub mod engine;
+pub mod source;

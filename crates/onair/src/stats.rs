@@ -1,0 +1,241 @@
+//! Counters and the `Stats` snapshot (the SPEC's stats contract).
+//!
+//! Why atomics: engines, encoders, muxers and network threads each bump their
+//! own counters on hot paths; a snapshot for the status line, `--stats-json`
+//! or a Node event must never make any of them wait. Each counter has exactly
+//! one writer thread (named on the field); readers only load.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+/// Counters written by the engines and encoders, shared by every output.
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    /// CaptureThread: frames taken from the source (new pictures).
+    pub video_frames_captured: AtomicU64,
+    /// CaptureThread: frame slots filled by repeating the last picture.
+    pub video_frames_duplicated: AtomicU64,
+    /// CaptureThread: frames the encoder could not take in time.
+    pub video_frames_skipped: AtomicU64,
+    /// CaptureThread: worst lateness of a frame tick, in µs.
+    pub capture_late_max_us: AtomicU64,
+    /// AudioEngine: AAC-frame-equivalents (1024 samples) filled with silence.
+    pub audio_silence_samples: AtomicU64,
+    /// AudioEngine: worst lateness of an audio tick, in µs.
+    pub audio_late_max_us: AtomicU64,
+    /// VideoEncoder thread: access units produced.
+    pub video_packets_encoded: AtomicU64,
+    /// AudioEncoder thread: AAC frames produced.
+    pub audio_frames_encoded: AtomicU64,
+}
+
+/// Raises `slot` to `value` if larger (a lock-free running maximum).
+pub fn store_max(slot: &AtomicU64, value: u64) {
+    slot.fetch_max(value, Ordering::Relaxed);
+}
+
+/// Adds one to a counter.
+pub fn bump(slot: &AtomicU64) {
+    slot.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Where an output's link is: the state machine the SPEC names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum LinkState {
+    /// First connection attempt in progress.
+    Connecting = 0,
+    /// Publishing.
+    Live = 1,
+    /// Link lost; the ReconnectThread is retrying.
+    Reconnecting = 2,
+    /// Stopped on request.
+    Stopped = 3,
+    /// Gave up (rejected publish, retries exhausted).
+    Failed = 4,
+}
+
+impl LinkState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Connecting,
+            1 => Self::Live,
+            2 => Self::Reconnecting,
+            3 => Self::Stopped,
+            _ => Self::Failed,
+        }
+    }
+
+    /// Lower-case name as it appears in stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Live => "live",
+            Self::Reconnecting => "reconnecting",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A `LinkState` that threads can read and write without a lock.
+#[derive(Debug)]
+pub struct AtomicLinkState(AtomicU8);
+
+impl AtomicLinkState {
+    /// Starts in `state`.
+    pub fn new(state: LinkState) -> Self {
+        Self(AtomicU8::new(state as u8))
+    }
+    /// Current state.
+    pub fn get(&self) -> LinkState {
+        LinkState::from_u8(self.0.load(Ordering::Acquire))
+    }
+    /// Moves to `state`.
+    pub fn set(&self, state: LinkState) {
+        self.0.store(state as u8, Ordering::Release);
+    }
+}
+
+/// Counters of one output (one destination), written by its muxer, send and
+/// reconnect threads.
+#[derive(Debug)]
+pub struct OutputCounters {
+    /// Link state (ReconnectThread / NetworkSendThread).
+    pub state: AtomicLinkState,
+    /// NetworkSendThread: bytes written to the socket, all sessions.
+    pub bytes_sent: AtomicU64,
+    /// StreamBuffer: packets queued now.
+    pub buffer_packets: AtomicU64,
+    /// StreamBuffer: span of queued timestamps plus unsent kernel bytes, in ms.
+    pub buffer_ms: AtomicU64,
+    /// StreamBuffer: bytes queued now.
+    pub buffer_bytes: AtomicU64,
+    /// NetworkSendThread: bytes still in the kernel's send queue (SIOCOUTQ).
+    pub kernel_unsent_bytes: AtomicU64,
+    /// NetworkSendThread: video packets written.
+    pub video_packets_sent: AtomicU64,
+    /// NetworkSendThread: audio frames written.
+    pub audio_frames_sent: AtomicU64,
+    /// StreamMuxer: video dropped for backpressure (incl. the wait for a keyframe).
+    pub video_dropped_congestion: AtomicU64,
+    /// StreamMuxer: video dropped while not connected.
+    pub video_dropped_disconnected: AtomicU64,
+    /// StreamMuxer / StreamBuffer: audio frames dropped (only while down, or at the byte cap).
+    pub audio_frames_dropped: AtomicU64,
+    /// ReconnectThread: successful reconnections.
+    pub reconnects: AtomicU64,
+    /// ReconnectThread: connection attempts that failed.
+    pub connect_failures: AtomicU64,
+    /// StreamMuxer: IDR requests sent to the VideoEncoder.
+    pub idr_requests: AtomicU64,
+}
+
+impl Default for OutputCounters {
+    fn default() -> Self {
+        Self {
+            state: AtomicLinkState::new(LinkState::Connecting),
+            bytes_sent: AtomicU64::new(0),
+            buffer_packets: AtomicU64::new(0),
+            buffer_ms: AtomicU64::new(0),
+            buffer_bytes: AtomicU64::new(0),
+            kernel_unsent_bytes: AtomicU64::new(0),
+            video_packets_sent: AtomicU64::new(0),
+            audio_frames_sent: AtomicU64::new(0),
+            video_dropped_congestion: AtomicU64::new(0),
+            video_dropped_disconnected: AtomicU64::new(0),
+            audio_frames_dropped: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            connect_failures: AtomicU64::new(0),
+            idr_requests: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One stats object: the SPEC's fields (names fixed), plus a few extras.
+/// Serialized as one JSON line per second by `--stats-json`.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Stats {
+    /// Milliseconds since the pipeline started.
+    pub t_ms: u64,
+    /// connecting | live | reconnecting | stopped | failed.
+    pub state: &'static str,
+    /// Bytes written to the network.
+    pub bytes_sent: u64,
+    /// Send rate over the last interval, kbit/s.
+    pub kbps: f64,
+    /// Buffer latency (timestamp span + kernel backlog), ms.
+    pub buffer_ms: u64,
+    /// Packets queued in the StreamBuffer.
+    pub buffer_packets: u64,
+    /// Frames captured from the source.
+    pub video_frames_captured: u64,
+    /// Frames repeated because the source had nothing new.
+    pub video_frames_duplicated: u64,
+    /// Frames the encoder could not take.
+    pub video_frames_skipped: u64,
+    /// Video packets written to the network.
+    pub video_packets_sent: u64,
+    /// Video dropped for congestion.
+    pub video_dropped_congestion: u64,
+    /// Video dropped while disconnected.
+    pub video_dropped_disconnected: u64,
+    /// Audio frames written to the network.
+    pub audio_frames_sent: u64,
+    /// Audio frames dropped.
+    pub audio_frames_dropped: u64,
+    /// AAC frames' worth of silence inserted by the AudioEngine.
+    pub audio_silence_frames: u64,
+    /// Successful reconnections.
+    pub reconnects: u64,
+    /// Worst capture tick lateness, ms.
+    pub capture_late_max_ms: f64,
+    /// Worst audio tick lateness, ms.
+    pub audio_late_max_ms: f64,
+    /// Extra: bytes queued in the StreamBuffer.
+    pub buffer_bytes: u64,
+    /// Extra: bytes the kernel has not sent yet.
+    pub kernel_unsent_bytes: u64,
+    /// Extra: failed connection attempts.
+    pub connect_failures: u64,
+    /// Extra: IDR requests made after congestion or reconnects.
+    pub idr_requests: u64,
+    /// Extra: output name with any stream key redacted.
+    pub output: String,
+    /// Extra: last error, key redacted, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl Stats {
+    /// Fills the engine fields from `engine` (frames, silence, lateness).
+    pub fn fill_engine(&mut self, engine: &EngineCounters, audio_frame_samples: u64) {
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.video_frames_captured = ld(&engine.video_frames_captured);
+        self.video_frames_duplicated = ld(&engine.video_frames_duplicated);
+        self.video_frames_skipped = ld(&engine.video_frames_skipped);
+        self.audio_silence_frames = ld(&engine.audio_silence_samples) / audio_frame_samples.max(1);
+        self.capture_late_max_ms = ld(&engine.capture_late_max_us) as f64 / 1000.0;
+        self.audio_late_max_ms = ld(&engine.audio_late_max_us) as f64 / 1000.0;
+    }
+
+    /// Fills the per-output fields from `out`.
+    pub fn fill_output(&mut self, out: &OutputCounters) {
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.state = out.state.get().as_str();
+        self.bytes_sent = ld(&out.bytes_sent);
+        self.buffer_ms = ld(&out.buffer_ms);
+        self.buffer_packets = ld(&out.buffer_packets);
+        self.buffer_bytes = ld(&out.buffer_bytes);
+        self.kernel_unsent_bytes = ld(&out.kernel_unsent_bytes);
+        self.video_packets_sent = ld(&out.video_packets_sent);
+        self.audio_frames_sent = ld(&out.audio_frames_sent);
+        self.video_dropped_congestion = ld(&out.video_dropped_congestion);
+        self.video_dropped_disconnected = ld(&out.video_dropped_disconnected);
+        self.audio_frames_dropped = ld(&out.audio_frames_dropped);
+        self.reconnects = ld(&out.reconnects);
+        self.connect_failures = ld(&out.connect_failures);
+        self.idr_requests = ld(&out.idr_requests);
+    }
+}

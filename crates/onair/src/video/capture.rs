@@ -1,0 +1,1 @@
+//! CaptureThread (TODO(helper-video)).

@@ -1,0 +1,1 @@
+//! VideoEncoder (TODO(helper-video)).

@@ -1,0 +1,6 @@
+//! Video side of the engines: sources, the CaptureThread and the VideoEncoder.
+
+pub mod capture;
+pub mod encoder;
+pub mod frame;
+pub mod source;

@@ -1,0 +1,1 @@
+//! Video sources (TODO(helper-video): test pattern).
