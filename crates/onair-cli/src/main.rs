@@ -1,1 +1,190 @@
-fn main() {}
+//! The `onair` command. See `onair --help`.
+//!
+//! Why the CLI is thin: everything a Node user or a library user can do goes
+//! through `onair::Streamer`; the CLI only parses, prints the status line and
+//! the stats file, and maps failures to exit codes (0 ok, 1 runtime, 2 usage).
+
+mod args;
+mod status;
+
+use args::{Cli, Command, CommonArgs, NetArgs};
+use clap::Parser;
+use onair::output::server::LocalReceiver;
+use onair::output::url::RtmpUrl;
+use onair::{Error, Event, Stats, StreamOutputConfig, Streamer, StreamerConfig};
+use status::StatsSink;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Environment variable holding the stream key.
+const STREAM_KEY_ENV: &str = "ONAIR_STREAM_KEY";
+/// How often the main loop looks at signals, events and the clock.
+const POLL: Duration = Duration::from_millis(50);
+/// Stats lines and the status line are written this often.
+const STATS_PERIOD: Duration = Duration::from_secs(1);
+
+/// How the command failed.
+enum Failure {
+    /// Bad arguments: exit 2.
+    Usage(String),
+    /// Something went wrong while running: exit 1.
+    Runtime(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidConfig { .. } | Error::InvalidUrl(_) => Self::Usage(e.to_string()),
+            other => Self::Runtime(other.to_string()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ONAIR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Stream(a) => run_stream(a.url.as_deref(), &a.common, &a.net),
+        Command::Record(a) => run_record(&a.file, &a.common),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("onair: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(msg)) => {
+            eprintln!("onair: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_stream(url: Option<&str>, common: &CommonArgs, net: &NetArgs) -> Result<(), Failure> {
+    let key = std::env::var(STREAM_KEY_ENV).ok().filter(|k| !k.is_empty());
+    let mut receiver = None;
+    let url = match url {
+        Some(u) => RtmpUrl::parse(u, key.as_deref())?,
+        None => {
+            let dir = std::env::current_dir()
+                .map_err(|e| Failure::Runtime(format!("current directory: {e}")))?
+                .join("onair-recordings");
+            let r = LocalReceiver::start(dir)
+                .map_err(|e| Failure::Runtime(format!("starting the local receiver: {e}")))?;
+            eprintln!(
+                "onair: no URL given: streaming to the built-in receiver at {}; it records to {}",
+                r.url(),
+                r.record_dir().display()
+            );
+            let url = RtmpUrl::parse(&r.url(), None)?;
+            receiver = Some(r);
+            url
+        }
+    };
+    if net.record.is_some() {
+        return Err(Failure::Usage(
+            "--record is not available in this build yet (stream only)".into(),
+        ));
+    }
+    let video = common.video_settings();
+    let audio = common.audio_settings();
+    let total_bps = video.as_ref().map_or(0, |v| u64::from(v.bitrate_bps))
+        + audio.as_ref().map_or(0, |a| u64::from(a.bitrate_bps));
+    let mut out = StreamOutputConfig::new(url);
+    out.limits = Some(net.limits(total_bps));
+    out.stall_timeout = net.stall_timeout;
+    out.reconnect.max_delay = net.reconnect_max_delay;
+    out.reconnect.max_retries = net.max_retries;
+    let config = StreamerConfig {
+        video,
+        audio,
+        outputs: vec![out],
+    };
+    let result = run_streamer(config, common);
+    if let Some(r) = receiver {
+        let files = r.stop();
+        for f in files {
+            eprintln!("onair: the local receiver recorded {}", f.display());
+        }
+    }
+    result
+}
+
+fn run_record(_file: &std::path::Path, _common: &CommonArgs) -> Result<(), Failure> {
+    Err(Failure::Runtime(
+        "record is not available in this build yet".into(),
+    ))
+}
+
+/// Runs until the duration elapses, a signal arrives, or every output failed.
+fn run_streamer(config: StreamerConfig, common: &CommonArgs) -> Result<(), Failure> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, interrupted.clone())
+            .map_err(|e| Failure::Runtime(format!("installing a signal handler: {e}")))?;
+    }
+    let fps = config.video.as_ref().map_or(0, |v| v.fps);
+    let mut sink = StatsSink::open(common.stats_json.as_deref(), !common.quiet, fps)
+        .map_err(|e| Failure::Runtime(format!("opening the stats file: {e}")))?;
+    let streamer = Streamer::start(config)?;
+    let started = Instant::now();
+    let mut next_stats = started + STATS_PERIOD;
+    let mut failure = None;
+    loop {
+        std::thread::sleep(POLL);
+        for event in streamer.events().try_iter() {
+            sink.event(&event);
+        }
+        if interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+        if common.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        if streamer.all_outputs_failed() {
+            failure = Some(
+                streamer
+                    .failure()
+                    .unwrap_or_else(|| "every output failed".into()),
+            );
+            break;
+        }
+        if Instant::now() >= next_stats {
+            next_stats += STATS_PERIOD;
+            let stats = streamer.stats();
+            sink.write(&stats, false)
+                .map_err(|e| Failure::Runtime(format!("writing stats: {e}")))?;
+        }
+    }
+    sink.clear_line();
+    let final_stats: Vec<Stats> = streamer.stop();
+    sink.write(&final_stats, true)
+        .map_err(|e| Failure::Runtime(format!("writing stats: {e}")))?;
+    sink.summary(&final_stats);
+    match failure {
+        Some(f) => Err(Failure::Runtime(f)),
+        None => Ok(()),
+    }
+}
+
+impl From<onair::output::rtmp::RtmpError> for Failure {
+    fn from(e: onair::output::rtmp::RtmpError) -> Self {
+        Self::Runtime(e.to_string())
+    }
+}
+

@@ -39,6 +39,14 @@ pub enum Error {
     /// Publishing failed for good (rejected, or retries exhausted).
     #[error("{0}")]
     Output(#[from] crate::output::rtmp::RtmpError),
+    /// An output gave up before the stream could start.
+    #[error("{output}: {reason}")]
+    Publish {
+        /// The destination, key redacted.
+        output: String,
+        /// Why (key redacted).
+        reason: String,
+    },
     /// Local I/O (files, threads).
     #[error("{context}: {source}")]
     Io {

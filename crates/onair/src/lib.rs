@@ -15,6 +15,7 @@ pub mod error;
 pub mod flv;
 pub mod output;
 pub mod packet;
+pub mod pipeline;
 pub mod stats;
 pub mod video;
 
@@ -22,3 +23,8 @@ pub use error::{Error, Result};
 
 /// True when openh264 was built with its assembly (nasm was found at build time).
 pub const BUILT_WITH_NASM: bool = matches!(env!("ONAIR_BUILT_WITH_NASM").as_bytes(), b"1");
+
+pub use output::stream::StreamOutputConfig;
+pub use output::Event;
+pub use pipeline::{AudioSettings, AudioSourceSpec, Streamer, StreamerConfig, VideoSettings, VideoSourceSpec};
+pub use stats::{LinkState, Stats};

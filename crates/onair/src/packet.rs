@@ -88,3 +88,11 @@ pub struct StreamHeaders {
     /// Written in onMetaData as `encoder`.
     pub encoder_name: String,
 }
+
+/// The fan-out point from the encoders to the outputs. `push` must never
+/// block: it runs on an encoder thread, and a slow output must not slow the
+/// engines (golden rule 1).
+pub trait PacketSink: Send + Sync {
+    /// Offers one packet; the sink decides to queue or drop it.
+    fn push(&self, packet: EncodedPacket);
+}

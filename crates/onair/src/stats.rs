@@ -130,6 +130,8 @@ pub struct OutputCounters {
     pub connect_failures: AtomicU64,
     /// StreamMuxer: IDR requests sent to the VideoEncoder.
     pub idr_requests: AtomicU64,
+    /// NetworkSendThread: send rate over the last second, in bit/s.
+    pub send_rate_bps: AtomicU64,
 }
 
 impl Default for OutputCounters {
@@ -149,6 +151,7 @@ impl Default for OutputCounters {
             reconnects: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),
             idr_requests: AtomicU64::new(0),
+            send_rate_bps: AtomicU64::new(0),
         }
     }
 }
@@ -237,5 +240,6 @@ impl Stats {
         self.reconnects = ld(&out.reconnects);
         self.connect_failures = ld(&out.connect_failures);
         self.idr_requests = ld(&out.idr_requests);
+        self.kbps = ld(&out.send_rate_bps) as f64 / 1000.0;
     }
 }

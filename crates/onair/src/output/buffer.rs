@@ -1,1 +1,336 @@
-//! TODO(lead)
+//! StreamBuffer: the bounded queue between a StreamMuxer and its
+//! NetworkSendThread.
+//!
+//! Why it measures what it measures:
+//! - Latency is the span of *timestamps* queued (newest dts minus oldest), not
+//!   wall time since some packet: that is what a viewer would wait for.
+//! - Bytes the send thread already handed to the RTMP session or the kernel
+//!   are invisible to a plain queue, yet on Linux they can hold seconds of
+//!   media. The send thread reports them (`set_backlog_bytes`) and they are
+//!   converted to milliseconds at the stream's bitrate and added in.
+//! - Three hard bounds (packets, span, bytes) keep memory flat whatever the
+//!   network does; the StreamMuxer stops video well before them (see
+//!   `Pressure`), so in practice only audio ever reaches them, and only when
+//!   the link carries less than the audio bitrate.
+//!
+//! One `Mutex` guards the queue; it is held for a push or pop only, never
+//! across I/O, and the Condvar lets the send thread sleep when it is empty.
+
+use crate::packet::MediaKind;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Default packet bound (the seed's value).
+pub const DEFAULT_MAX_PACKETS: usize = 100;
+/// Default timestamp-span bound (the seed's value).
+pub const DEFAULT_MAX_SPAN: Duration = Duration::from_millis(2000);
+/// Floor of the default byte bound; the bound grows with the bitrate.
+pub const MIN_DEFAULT_MAX_BYTES: usize = 1024 * 1024;
+
+/// The three bounds of a StreamBuffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferLimits {
+    /// At most this many packets queued.
+    pub max_packets: usize,
+    /// At most this span of timestamps (plus kernel backlog) queued.
+    pub max_span: Duration,
+    /// At most this many payload bytes queued.
+    pub max_bytes: usize,
+}
+
+impl BufferLimits {
+    /// The seed's defaults, with a byte cap of twice `max_span` at the total
+    /// bitrate (never below 1 MiB): room for the span, not for a backlog.
+    pub fn for_bitrate(total_bps: u64) -> Self {
+        let span_bytes = total_bps / 8 * DEFAULT_MAX_SPAN.as_millis() as u64 / 1000;
+        let max_bytes = usize::try_from(span_bytes * 2)
+            .unwrap_or(usize::MAX)
+            .max(MIN_DEFAULT_MAX_BYTES);
+        Self {
+            max_packets: DEFAULT_MAX_PACKETS,
+            max_span: DEFAULT_MAX_SPAN,
+            max_bytes,
+        }
+    }
+}
+
+/// One FLV tag body waiting to be sent.
+#[derive(Clone, Debug)]
+pub struct QueuedTag {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Decode time on the master clock, ns.
+    pub dts_ns: u64,
+    /// Video keyframe (always true for audio).
+    pub keyframe: bool,
+    /// The FLV tag body (see `crate::flv`).
+    pub body: Bytes,
+}
+
+/// How full the buffer is, as fractions of each bound (1.0 = at the bound).
+/// The StreamMuxer's drop policy reads this.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Pressure {
+    /// Queued packets / max_packets.
+    pub packets: f64,
+    /// (Timestamp span + backlog ms) / max_span.
+    pub latency: f64,
+    /// Queued bytes / max_bytes.
+    pub bytes: f64,
+}
+
+impl Pressure {
+    /// The worst of the three fractions.
+    pub fn worst(&self) -> f64 {
+        self.packets.max(self.latency).max(self.bytes)
+    }
+}
+
+/// Why `push` refused a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// The packet bound is reached.
+    Packets,
+    /// The span bound would be exceeded.
+    Span,
+    /// The byte bound would be exceeded.
+    Bytes,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    tags: VecDeque<QueuedTag>,
+    bytes: usize,
+    newest_dts_ns: u64,
+}
+
+impl Queue {
+    fn span_ns(&self) -> u64 {
+        self.tags
+            .front()
+            .map_or(0, |oldest| self.newest_dts_ns.saturating_sub(oldest.dts_ns))
+    }
+}
+
+/// The bounded queue. Shared (`Arc`) by one StreamMuxer (producer, called
+/// from the encoder threads), one NetworkSendThread (consumer) and the
+/// ReconnectThread (clears it).
+#[derive(Debug)]
+pub struct StreamBuffer {
+    limits: BufferLimits,
+    /// Total stream bitrate, to turn backlog bytes into milliseconds.
+    bitrate_bps: u64,
+    queue: Mutex<Queue>,
+    not_empty: Condvar,
+    /// Bytes past the queue but not yet on the wire (RTMP session + kernel).
+    backlog_bytes: AtomicU64,
+}
+
+impl StreamBuffer {
+    /// A buffer with `limits` for a stream of `bitrate_bps` in total.
+    pub fn new(limits: BufferLimits, bitrate_bps: u64) -> Self {
+        Self {
+            limits,
+            bitrate_bps: bitrate_bps.max(1),
+            queue: Mutex::new(Queue::default()),
+            not_empty: Condvar::new(),
+            backlog_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// The configured bounds.
+    pub fn limits(&self) -> BufferLimits {
+        self.limits
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue inconsistent
+        // (every mutation is a single push/pop plus counters), so recover.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn backlog_ms(&self) -> u64 {
+        self.backlog_bytes.load(Ordering::Relaxed) * 8 * 1000 / self.bitrate_bps
+    }
+
+    /// Queues `tag` unless it would break a bound.
+    pub fn push(&self, tag: QueuedTag) -> Result<(), Rejected> {
+        let mut q = self.lock();
+        if q.tags.len() >= self.limits.max_packets {
+            return Err(Rejected::Packets);
+        }
+        if q.bytes + tag.body.len() > self.limits.max_bytes {
+            return Err(Rejected::Bytes);
+        }
+        let newest = q.newest_dts_ns.max(tag.dts_ns);
+        let oldest = q.tags.front().map_or(tag.dts_ns, |t| t.dts_ns.min(tag.dts_ns));
+        let span_ms = newest.saturating_sub(oldest) / 1_000_000 + self.backlog_ms();
+        if !q.tags.is_empty() && span_ms > self.limits.max_span.as_millis() as u64 {
+            return Err(Rejected::Span);
+        }
+        q.bytes += tag.body.len();
+        q.newest_dts_ns = newest;
+        q.tags.push_back(tag);
+        drop(q);
+        self.not_empty.notify_one();
+        Ok(())
+    }
+
+    /// Takes the oldest tag, waiting up to `wait` for one.
+    pub fn pop(&self, wait: Duration) -> Option<QueuedTag> {
+        let mut q = self.lock();
+        if q.tags.is_empty() && !wait.is_zero() {
+            q = self
+                .not_empty
+                .wait_timeout_while(q, wait, |q| q.tags.is_empty())
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        let tag = q.tags.pop_front()?;
+        q.bytes -= tag.body.len();
+        Some(tag)
+    }
+
+    /// Empties the queue and returns what was dropped as (video, audio) counts.
+    pub fn clear(&self) -> (u64, u64) {
+        let mut q = self.lock();
+        let video = q.tags.iter().filter(|t| t.kind == MediaKind::Video).count() as u64;
+        let audio = q.tags.len() as u64 - video;
+        *q = Queue::default();
+        (video, audio)
+    }
+
+    /// Reports bytes already past the queue but not yet sent (RTMP session
+    /// output plus the kernel's send queue). Called by the send thread.
+    pub fn set_backlog_bytes(&self, bytes: u64) {
+        self.backlog_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Packets queued.
+    pub fn len(&self) -> usize {
+        self.lock().tags.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Latency in ms: timestamp span of the queue plus the backlog.
+    pub fn latency_ms(&self) -> u64 {
+        self.lock().span_ns() / 1_000_000 + self.backlog_ms()
+    }
+
+    /// A consistent snapshot: (packets, bytes, latency ms).
+    pub fn snapshot(&self) -> (usize, usize, u64) {
+        let q = self.lock();
+        (q.tags.len(), q.bytes, q.span_ns() / 1_000_000 + self.backlog_ms())
+    }
+
+    /// How full the buffer is against each bound.
+    pub fn pressure(&self) -> Pressure {
+        let (packets, bytes, latency_ms) = self.snapshot();
+        Pressure {
+            packets: packets as f64 / self.limits.max_packets.max(1) as f64,
+            latency: latency_ms as f64 / self.limits.max_span.as_millis().max(1) as f64,
+            bytes: bytes as f64 / self.limits.max_bytes.max(1) as f64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(kind: MediaKind, ms: u64, len: usize) -> QueuedTag {
+        QueuedTag {
+            kind,
+            dts_ns: ms * 1_000_000,
+            keyframe: true,
+            body: Bytes::from(vec![0u8; len]),
+        }
+    }
+
+    fn limits(packets: usize, span_ms: u64, bytes: usize) -> BufferLimits {
+        BufferLimits {
+            max_packets: packets,
+            max_span: Duration::from_millis(span_ms),
+            max_bytes: bytes,
+        }
+    }
+
+    #[test]
+    fn packet_bound_rejects_the_extra_packet() {
+        let b = StreamBuffer::new(limits(3, 10_000, 1 << 20), 1_000_000);
+        for i in 0..3 {
+            assert_eq!(b.push(tag(MediaKind::Audio, i, 10)), Ok(()));
+        }
+        assert_eq!(b.push(tag(MediaKind::Audio, 3, 10)), Err(Rejected::Packets));
+        assert_eq!(b.len(), 3);
+    }
+
+    #[test]
+    fn byte_bound_rejects_what_would_overflow() {
+        let b = StreamBuffer::new(limits(100, 10_000, 100), 1_000_000);
+        assert_eq!(b.push(tag(MediaKind::Video, 0, 60)), Ok(()));
+        assert_eq!(b.push(tag(MediaKind::Video, 1, 60)), Err(Rejected::Bytes));
+        assert_eq!(b.push(tag(MediaKind::Audio, 1, 40)), Ok(()));
+        assert_eq!(b.snapshot().1, 100);
+    }
+
+    #[test]
+    fn latency_is_the_timestamp_span_not_wall_time() {
+        let b = StreamBuffer::new(limits(100, 2000, 1 << 20), 1_000_000);
+        b.push(tag(MediaKind::Video, 1000, 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(b.latency_ms(), 0, "one packet spans nothing, however long it waited");
+        b.push(tag(MediaKind::Audio, 1500, 1)).unwrap();
+        assert_eq!(b.latency_ms(), 500);
+        // Out-of-order arrival between streams does not shrink the span.
+        b.push(tag(MediaKind::Video, 1400, 1)).unwrap();
+        assert_eq!(b.latency_ms(), 500);
+        b.pop(Duration::ZERO).unwrap();
+        assert_eq!(b.latency_ms(), 0, "oldest is now 1500 == newest");
+    }
+
+    #[test]
+    fn span_bound_rejects_and_backlog_counts() {
+        let b = StreamBuffer::new(limits(100, 1000, 1 << 20), 8_000); // 1 byte per ms
+        b.push(tag(MediaKind::Audio, 0, 1)).unwrap();
+        assert_eq!(b.push(tag(MediaKind::Audio, 1001, 1)), Err(Rejected::Span));
+        b.push(tag(MediaKind::Audio, 600, 1)).unwrap();
+        b.set_backlog_bytes(300);
+        assert_eq!(b.latency_ms(), 900);
+        assert_eq!(b.push(tag(MediaKind::Audio, 800, 1)), Err(Rejected::Span));
+        let p = b.pressure();
+        assert!((p.latency - 0.9).abs() < 1e-9, "{p:?}");
+    }
+
+    #[test]
+    fn clear_counts_by_kind_and_pop_waits() {
+        let b = std::sync::Arc::new(StreamBuffer::new(limits(100, 5000, 1 << 20), 1_000_000));
+        b.push(tag(MediaKind::Video, 0, 5)).unwrap();
+        b.push(tag(MediaKind::Audio, 1, 5)).unwrap();
+        b.push(tag(MediaKind::Audio, 2, 5)).unwrap();
+        assert_eq!(b.clear(), (1, 2));
+        assert!(b.is_empty());
+        assert_eq!(b.snapshot(), (0, 0, 0));
+        assert!(b.pop(Duration::from_millis(5)).is_none());
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || b2.pop(Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(20));
+        b.push(tag(MediaKind::Audio, 3, 5)).unwrap();
+        let got = t.join().unwrap().expect("woken by push");
+        assert_eq!(got.dts_ns, 3_000_000);
+    }
+
+    #[test]
+    fn default_byte_cap_scales_with_bitrate() {
+        assert_eq!(BufferLimits::for_bitrate(100_000).max_bytes, MIN_DEFAULT_MAX_BYTES);
+        // 2660 kbit/s for 2 s, twice: 1.33 MB.
+        assert_eq!(BufferLimits::for_bitrate(2_660_000).max_bytes, 1_330_000);
+    }
+}

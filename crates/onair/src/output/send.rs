@@ -1,1 +1,269 @@
-//! TODO(lead)
+//! NetworkSendThread: takes FLV tags from the StreamBuffer and writes them to
+//! the current RTMP session.
+//!
+//! Why it owns what it owns: the session (socket) is handed over by the
+//! ReconnectThread through a channel and owned here until the link fails;
+//! then it is dropped here and the ReconnectThread is told through another
+//! channel. No lock is ever held across a write.
+//!
+//! A dead link often gives no error: writes simply stop completing. So a link
+//! is declared down on a write error or EOF, and also when no byte has been
+//! accepted for `stall_timeout` while there is something to send, or the
+//! kernel holds unsent bytes and the peer has not ACKed for `stall_timeout`.
+
+use super::buffer::StreamBuffer;
+use super::muxer::LinkFlags;
+use super::rtmp::{RtmpError, RtmpPublisher};
+use crate::stats::{LinkState, OutputCounters};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Keep at most this many serialized bytes in the RTMP session's own queue:
+/// enough to keep the socket busy, small enough that drops stay decisions of
+/// the muxer and not of an invisible queue.
+pub const PENDING_TARGET_BYTES: usize = 64 * 1024;
+/// How long one pump may wait for the socket to accept bytes.
+const PUMP_WAIT: Duration = Duration::from_millis(20);
+/// How long to wait for a packet when idle.
+const IDLE_WAIT: Duration = Duration::from_millis(10);
+
+/// Why the send thread gave up on a session.
+#[derive(Debug)]
+pub struct LinkDown {
+    /// What happened (never contains the stream key).
+    pub reason: String,
+    /// When it was detected.
+    pub at: Instant,
+}
+
+/// Everything the NetworkSendThread needs.
+pub struct SendContext {
+    /// The output's queue.
+    pub buffer: Arc<StreamBuffer>,
+    /// The muxer's flags (cleared here when the link fails).
+    pub flags: Arc<LinkFlags>,
+    /// The output's counters.
+    pub counters: Arc<OutputCounters>,
+    /// New sessions from the ReconnectThread.
+    pub sessions: Receiver<RtmpPublisher>,
+    /// Failures, to the ReconnectThread.
+    pub link_down: Sender<LinkDown>,
+    /// Set when the output stops: drain, close, exit.
+    pub stop: Arc<AtomicBool>,
+    /// No forward progress for this long = link down.
+    pub stall_timeout: Duration,
+    /// How long stop may spend draining the buffer.
+    pub drain_timeout: Duration,
+}
+
+/// Measures the send rate over windows of `RATE_WINDOW`.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+struct RateMeter {
+    window_start: Instant,
+    window_bytes: u64,
+}
+
+impl RateMeter {
+    fn new() -> Self {
+        Self {
+            window_start: Instant::now(),
+            window_bytes: 0,
+        }
+    }
+
+    fn add(&mut self, bytes: u64, counters: &OutputCounters) {
+        self.window_bytes += bytes;
+        let elapsed = self.window_start.elapsed();
+        if elapsed >= RATE_WINDOW {
+            let bps = self.window_bytes * 8 * 1000 / (elapsed.as_millis() as u64).max(1);
+            counters.send_rate_bps.store(bps, Ordering::Relaxed);
+            *self = Self::new();
+        }
+    }
+}
+
+struct Session {
+    publisher: RtmpPublisher,
+    /// dts of the first tag of this session: RTMP timestamps start at 0.
+    base_dts_ns: Option<u64>,
+    last_progress: Instant,
+}
+
+impl Session {
+    fn new(publisher: RtmpPublisher) -> Self {
+        Self {
+            publisher,
+            base_dts_ns: None,
+            last_progress: Instant::now(),
+        }
+    }
+}
+
+/// Starts the thread ("onair-send").
+pub fn spawn(ctx: SendContext) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("onair-send".into())
+        .spawn(move || run(ctx))
+}
+
+fn run(ctx: SendContext) {
+    let mut session: Option<Session> = None;
+    let mut rate = RateMeter::new();
+    loop {
+        let sent_before = ctx.counters.bytes_sent.load(Ordering::Relaxed);
+        let Some(s) = session.as_mut() else {
+            rate.add(0, &ctx.counters);
+            if ctx.stop.load(Ordering::Acquire) {
+                return;
+            }
+            match ctx.sessions.recv_timeout(Duration::from_millis(50)) {
+                Ok(p) => session = Some(Session::new(p)),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            continue;
+        };
+        if ctx.stop.load(Ordering::Acquire) {
+            if let Some(s) = session.take() {
+                drain_and_close(&ctx, s);
+            }
+            return;
+        }
+        if let Err(reason) = step(&ctx, s) {
+            session = None;
+            link_down(&ctx, reason);
+        }
+        let sent = ctx.counters.bytes_sent.load(Ordering::Relaxed) - sent_before;
+        rate.add(sent, &ctx.counters);
+    }
+}
+
+/// One round: fill the session from the buffer, pump the socket, check for a stall.
+fn step(ctx: &SendContext, s: &mut Session) -> Result<(), String> {
+    fill(ctx, s, IDLE_WAIT).map_err(|e| e.to_string())?;
+    let wait = if s.publisher.pending_bytes() > 0 {
+        PUMP_WAIT
+    } else {
+        Duration::ZERO
+    };
+    let written = s.publisher.pump(wait).map_err(|e| e.to_string())?;
+    account(ctx, s, written);
+    check_stall(ctx, s)
+}
+
+/// Moves tags from the buffer into the session until it holds
+/// `PENDING_TARGET_BYTES`. Waits up to `idle_wait` only when it has nothing.
+fn fill(ctx: &SendContext, s: &mut Session, idle_wait: Duration) -> Result<(), RtmpError> {
+    while s.publisher.pending_bytes() < PENDING_TARGET_BYTES {
+        let wait = if s.publisher.pending_bytes() == 0 {
+            idle_wait
+        } else {
+            Duration::ZERO
+        };
+        let Some(tag) = ctx.buffer.pop(wait) else {
+            break;
+        };
+        let base = *s.base_dts_ns.get_or_insert(tag.dts_ns);
+        let ts_ms = tag.dts_ns.saturating_sub(base) / 1_000_000;
+        // RTMP timestamps are 32-bit and wrap (after 49 days); so do we.
+        s.publisher
+            .queue_media(tag.kind, (ts_ms & 0xFFFF_FFFF) as u32, tag.body)?;
+        let counter = match tag.kind {
+            crate::packet::MediaKind::Video => &ctx.counters.video_packets_sent,
+            crate::packet::MediaKind::Audio => &ctx.counters.audio_frames_sent,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+fn account(ctx: &SendContext, s: &mut Session, written: usize) {
+    if written > 0 || s.publisher.pending_bytes() == 0 {
+        s.last_progress = Instant::now();
+    }
+    ctx.counters
+        .bytes_sent
+        .fetch_add(written as u64, Ordering::Relaxed);
+    let kernel = s.publisher.kernel_unsent_bytes() as u64;
+    ctx.counters
+        .kernel_unsent_bytes
+        .store(kernel, Ordering::Relaxed);
+    ctx.buffer
+        .set_backlog_bytes(kernel + s.publisher.pending_bytes() as u64);
+    let (packets, bytes, ms) = ctx.buffer.snapshot();
+    ctx.counters
+        .buffer_packets
+        .store(packets as u64, Ordering::Relaxed);
+    ctx.counters
+        .buffer_bytes
+        .store(bytes as u64, Ordering::Relaxed);
+    ctx.counters.buffer_ms.store(ms, Ordering::Relaxed);
+}
+
+fn check_stall(ctx: &SendContext, s: &Session) -> Result<(), String> {
+    let stalled_for = s.last_progress.elapsed();
+    if stalled_for > ctx.stall_timeout {
+        return Err(format!(
+            "link stalled: no bytes accepted for {} ms",
+            stalled_for.as_millis()
+        ));
+    }
+    if s.publisher.kernel_unsent_bytes() > 0 {
+        if let Some(ms) = s.publisher.ms_since_last_ack() {
+            if u128::from(ms) > ctx.stall_timeout.as_millis() {
+                return Err(format!("link dead: no ACK from the server for {ms} ms"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Marks the link down, drops what was queued (counted), tells the
+/// ReconnectThread.
+fn link_down(ctx: &SendContext, reason: String) {
+    ctx.flags.connected.store(false, Ordering::Release);
+    ctx.flags.drop_all.store(true, Ordering::Release);
+    ctx.counters.state.set(LinkState::Reconnecting);
+    let (video, audio) = ctx.buffer.clear();
+    ctx.counters
+        .video_dropped_disconnected
+        .fetch_add(video, Ordering::Relaxed);
+    ctx.counters
+        .audio_frames_dropped
+        .fetch_add(audio, Ordering::Relaxed);
+    ctx.buffer.set_backlog_bytes(0);
+    ctx.counters.kernel_unsent_bytes.store(0, Ordering::Relaxed);
+    tracing::warn!(%reason, "link down");
+    // The reconnect thread only goes away when the output stops.
+    let _ = ctx.link_down.send(LinkDown {
+        reason,
+        at: Instant::now(),
+    });
+}
+
+/// Graceful stop: send what is queued for up to `drain_timeout`, then close
+/// the session (FCUnpublish, deleteStream).
+fn drain_and_close(ctx: &SendContext, mut s: Session) {
+    let deadline = Instant::now() + ctx.drain_timeout;
+    while Instant::now() < deadline {
+        if let Err(e) = fill(ctx, &mut s, Duration::ZERO) {
+            tracing::warn!(error = %e, "drain: session failed");
+            return;
+        }
+        if s.publisher.pending_bytes() == 0 && ctx.buffer.is_empty() {
+            break;
+        }
+        match s.publisher.pump(PUMP_WAIT) {
+            Ok(n) => account(ctx, &mut s, n),
+            Err(e) => {
+                tracing::warn!(error = %e, "drain: session failed");
+                return;
+            }
+        }
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    s.publisher.close(left.max(Duration::from_millis(200)));
+}

@@ -1,0 +1,311 @@
+//! Command-line grammar (clap) and its translation into a `StreamerConfig`.
+//!
+//! Why values are parsed here and not by hand later: every malformed value
+//! must exit with code 2 and one line naming the option, which is what clap
+//! does for a `value_parser` error.
+
+use clap::{Args, Parser, Subcommand};
+use onair::output::buffer::BufferLimits;
+use onair::{AudioSettings, AudioSourceSpec, VideoSettings, VideoSourceSpec};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// onair: live streaming (H.264 + AAC over RTMP) that survives bad networks.
+#[derive(Debug, Parser)]
+#[command(name = "onair", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure (one-line reason on stderr), 2 usage error.\n\
+The stream key may be given in ONAIR_STREAM_KEY instead of the URL, so it stays out of shell history and `ps`; \
+it is never printed.";
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Publish to an RTMP server. Without URL, publish to a built-in local
+    /// receiver that records what it gets (nothing else needed).
+    Stream(StreamArgs),
+    /// Record to a file only (FLV), no network.
+    Record(RecordArgs),
+}
+
+/// `onair stream`.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// rtmp://host[:port]/app/streamkey (the key may come from ONAIR_STREAM_KEY).
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// `onair record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Output file (.flv).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Options shared by stream and record.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Video source: test | screen[:DISPLAY] | none.
+    #[arg(long, default_value = "test", value_parser = parse_video)]
+    pub video: VideoChoice,
+    /// Audio source: test | none | default | DEVICE.
+    #[arg(long, default_value = "test", value_parser = parse_audio)]
+    pub audio: AudioChoice,
+    /// Output size WxH (even, 160..3840 per side).
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    pub size: (u32, u32),
+    /// Frames per second (1..120).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub fps: u32,
+    /// H.264 bitrate, e.g. 2500k, 6M, 800000.
+    #[arg(long, default_value = "2500k", value_parser = parse_bitrate)]
+    pub video_bitrate: u32,
+    /// AAC bitrate, e.g. 160k.
+    #[arg(long, default_value = "160k", value_parser = parse_bitrate)]
+    pub audio_bitrate: u32,
+    /// Keyframe interval in seconds (0.1..20).
+    #[arg(long, default_value_t = 2.0, value_parser = parse_keyint)]
+    pub keyint: f32,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+    /// Write stats as JSON Lines: one object per second and a final one.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+    /// No live status line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Network options of `onair stream`.
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// Also record what is encoded to this file (.flv), whatever the network does.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// StreamBuffer bound in packets.
+    #[arg(long, default_value_t = onair::output::buffer::DEFAULT_MAX_PACKETS, value_parser = clap::value_parser!(u64).range(4..=100_000).map(|v| v as usize))]
+    pub buffer_packets: usize,
+    /// StreamBuffer bound in milliseconds of media (timestamp span + kernel backlog).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub buffer_ms: u64,
+    /// StreamBuffer bound in bytes (default: twice the span at the stream's bitrate, at least 1 MiB).
+    #[arg(long, value_parser = parse_bytes)]
+    pub buffer_bytes: Option<usize>,
+    /// Seconds without progress before the link is declared dead.
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    pub stall_timeout: Duration,
+    /// Cap of the reconnect backoff, seconds.
+    #[arg(long, default_value = "30", value_parser = parse_seconds)]
+    pub reconnect_max_delay: Duration,
+    /// Retries per outage before giving up (default: unlimited).
+    #[arg(long)]
+    pub max_retries: Option<u32>,
+}
+
+/// Parsed `--video`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VideoChoice {
+    /// A source.
+    Some(VideoSourceSpec),
+    /// No video.
+    None,
+}
+
+/// Parsed `--audio`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AudioChoice {
+    /// A source.
+    Some(AudioSourceSpec),
+    /// No audio.
+    None,
+}
+
+fn parse_video(s: &str) -> Result<VideoChoice, String> {
+    match s {
+        "test" => Ok(VideoChoice::Some(VideoSourceSpec::TestPattern)),
+        "none" => Ok(VideoChoice::None),
+        "screen" => Ok(VideoChoice::Some(VideoSourceSpec::Screen(
+            std::env::var("DISPLAY").unwrap_or_else(|_| ":0".into()),
+        ))),
+        _ => match s.strip_prefix("screen:") {
+            Some(display) if !display.is_empty() => {
+                Ok(VideoChoice::Some(VideoSourceSpec::Screen(display.into())))
+            }
+            _ => Err(format!("'{s}' is not one of test, screen, screen:DISPLAY, none")),
+        },
+    }
+}
+
+fn parse_audio(s: &str) -> Result<AudioChoice, String> {
+    match s {
+        "test" => Ok(AudioChoice::Some(AudioSourceSpec::Tone)),
+        "none" => Ok(AudioChoice::None),
+        "" => Err("empty audio source".into()),
+        device => Ok(AudioChoice::Some(AudioSourceSpec::Device(device.into()))),
+    }
+}
+
+/// `1280x720` -> (1280, 720).
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("'{s}' is not WxH (e.g. 1280x720)"))?;
+    let w: u32 = w.parse().map_err(|_| format!("'{s}': bad width"))?;
+    let h: u32 = h.parse().map_err(|_| format!("'{s}': bad height"))?;
+    let (lo, hi) = onair::pipeline::SIZE_RANGE;
+    if !(lo..=hi).contains(&w) || !(lo..=hi).contains(&h) {
+        return Err(format!("{w}x{h} is outside {lo}..{hi} per side"));
+    }
+    if w % 2 != 0 || h % 2 != 0 {
+        return Err(format!("{w}x{h}: width and height must be even"));
+    }
+    Ok((w, h))
+}
+
+/// `2500k`, `2.5M`, `800000` -> bit/s.
+pub fn parse_bitrate(s: &str) -> Result<u32, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let (num, mult) = if let Some(n) = lower.strip_suffix('k') {
+        (n, 1_000.0)
+    } else if let Some(n) = lower.strip_suffix('m') {
+        (n, 1_000_000.0)
+    } else {
+        (lower.as_str(), 1.0)
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a bitrate (e.g. 2500k, 6M)"))?;
+    let bps = v * mult;
+    if !(32_000.0..=50_000_000.0).contains(&bps) {
+        return Err(format!("'{s}' is outside 32k..50M"));
+    }
+    Ok(bps as u32)
+}
+
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let (num, mult) = if let Some(n) = lower.strip_suffix("mib").or(lower.strip_suffix('m')) {
+        (n, 1 << 20)
+    } else if let Some(n) = lower.strip_suffix("kib").or(lower.strip_suffix('k')) {
+        (n, 1 << 10)
+    } else {
+        (lower.as_str(), 1)
+    };
+    let v: usize = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size in bytes (e.g. 4M)"))?;
+    let bytes = v.saturating_mul(mult);
+    if bytes < 64 * 1024 {
+        return Err(format!("'{s}' is below 64k"));
+    }
+    Ok(bytes)
+}
+
+fn parse_keyint(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(0.1..=20.0).contains(&v) {
+        return Err(format!("{v} is outside 0.1..20 seconds"));
+    }
+    Ok(v)
+}
+
+/// Seconds as a positive decimal number.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(v > 0.0 && v <= 31_536_000.0) {
+        return Err(format!("{v} must be > 0 seconds"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+impl CommonArgs {
+    /// Video settings, if any video.
+    pub fn video_settings(&self) -> Option<VideoSettings> {
+        match &self.video {
+            VideoChoice::None => None,
+            VideoChoice::Some(source) => Some(VideoSettings {
+                source: source.clone(),
+                width: self.size.0,
+                height: self.size.1,
+                fps: self.fps,
+                bitrate_bps: self.video_bitrate,
+                keyint_secs: self.keyint,
+            }),
+        }
+    }
+
+    /// Audio settings, if any audio.
+    pub fn audio_settings(&self) -> Option<AudioSettings> {
+        match &self.audio {
+            AudioChoice::None => None,
+            AudioChoice::Some(source) => Some(AudioSettings {
+                source: source.clone(),
+                bitrate_bps: self.audio_bitrate,
+                ..AudioSettings::default()
+            }),
+        }
+    }
+}
+
+impl NetArgs {
+    /// Buffer bounds from the options, the byte bound defaulting by bitrate.
+    pub fn limits(&self, total_bps: u64) -> BufferLimits {
+        let mut limits = BufferLimits::for_bitrate(total_bps);
+        limits.max_packets = self.buffer_packets;
+        limits.max_span = Duration::from_millis(self.buffer_ms);
+        if let Some(b) = self.buffer_bytes {
+            limits.max_bytes = b;
+        }
+        limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_bitrates() {
+        assert_eq!(parse_size("1280x720"), Ok((1280, 720)));
+        assert!(parse_size("1281x720").is_err());
+        assert!(parse_size("99999x720").is_err());
+        assert!(parse_size("720p").is_err());
+        assert_eq!(parse_bitrate("2500k"), Ok(2_500_000));
+        assert_eq!(parse_bitrate("2.5M"), Ok(2_500_000));
+        assert_eq!(parse_bitrate("160000"), Ok(160_000));
+        assert!(parse_bitrate("fast").is_err());
+        assert!(parse_bitrate("1k").is_err());
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("NaN").is_err());
+    }
+
+    #[test]
+    fn sources() {
+        assert_eq!(parse_video("test"), Ok(VideoChoice::Some(VideoSourceSpec::TestPattern)));
+        assert_eq!(
+            parse_video("screen:1"),
+            Ok(VideoChoice::Some(VideoSourceSpec::Screen("1".into())))
+        );
+        assert!(parse_video("webcam").is_err());
+        assert_eq!(parse_audio("none"), Ok(AudioChoice::None));
+    }
+}

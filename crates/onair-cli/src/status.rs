@@ -1,0 +1,121 @@
+//! The live status line and the `--stats-json` file.
+//!
+//! Why together: both are views of the same once-a-second snapshot; the
+//! status line goes to a terminal only (never into a pipe or a log file).
+
+use onair::{Event, Stats};
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
+
+/// Where snapshots go.
+pub struct StatsSink {
+    file: Option<BufWriter<File>>,
+    tty: bool,
+    fps: u32,
+    last_captured: u64,
+    line_shown: bool,
+}
+
+impl StatsSink {
+    /// Opens the JSON Lines file (truncating it) and decides whether to draw
+    /// a status line (only when asked and stderr is a terminal).
+    pub fn open(path: Option<&Path>, status: bool, fps: u32) -> std::io::Result<Self> {
+        let file = path.map(File::create).transpose()?.map(BufWriter::new);
+        Ok(Self {
+            file,
+            tty: status && std::io::stderr().is_terminal(),
+            fps,
+            last_captured: 0,
+            line_shown: false,
+        })
+    }
+
+    /// Writes one JSON object (the first output's stats, with every output
+    /// under `outputs` when there are several) and redraws the status line.
+    pub fn write(&mut self, stats: &[Stats], last: bool) -> std::io::Result<()> {
+        let Some(first) = stats.first() else {
+            return Ok(());
+        };
+        if let Some(f) = self.file.as_mut() {
+            let mut obj = serde_json::to_value(first).map_err(std::io::Error::other)?;
+            if let Some(map) = obj.as_object_mut() {
+                if stats.len() > 1 {
+                    map.insert(
+                        "outputs".into(),
+                        serde_json::to_value(stats).map_err(std::io::Error::other)?,
+                    );
+                }
+                if last {
+                    map.insert("final".into(), serde_json::Value::Bool(true));
+                }
+            }
+            serde_json::to_writer(&mut *f, &obj).map_err(std::io::Error::other)?;
+            f.write_all(b"\n")?;
+            f.flush()?;
+        }
+        if !last {
+            self.draw(first);
+        }
+        Ok(())
+    }
+
+    fn draw(&mut self, s: &Stats) {
+        let captured = s.video_frames_captured + s.video_frames_duplicated;
+        let fps = captured.saturating_sub(self.last_captured);
+        self.last_captured = captured;
+        if !self.tty {
+            return;
+        }
+        let drops = s.video_dropped_congestion + s.video_dropped_disconnected;
+        eprint!(
+            "\r\x1b[K{:<12} {:>6.0} kbps  {:>3}/{} fps  buffer {:>4} ms  dropped v{} a{}  reconnects {}",
+            s.state, s.kbps, fps, self.fps, s.buffer_ms, drops, s.audio_frames_dropped, s.reconnects
+        );
+        self.line_shown = true;
+    }
+
+    /// Erases the status line before other output.
+    pub fn clear_line(&mut self) {
+        if self.line_shown {
+            eprint!("\r\x1b[K");
+            self.line_shown = false;
+        }
+    }
+
+    /// Prints an event as its own line.
+    pub fn event(&mut self, e: &Event) {
+        self.clear_line();
+        match e {
+            Event::State { state, .. } => eprintln!("onair: {}", state.as_str()),
+            Event::Reconnecting {
+                attempt,
+                delay_ms,
+                reason,
+                ..
+            } => eprintln!("onair: attempt {attempt} failed ({reason}); retrying in {delay_ms} ms"),
+            Event::Reconnected { downtime_ms, .. } => {
+                eprintln!("onair: reconnected after {downtime_ms} ms")
+            }
+            Event::Error { message, .. } => eprintln!("onair: {message}"),
+        }
+    }
+
+    /// One closing line per output.
+    pub fn summary(&mut self, stats: &[Stats]) {
+        for s in stats {
+            eprintln!(
+                "onair: {} {}: sent {} bytes, video {} packets, audio {} frames, dropped video {}/{} (congestion/disconnected), audio {}, reconnects {}",
+                s.output,
+                s.state,
+                s.bytes_sent,
+                s.video_packets_sent,
+                s.audio_frames_sent,
+                s.video_dropped_congestion,
+                s.video_dropped_disconnected,
+                s.audio_frames_dropped,
+                s.reconnects
+            );
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The Streamer: builds the whole pipeline from a `StreamerConfig`, runs it,
+//! and stops it in the right order.
+//!
+//! Thread map (docs/ARCHITECTURE.md draws it):
+//! `onair-capture` -> slot(1) -> `onair-video-enc` -> Fanout -> each output's
+//! StreamMuxer -> StreamBuffer -> `onair-send`; `onair-reconnect` per output;
+//! `onair-audio` (master clock ticks) -> channel -> `onair-audio-enc` -> Fanout.
+//!
+//! Stop order matters: engines first (they close their channels), encoders
+//! drain and exit, then each output drains its buffer and closes its session.
+
+use crate::audio::encoder::{self as aenc, AudioEncoder};
+use crate::audio::engine::AudioEngine;
+use crate::audio::source::{AudioSource, ToneSource};
+use crate::clock::{MasterClock, Rate};
+use crate::output::muxer::KeyframeRequester;
+use crate::output::stream::{StreamOutput, StreamOutputConfig};
+use crate::output::Event;
+use crate::packet::{EncodedPacket, PacketSink, StreamHeaders};
+use crate::stats::{EngineCounters, LinkState, Stats};
+use crate::video::capture::CaptureThread;
+use crate::video::encoder::{self as venc, VideoControl, VideoEncoder, VideoEncoderConfig};
+use crate::video::source::{TestPattern, VideoSource};
+use crate::{Error, Result};
+use crossbeam_channel::Receiver;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+/// Frames waiting between the CaptureThread and the VideoEncoder: one. A
+/// frame the encoder cannot take is skipped (counted), never queued.
+const VIDEO_SLOT: usize = 1;
+/// PCM chunks (10 ms each) between the AudioEngine and the AudioEncoder:
+/// two seconds of slack before the engine starts counting drops.
+const AUDIO_QUEUE_CHUNKS: usize = 200;
+/// How long `Streamer::start` waits for a first output to go live before
+/// starting the engines anyway (the outputs keep trying in the background).
+/// Starting the clock once a session is up means the stream's first frame is
+/// frame 0 instead of a frame dropped while connecting.
+pub const INITIAL_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Events kept for the API user before new ones are dropped.
+const EVENT_QUEUE: usize = 1024;
+/// Sizes accepted (even, within what the encoder and levels handle).
+pub const SIZE_RANGE: (u32, u32) = (160, 3840);
+/// Frame rates accepted.
+pub const FPS_RANGE: (u32, u32) = (1, 120);
+
+/// Where pictures come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VideoSourceSpec {
+    /// The moving test pattern that carries its frame number.
+    TestPattern,
+    /// An X11 screen, e.g. ":0" (not available yet).
+    Screen(String),
+}
+
+/// Where sound comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AudioSourceSpec {
+    /// A 440 Hz tone with a 1 kHz beep at the start of every second.
+    Tone,
+    /// A capture device by name, or "default" (not available yet).
+    Device(String),
+}
+
+/// Video settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VideoSettings {
+    /// Source.
+    pub source: VideoSourceSpec,
+    /// Output width (even).
+    pub width: u32,
+    /// Output height (even).
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// H.264 bitrate, bit/s.
+    pub bitrate_bps: u32,
+    /// Keyframe interval, seconds.
+    pub keyint_secs: f32,
+}
+
+impl Default for VideoSettings {
+    fn default() -> Self {
+        Self {
+            source: VideoSourceSpec::TestPattern,
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_bps: 2_500_000,
+            keyint_secs: 2.0,
+        }
+    }
+}
+
+/// Audio settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudioSettings {
+    /// Source.
+    pub source: AudioSourceSpec,
+    /// Sample rate (48000).
+    pub sample_rate: u32,
+    /// Channels (2).
+    pub channels: u32,
+    /// AAC bitrate, bit/s.
+    pub bitrate_bps: u32,
+}
+
+impl Default for AudioSettings {
+    fn default() -> Self {
+        Self {
+            source: AudioSourceSpec::Tone,
+            sample_rate: 48_000,
+            channels: 2,
+            bitrate_bps: 160_000,
+        }
+    }
+}
+
+/// Everything a Streamer runs.
+#[derive(Clone, Debug)]
+pub struct StreamerConfig {
+    /// Video, or none.
+    pub video: Option<VideoSettings>,
+    /// Audio, or none.
+    pub audio: Option<AudioSettings>,
+    /// Stream destinations.
+    pub outputs: Vec<StreamOutputConfig>,
+}
+
+impl StreamerConfig {
+    /// Checks ranges; the error names the option as the CLI spells it.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(v) = &self.video {
+            let (lo, hi) = SIZE_RANGE;
+            if !(lo..=hi).contains(&v.width) || !(lo..=hi).contains(&v.height) {
+                return Err(Error::InvalidConfig {
+                    option: "size",
+                    reason: format!("{}x{} is outside {lo}..{hi} per side", v.width, v.height),
+                });
+            }
+            if v.width % 2 != 0 || v.height % 2 != 0 {
+                return Err(Error::InvalidConfig {
+                    option: "size",
+                    reason: format!("{}x{}: width and height must be even", v.width, v.height),
+                });
+            }
+            if !(FPS_RANGE.0..=FPS_RANGE.1).contains(&v.fps) {
+                return Err(Error::InvalidConfig {
+                    option: "fps",
+                    reason: format!("{} is outside {}..{}", v.fps, FPS_RANGE.0, FPS_RANGE.1),
+                });
+            }
+            if !(50_000..=50_000_000).contains(&v.bitrate_bps) {
+                return Err(Error::InvalidConfig {
+                    option: "video-bitrate",
+                    reason: format!("{} bit/s is outside 50k..50M", v.bitrate_bps),
+                });
+            }
+            if !(0.1..=20.0).contains(&v.keyint_secs) {
+                return Err(Error::InvalidConfig {
+                    option: "keyint",
+                    reason: format!("{} s is outside 0.1..20", v.keyint_secs),
+                });
+            }
+        }
+        if let Some(a) = &self.audio {
+            if !(32_000..=512_000).contains(&a.bitrate_bps) {
+                return Err(Error::InvalidConfig {
+                    option: "audio-bitrate",
+                    reason: format!("{} bit/s is outside 32k..512k", a.bitrate_bps),
+                });
+            }
+        }
+        if self.video.is_none() && self.audio.is_none() {
+            return Err(Error::InvalidConfig {
+                option: "video",
+                reason: "nothing to stream: no video and no audio".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl KeyframeRequester for VideoControl {
+    fn request_keyframe(&self) {
+        self.request_idr();
+    }
+}
+
+/// A keyframe requester for pipelines without video.
+struct NoVideo;
+impl KeyframeRequester for NoVideo {
+    fn request_keyframe(&self) {}
+}
+
+/// Hands every encoded packet to every output. Outputs can be added and
+/// removed while running; the lock is taken for writing only then.
+#[derive(Default)]
+struct Fanout {
+    sinks: RwLock<Vec<Arc<dyn PacketSink>>>,
+}
+
+impl PacketSink for Fanout {
+    fn push(&self, packet: EncodedPacket) {
+        let sinks = self.sinks.read().unwrap_or_else(|e| e.into_inner());
+        for sink in sinks.iter() {
+            sink.push(packet.clone());
+        }
+    }
+}
+
+/// Waits until one output is live (Ok), every output failed (Err with the
+/// first failure), or `INITIAL_CONNECT_WAIT` passed (Ok: they keep trying).
+fn wait_for_first_session(outputs: &[StreamOutput]) -> Result<()> {
+    let deadline = std::time::Instant::now() + INITIAL_CONNECT_WAIT;
+    while !outputs.is_empty() && std::time::Instant::now() < deadline {
+        if outputs.iter().any(|o| o.state() == LinkState::Live) {
+            return Ok(());
+        }
+        if let Some(failed) = outputs.iter().find(|o| o.state() == LinkState::Failed) {
+            if outputs.iter().all(|o| o.state() == LinkState::Failed) {
+                return Err(Error::Publish {
+                    output: failed.name().to_owned(),
+                    reason: failed.last_error().unwrap_or_else(|| "failed".into()),
+                });
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// A running pipeline: engines, encoders and outputs.
+pub struct Streamer {
+    clock: MasterClock,
+    engine: Arc<EngineCounters>,
+    audio_frame_samples: u64,
+    outputs: Vec<StreamOutput>,
+    events: Receiver<Event>,
+    video_control: Option<VideoControl>,
+    stop: Arc<AtomicBool>,
+    capture: Option<CaptureThread>,
+    audio_engine: Option<AudioEngine>,
+    encoders: Vec<JoinHandle<()>>,
+    stopped: bool,
+}
+
+impl Streamer {
+    /// Builds and starts everything. Fails before any thread starts if the
+    /// config is invalid or an encoder or source cannot be opened.
+    pub fn start(config: StreamerConfig) -> Result<Self> {
+        config.validate()?;
+        if !crate::BUILT_WITH_NASM {
+            tracing::warn!(
+                "onair was built WITHOUT nasm: H.264 encoding is ~3x slower. Install nasm and rebuild."
+            );
+        }
+        let video_encoder = config
+            .video
+            .as_ref()
+            .map(|v| {
+                VideoEncoder::new(VideoEncoderConfig {
+                    width: v.width,
+                    height: v.height,
+                    fps: v.fps,
+                    bitrate_bps: v.bitrate_bps,
+                    keyint_secs: v.keyint_secs,
+                })
+            })
+            .transpose()?;
+        let audio_encoder = config
+            .audio
+            .as_ref()
+            .map(|a| AudioEncoder::new(a.sample_rate, a.channels, a.bitrate_bps))
+            .transpose()?;
+        let headers = StreamHeaders {
+            video: video_encoder.as_ref().map(|e| e.params().clone()),
+            audio: audio_encoder.as_ref().map(|e| e.params().clone()),
+            encoder_name: format!("onair {}", env!("CARGO_PKG_VERSION")),
+        };
+        let video_source: Option<Box<dyn VideoSource>> = match &config.video {
+            None => None,
+            Some(v) => Some(match &v.source {
+                VideoSourceSpec::TestPattern => Box::new(TestPattern::new(v.width, v.height)),
+                VideoSourceSpec::Screen(display) => {
+                    return Err(Error::Source {
+                        name: format!("screen:{display}"),
+                        reason: "screen capture is not available in this build yet; use --video test".into(),
+                    })
+                }
+            }),
+        };
+        let audio_source: Option<Box<dyn AudioSource>> = match &config.audio {
+            None => None,
+            Some(a) => Some(match &a.source {
+                AudioSourceSpec::Tone => Box::new(ToneSource::new(a.sample_rate, a.channels)),
+                AudioSourceSpec::Device(name) => {
+                    return Err(Error::Source {
+                        name: name.clone(),
+                        reason: "audio device capture is not available in this build yet; use --audio test or none".into(),
+                    })
+                }
+            }),
+        };
+
+        let video_control = video_encoder.as_ref().map(|_| VideoControl::new());
+        let keyframes: Arc<dyn KeyframeRequester> = match &video_control {
+            Some(c) => Arc::new(c.clone()),
+            None => Arc::new(NoVideo),
+        };
+        let (events_tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
+        let mut outputs = Vec::with_capacity(config.outputs.len());
+        for (i, out) in config.outputs.into_iter().enumerate() {
+            outputs.push(StreamOutput::start(
+                i,
+                out,
+                &headers,
+                keyframes.clone(),
+                events_tx.clone(),
+            )?);
+        }
+        let fanout = Arc::new(Fanout::default());
+        if let Ok(mut sinks) = fanout.sinks.write() {
+            sinks.extend(outputs.iter().map(StreamOutput::sink));
+        }
+
+        wait_for_first_session(&outputs)?;
+
+        let clock = MasterClock::start();
+        let engine = Arc::new(EngineCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut encoders = Vec::new();
+        let mut capture = None;
+        if let (Some(enc), Some(source), Some(control), Some(v)) =
+            (video_encoder, video_source, &video_control, &config.video)
+        {
+            let (tx, rx) = crossbeam_channel::bounded(VIDEO_SLOT);
+            encoders.push(
+                venc::spawn_encoder_thread(enc, rx, control.clone(), fanout.clone(), engine.clone())
+                    .map_err(|e| Error::io("spawning the video encoder thread", e))?,
+            );
+            capture = Some(
+                CaptureThread::spawn(
+                    clock,
+                    Rate::per_second(v.fps),
+                    source,
+                    tx,
+                    engine.clone(),
+                    stop.clone(),
+                )
+                .map_err(|e| Error::io("spawning the capture thread", e))?,
+            );
+        }
+        let mut audio_engine = None;
+        let mut audio_frame_samples = 1024;
+        if let (Some(enc), Some(source), Some(a)) = (audio_encoder, audio_source, &config.audio) {
+            audio_frame_samples = u64::from(enc.params().frame_samples);
+            let (tx, rx) = crossbeam_channel::bounded(AUDIO_QUEUE_CHUNKS);
+            encoders.push(
+                aenc::spawn_encoder_thread(enc, rx, fanout.clone(), engine.clone())
+                    .map_err(|e| Error::io("spawning the audio encoder thread", e))?,
+            );
+            audio_engine = Some(
+                AudioEngine::spawn(
+                    clock,
+                    a.sample_rate,
+                    a.channels,
+                    source,
+                    tx,
+                    engine.clone(),
+                    stop.clone(),
+                )
+                .map_err(|e| Error::io("spawning the audio engine", e))?,
+            );
+        }
+        Ok(Self {
+            clock,
+            engine,
+            audio_frame_samples,
+            outputs,
+            events,
+            video_control,
+            stop,
+            capture,
+            audio_engine,
+            encoders,
+            stopped: false,
+        })
+    }
+
+    /// Milliseconds since the pipeline started.
+    pub fn t_ms(&self) -> u64 {
+        self.clock.now_ns() / 1_000_000
+    }
+
+    /// One stats object per output (the engine fields are shared).
+    pub fn stats(&self) -> Vec<Stats> {
+        let t_ms = self.t_ms();
+        self.outputs
+            .iter()
+            .map(|o| {
+                let mut s = o.stats(&self.engine, self.audio_frame_samples);
+                s.t_ms = t_ms;
+                s
+            })
+            .collect()
+    }
+
+    /// Engine counters (frames, silence, lateness), shared by every output.
+    pub fn engine_counters(&self) -> &EngineCounters {
+        &self.engine
+    }
+
+    /// Events from the outputs (state changes, reconnects, errors).
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Skips the backoff wait of every output that is reconnecting.
+    pub fn reconnect_now(&self) {
+        for o in &self.outputs {
+            o.reconnect_now();
+        }
+    }
+
+    /// Changes the video bitrate while running.
+    pub fn set_video_bitrate(&self, bps: u32) {
+        if let Some(c) = &self.video_control {
+            c.set_bitrate(bps);
+        }
+    }
+
+    /// True when every output has failed for good: nothing left to do.
+    pub fn all_outputs_failed(&self) -> bool {
+        !self.outputs.is_empty() && self.outputs.iter().all(|o| o.state() == LinkState::Failed)
+    }
+
+    /// The first error of a failed output (key redacted).
+    pub fn failure(&self) -> Option<String> {
+        self.outputs
+            .iter()
+            .find(|o| o.state() == LinkState::Failed)
+            .and_then(StreamOutput::last_error)
+    }
+
+    /// Stops engines, encoders and outputs (draining them), and returns the
+    /// final stats of each output.
+    pub fn stop(mut self) -> Vec<Stats> {
+        self.shutdown();
+        self.stats()
+    }
+
+    fn shutdown(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        self.stop.store(true, Ordering::Release);
+        if let Some(c) = self.capture.take() {
+            c.join();
+        }
+        if let Some(a) = self.audio_engine.take() {
+            a.join();
+        }
+        for handle in self.encoders.drain(..) {
+            if handle.join().is_err() {
+                tracing::error!("an encoder thread panicked");
+            }
+        }
+        for o in &mut self.outputs {
+            o.stop();
+        }
+    }
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
