@@ -88,3 +88,9 @@ pub struct StreamHeaders {
     /// Written in onMetaData as `encoder`.
     pub encoder_name: String,
 }
+
+/// Where encoded packets go: the fan-out point to outputs; push must never block.
+pub trait PacketSink: Send + Sync {
+    /// Hands one packet to every output. Must return promptly (never block).
+    fn push(&self, packet: EncodedPacket);
+}
