@@ -284,7 +284,20 @@ impl AudioEncoder {
     /// is kept for the next call) and returns the AAC frames completed, one
     /// raw access unit each, in order. The k-th frame ever returned belongs to
     /// input samples `k*1024 .. (k+1)*1024`.
+    ///
+    /// On error, everything buffered (including this call's input and any
+    /// frames it completed) is discarded, so the next call starts on a fresh
+    /// frame boundary; callers that track positions resynchronise (see
+    /// [`spawn_encoder_thread`]).
     pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<Bytes>, Error> {
+        let result = self.encode_pending(pcm);
+        if result.is_err() {
+            self.pending.clear();
+        }
+        result
+    }
+
+    fn encode_pending(&mut self, pcm: &[i16]) -> Result<Vec<Bytes>, Error> {
         self.pending.extend_from_slice(pcm);
         let frame_len = AAC_FRAME_SAMPLES as usize * self.channels;
         let mut frames = Vec::with_capacity(self.pending.len() / frame_len);
@@ -293,7 +306,6 @@ impl AudioEncoder {
             let input = &self.pending[offset..offset + frame_len];
             let (consumed, written) = self.handle.encode(input, &mut self.out_buf)?;
             if consumed == 0 && written == 0 {
-                self.pending.drain(..offset);
                 return Err(Error::Encoder {
                     codec: "AAC",
                     reason: "encoder made no progress".into(),
@@ -330,6 +342,15 @@ impl PtsMap {
         }
         self.fed += frames;
         self.expected_next = Some(first_sample + frames);
+    }
+
+    /// After the encoder discarded its input (an encode error): the next
+    /// chunk's first sample becomes input position `pos` (the next frame's),
+    /// whatever its stream position.
+    fn resync(&mut self, pos: u64) {
+        self.segments.clear();
+        self.fed = pos;
+        self.expected_next = None;
     }
 
     /// Stream sample of input position `pos`. Queries must be non-decreasing;
@@ -370,7 +391,8 @@ pub fn spawn_encoder_thread(
                 let frames = match enc.encode(&chunk.samples) {
                     Ok(frames) => frames,
                     Err(e) => {
-                        tracing::warn!(error = %e, "AAC encode failed; chunk skipped");
+                        tracing::warn!(error = %e, "AAC encode failed; buffered audio skipped");
+                        map.resync(emitted * u64::from(AAC_FRAME_SAMPLES));
                         continue;
                     }
                 };
@@ -539,6 +561,11 @@ mod tests {
         assert_eq!(m.stream_sample(960), 10_000);
         assert_eq!(m.stream_sample(1000), 10_040);
         assert_eq!(m.segments.len(), 1);
+        // After an encoder error, input restarts at frame 2's position.
+        m.resync(2048);
+        m.feed(20_000, 480);
+        assert_eq!(m.stream_sample(2048), 20_000);
+        assert_eq!(m.stream_sample(2100), 20_052);
     }
 
     struct Collect(Mutex<Vec<EncodedPacket>>);
