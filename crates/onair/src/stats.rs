@@ -19,8 +19,12 @@ pub struct EngineCounters {
     pub video_frames_skipped: AtomicU64,
     /// CaptureThread: worst lateness of a frame tick, in µs.
     pub capture_late_max_us: AtomicU64,
-    /// AudioEngine: AAC-frame-equivalents (1024 samples) filled with silence.
+    /// AudioEngine: sample frames (per channel) filled with silence; stats
+    /// report them as AAC-frame-equivalents (/1024).
     pub audio_silence_samples: AtomicU64,
+    /// AudioEngine: sample frames (per channel) dropped because the encoder's
+    /// queue was full (the encoder is stuck; the clock went on).
+    pub audio_samples_dropped: AtomicU64,
     /// AudioEngine: worst lateness of an audio tick, in µs.
     pub audio_late_max_us: AtomicU64,
     /// VideoEncoder thread: access units produced.
