@@ -88,3 +88,14 @@ pub struct StreamHeaders {
     /// Written in onMetaData as `encoder`.
     pub encoder_name: String,
 }
+
+/// Where encoders hand their packets: the fan-out point to the outputs
+/// (each output's StreamMuxer behind it).
+///
+/// `push` is called on the encoder threads and must never block: an
+/// implementation makes its drop decisions and queues, it does not wait for
+/// the network (golden rules 1 and 2).
+pub trait PacketSink: Send + Sync {
+    /// Takes one encoded packet. Must return promptly, whatever the network does.
+    fn push(&self, packet: EncodedPacket);
+}
