@@ -58,6 +58,11 @@ const ENCODER_OPTION_BITRATE: c_int = 5;
 const ENCODER_OPTION_MAX_BITRATE: c_int = 6;
 const SPATIAL_LAYER_ALL: c_int = 4;
 const SPATIAL_LAYER_0: c_int = 0;
+/// openh264's `ENCODER_OPTION_TRACE_LEVEL` and `WELS_LOG_ERROR`: set before
+/// initialisation so its stderr warnings (e.g. about frame skipping being
+/// off, which is deliberate) do not pollute the CLI's output.
+const ENCODER_OPTION_TRACE_LEVEL: c_int = 25;
+const WELS_LOG_ERROR: c_int = 1;
 
 /// Mirror of openh264's `SBitrateInfo` (`{ LAYER_NUM iLayer; int iBitrate; }`,
 /// `LAYER_NUM` being a C enum, i.e. an `int`).
@@ -178,6 +183,7 @@ pub struct VideoEncoder {
     params: VideoParams,
     bitrate_bps: u32,
     scratch: Vec<u8>,
+    param_set_changes: u64,
 }
 
 impl VideoEncoder {
@@ -199,8 +205,19 @@ impl VideoEncoder {
             .scene_change_detect(false)
             .intra_frame_period(IntraFramePeriod::from_num_frames(cfg.keyint_frames()))
             .num_threads(ENCODER_THREADS);
-        let inner =
+        let mut inner =
             Encoder::with_api_config(OpenH264API::from_source(), config).map_err(enc_err)?;
+        let mut level = WELS_LOG_ERROR;
+        // SAFETY: FFI edge. The encoder object exists (created above); trace
+        // level is one of the options openh264 accepts before initialisation,
+        // and it takes a pointer to an `int` that is only read during the call.
+        // The wrapper sets its own trace level (quiet) right after init.
+        unsafe {
+            inner.raw_api().set_option(
+                ENCODER_OPTION_TRACE_LEVEL,
+                std::ptr::addr_of_mut!(level).cast::<c_void>(),
+            );
+        }
         let mut enc = Self {
             inner,
             cfg,
@@ -214,6 +231,7 @@ impl VideoEncoder {
             },
             bitrate_bps: cfg.bitrate_bps,
             scratch: Vec::new(),
+            param_set_changes: 0,
         };
         let black = I420Frame::black(cfg.width, cfg.height);
         let (sps, pps) = {
@@ -262,6 +280,13 @@ impl VideoEncoder {
     /// The configuration the encoder was built with.
     pub fn config(&self) -> &VideoEncoderConfig {
         &self.cfg
+    }
+
+    /// How many times the encoder emitted an SPS/PPS differing from
+    /// [`params`](Self::params). Always 0 by design (`ConstantId`, level
+    /// fixed); nonzero would mean outputs' sequence headers are stale.
+    pub fn param_set_changes(&self) -> u64 {
+        self.param_set_changes
     }
 
     /// The bitrate currently asked of the rate control, bit/s.
@@ -315,6 +340,15 @@ impl VideoEncoder {
                 let Some(&header) = nal.first() else { continue };
                 let kind = header & 0x1f;
                 if kind == NAL_SPS || kind == NAL_PPS {
+                    let known = if kind == NAL_SPS {
+                        &self.params.sps
+                    } else {
+                        &self.params.pps
+                    };
+                    if nal != &known[..] {
+                        self.param_set_changes += 1;
+                        tracing::warn!(kind, "H.264 parameter set changed mid-stream");
+                    }
                     continue;
                 }
                 if kind == NAL_IDR || kind == NAL_SLICE {
@@ -503,7 +537,10 @@ pub fn spawn_encoder_thread(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::video::source::{decode_frame_index_strided, TestPattern, VideoSource};
+    use crate::video::source::{
+        decode_frame_index, decode_frame_index_strided, TestPattern, VideoSource,
+    };
+    use std::sync::atomic::AtomicBool;
     use std::sync::Mutex;
     use std::time::Instant;
 
@@ -559,6 +596,28 @@ mod tests {
             (p.width, p.height, p.fps, p.bitrate_bps),
             (640, 360, 30, 1_000_000)
         );
+    }
+
+    #[test]
+    fn level_fits_size_and_rate() {
+        let mut c = cfg(1920, 1080, 6_000_000);
+        c.fps = 60;
+        let enc = VideoEncoder::new(c).unwrap();
+        assert_eq!(enc.params().sps[3], 42);
+        let enc = VideoEncoder::new(cfg(3840, 2160, 20_000_000)).unwrap();
+        assert!(enc.params().sps[3] >= 51);
+    }
+
+    #[test]
+    fn sps_unchanged_by_bitrate_changes_and_idr() {
+        let mut enc = VideoEncoder::new(cfg(320, 240, 500_000)).unwrap();
+        let mut pat = TestPattern::new(320, 240);
+        for (i, bps) in [(0u64, 8_000_000u32), (10, 100_000), (20, 45_000_000)] {
+            enc.set_bitrate(bps).unwrap();
+            enc.force_idr();
+            bytes_over(&mut enc, &mut pat, i, 10);
+        }
+        assert_eq!(enc.param_set_changes(), 0);
     }
 
     #[test]
@@ -695,6 +754,61 @@ mod tests {
         assert!((1000..1010).contains(&first));
     }
 
+    /// What the integration tests do: FFmpeg decodes the stream to grey
+    /// frames, `decode_frame_index` reads each one. 720p at 2.5 Mbit/s.
+    #[test]
+    fn ffmpeg_reads_frame_indices_at_streaming_bitrate() {
+        let Ok(out) = std::process::Command::new("ffmpeg")
+            .arg("-version")
+            .output()
+        else {
+            eprintln!("ffmpeg not installed: skipped");
+            return;
+        };
+        assert!(out.status.success());
+        // Streaming default, and the smallest size at a starved bitrate.
+        for (w, h, bps) in [(1280u32, 720u32, 2_500_000u32), (160, 120, 100_000)] {
+            let mut enc = VideoEncoder::new(cfg(w, h, bps)).unwrap();
+            let mut pat = TestPattern::new(w, h);
+            let n = 90u64;
+            let mut stream = Vec::new();
+            for i in 0..n {
+                let f = pat.render(i + 5000);
+                let pkt = enc.encode(&f, i * 33_333_333).unwrap().unwrap();
+                stream.extend(annexb(enc.params(), &pkt));
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let input = dir.path().join("in.h264");
+            std::fs::write(&input, &stream).unwrap();
+            let out = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-f", "h264", "-i"])
+                .arg(&input)
+                .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.stderr.is_empty(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let frame_len = (w * h) as usize;
+            let frames: Vec<_> = out.stdout.chunks_exact(frame_len).collect();
+            assert_eq!(frames.len() as u64, n);
+            for (k, luma) in frames.iter().enumerate() {
+                assert_eq!(
+                    decode_frame_index(luma, w, h),
+                    Some(5000 + k as u64),
+                    "{w}x{h} frame {k}"
+                );
+            }
+        }
+    }
+
     #[derive(Default)]
     struct Collect(Mutex<Vec<EncodedPacket>>);
     impl PacketSink for Collect {
@@ -743,6 +857,69 @@ mod tests {
         // the request by one frame), and only there.
         let keys: Vec<_> = (0..10).filter(|&i| got[i].keyframe).collect();
         assert!(keys == vec![0, 5] || keys == vec![0, 4], "{keys:?}");
+    }
+
+    #[test]
+    fn long_run_bitrate_follows_target() {
+        let (w, h) = (1280u32, 720u32);
+        let mut enc = VideoEncoder::new(cfg(w, h, 2_500_000)).unwrap();
+        let mut pat = TestPattern::new(w, h);
+        bytes_over(&mut enc, &mut pat, 0, 60);
+        let secs = 8u64;
+        let bytes = bytes_over(&mut enc, &mut pat, 60, 30 * secs);
+        let kbps = bytes as f64 * 8.0 / secs as f64 / 1000.0;
+        eprintln!("720p30 target 2500 kbit/s: measured {kbps:.0} kbit/s over {secs} s");
+        assert!((1500.0..3500.0).contains(&kbps), "{kbps}");
+    }
+
+    /// The whole video engine live: TestPattern -> CaptureThread -> encoder
+    /// thread -> sink, decoded back: every packet's pixels carry the index its
+    /// pts says, and keyframes arrive every keyint.
+    #[test]
+    fn live_pipeline_pts_match_pixels() {
+        use crate::clock::{MasterClock, Rate};
+        use crate::video::capture::CaptureThread;
+        let (w, h) = (640u32, 360u32);
+        let fps = Rate::per_second(30);
+        let enc = VideoEncoder::new(cfg(w, h, 1_000_000)).unwrap();
+        let params = enc.params().clone();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let sink = Arc::new(Collect::default());
+        let counters = Arc::new(EngineCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let enc_thread =
+            spawn_encoder_thread(enc, rx, VideoControl::new(), sink.clone(), counters.clone())
+                .unwrap();
+        let cap = CaptureThread::spawn(
+            MasterClock::start(),
+            fps,
+            Box::new(TestPattern::new(w, h)),
+            tx,
+            counters.clone(),
+            stop.clone(),
+        )
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        stop.store(true, Ordering::Release);
+        cap.join();
+        enc_thread.join().unwrap();
+        let packets = sink.0.lock().unwrap();
+        assert!(packets.len() >= 30, "{} packets", packets.len());
+        assert!(packets[0].keyframe);
+        let mut dec = openh264::decoder::Decoder::new().unwrap();
+        for pkt in packets.iter() {
+            // time_of rounds down, so look 1 ns later to land inside the slot.
+            let index = fps.expected_frames(pkt.pts_ns + 1);
+            assert_eq!(fps.time_of(index), pkt.pts_ns);
+            let yuv = dec
+                .decode(&annexb(&params, pkt))
+                .unwrap()
+                .expect("no decoder delay");
+            let got = decode_frame_index_strided(yuv.y(), w, h, yuv.strides().0);
+            assert_eq!(got, Some(index));
+        }
+        let encoded = counters.video_packets_encoded.load(Ordering::Relaxed);
+        assert_eq!(encoded, packets.len() as u64);
     }
 
     #[test]
