@@ -182,7 +182,8 @@ pub struct VideoEncoder {
     cfg: VideoEncoderConfig,
     params: VideoParams,
     bitrate_bps: u32,
-    scratch: Vec<u8>,
+    /// Size of the last access unit: capacity hint for the next one.
+    last_size: usize,
     param_set_changes: u64,
 }
 
@@ -230,7 +231,7 @@ impl VideoEncoder {
                 pps: Bytes::new(),
             },
             bitrate_bps: cfg.bitrate_bps,
-            scratch: Vec::new(),
+            last_size: 0,
             param_set_changes: 0,
         };
         let black = I420Frame::black(cfg.width, cfg.height);
@@ -326,8 +327,7 @@ impl VideoEncoder {
         if matches!(bs.frame_type(), FrameType::Skip | FrameType::Invalid) {
             return Ok(None);
         }
-        let out = &mut self.scratch;
-        out.clear();
+        let mut out = Vec::with_capacity(self.last_size + self.last_size / 4 + 64);
         let mut keyframe = false;
         let mut slices = 0usize;
         let mut referenced = false;
@@ -367,17 +367,19 @@ impl VideoEncoder {
         if slices == 0 {
             return Ok(None);
         }
+        self.last_size = out.len();
         Ok(Some(EncodedPacket {
             kind: MediaKind::Video,
             pts_ns,
             dts_ns: pts_ns,
             keyframe,
             disposable: !referenced,
-            data: Bytes::copy_from_slice(out),
+            data: Bytes::from(out),
         }))
     }
 
-    /// Makes the next encoded frame an IDR (the GOP restarts there).
+    /// Makes the next encoded frame an IDR; the IDR period restarts from it
+    /// (next periodic IDR `keyint_frames()` later).
     pub fn force_idr(&mut self) {
         self.inner.force_intra_frame();
     }
@@ -666,7 +668,7 @@ mod tests {
         let mut enc = VideoEncoder::new(cfg(320, 240, 500_000)).unwrap();
         let mut pat = TestPattern::new(320, 240);
         let mut keys = Vec::new();
-        for i in 0..20u64 {
+        for i in 0..45u64 {
             if i == 7 {
                 enc.force_idr();
             }
@@ -675,7 +677,8 @@ mod tests {
                 keys.push(i);
             }
         }
-        assert_eq!(keys, vec![0, 7]);
+        // The IDR period restarts at the forced IDR.
+        assert_eq!(keys, vec![0, 7, 37]);
     }
 
     #[test]

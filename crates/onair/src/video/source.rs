@@ -63,6 +63,13 @@ pub const INDEX_BLOCK_DIVISOR: u32 = 32;
 pub const MIN_SIZE: (u32, u32) = (160, 120);
 /// Largest supported test-pattern size (openh264's limit too).
 pub const MAX_SIZE: (u32, u32) = (3840, 2160);
+/// Smallest side `TestPattern::new` accepts (the encoder's minimum too).
+pub const MIN_PATTERN_SIDE: u32 = 16;
+/// Frame buffers a `TestPattern` keeps for reuse. The CaptureThread keeps the
+/// last frame, the hand-off slot and the encoder each hold one, so four lets
+/// the oldest be free again by the time it is needed: no allocation (and no
+/// page faults) per frame in steady state.
+pub const FRAME_POOL_SIZE: usize = 4;
 
 /// Side in pixels of one index block for a `width x height` picture.
 ///
@@ -168,16 +175,17 @@ pub struct TestPattern {
     background: I420Frame,
     noise: bool,
     rng: u64,
-    spare: Option<Arc<I420Frame>>,
+    pool: Vec<Arc<I420Frame>>,
     name: String,
 }
 
 impl TestPattern {
-    /// A test pattern of `width x height` (clamped to [`MIN_SIZE`]..=[`MAX_SIZE`]
-    /// and rounded down to even numbers).
+    /// A test pattern of exactly `width x height` (odd values rounded down to
+    /// even, at least `MIN_PATTERN_SIDE`). The index is guaranteed decodable
+    /// from [`MIN_SIZE`] to [`MAX_SIZE`].
     pub fn new(width: u32, height: u32) -> Self {
-        let width = width.clamp(MIN_SIZE.0, MAX_SIZE.0) & !1;
-        let height = height.clamp(MIN_SIZE.1, MAX_SIZE.1) & !1;
+        let width = width.max(MIN_PATTERN_SIDE) & !1;
+        let height = height.max(MIN_PATTERN_SIDE) & !1;
         let mut background = I420Frame::black(width, height);
         draw_bars(&mut background);
         let b = index_block_size(width, height);
@@ -193,7 +201,7 @@ impl TestPattern {
             background,
             noise: true,
             rng: 0x9E37_79B9_7F4A_7C15,
-            spare: None,
+            pool: Vec::with_capacity(FRAME_POOL_SIZE),
             name: format!("test pattern {width}x{height}"),
         }
     }
@@ -207,18 +215,24 @@ impl TestPattern {
 
     /// Renders frame `index` into a fresh or recycled buffer.
     pub fn render(&mut self, index: u64) -> Arc<I420Frame> {
-        let mut arc = match self.spare.take() {
-            Some(mut recycled) => match Arc::get_mut(&mut recycled) {
-                Some(frame) => {
-                    // Nobody else holds the previous frame: reuse its buffers.
+        let free = self.pool.iter_mut().position(|a| Arc::get_mut(a).is_some());
+        let mut arc = match free {
+            Some(i) => {
+                // Nobody else holds this buffer any more: reuse it.
+                let mut a = self.pool.swap_remove(i);
+                if let Some(frame) = Arc::get_mut(&mut a) {
                     frame.y.copy_from_slice(&self.background.y);
                     frame.u.copy_from_slice(&self.background.u);
                     frame.v.copy_from_slice(&self.background.v);
-                    recycled
                 }
-                None => Arc::new(self.background.clone()),
-            },
-            None => Arc::new(self.background.clone()),
+                a
+            }
+            None => {
+                if self.pool.len() >= FRAME_POOL_SIZE {
+                    self.pool.remove(0);
+                }
+                Arc::new(self.background.clone())
+            }
         };
         if let Some(frame) = Arc::get_mut(&mut arc) {
             if self.noise {
@@ -227,7 +241,7 @@ impl TestPattern {
             draw_moving_box(frame, index);
             draw_index(frame, index);
         }
-        self.spare = Some(Arc::clone(&arc));
+        self.pool.push(Arc::clone(&arc));
         arc
     }
 }
@@ -410,13 +424,31 @@ mod tests {
         let mut p = TestPattern::new(640, 360);
         let a = p.render(0);
         let a_y = a.y.clone();
+        let a_ptr = a.y.as_ptr();
         drop(a);
         let b = p.render(10);
         assert_ne!(a_y, b.y);
-        // While `b` is held elsewhere, a new buffer is used and b is untouched.
+        // The free buffer was reused.
+        assert_eq!(b.y.as_ptr(), a_ptr);
+        // While frames are held elsewhere, new buffers are used and held
+        // frames are never touched; the pool stays bounded.
         let b_y = b.y.clone();
-        let _c = p.render(11);
+        let held: Vec<_> = (11..20).map(|i| p.render(i)).collect();
         assert_eq!(b.y, b_y);
+        for (k, f) in held.iter().enumerate() {
+            assert_eq!(decode_frame_index(&f.y, 640, 360), Some(11 + k as u64));
+        }
+        assert!(p.pool.len() <= FRAME_POOL_SIZE);
+    }
+
+    #[test]
+    fn odd_and_tiny_sizes_are_honoured() {
+        let mut p = TestPattern::new(101, 63);
+        let f = p.render(3);
+        assert_eq!((f.width, f.height), (100, 62));
+        assert_eq!(p.size_hint(), Some((100, 62)));
+        let f = TestPattern::new(16, 16).render(1);
+        assert_eq!((f.width, f.height, f.y.len(), f.u.len()), (16, 16, 256, 64));
     }
 
     #[test]
