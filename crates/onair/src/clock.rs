@@ -58,10 +58,12 @@ impl Rate {
         u64::try_from(units).unwrap_or(u64::MAX)
     }
 
-    /// Stream time of unit `index` (frame or sample), rounded down to the ns.
+    /// Stream time of unit `index` (frame or sample), rounded up to the ns,
+    /// so that `expected_frames(time_of(n)) == n` exactly: at its own time a
+    /// unit is due, never one nanosecond early.
     pub fn time_of(self, index: u64) -> u64 {
-        let ns = u128::from(index) * NANOS_PER_SEC * u128::from(self.den)
-            / u128::from(self.num.max(1));
+        let num = u128::from(self.num.max(1));
+        let ns = (u128::from(index) * NANOS_PER_SEC * u128::from(self.den)).div_ceil(num);
         u64::try_from(ns).unwrap_or(u64::MAX)
     }
 
@@ -99,7 +101,8 @@ mod tests {
             // are due (frames 0..=n), and just before it only n.
             for n in [1u64, 2, 999, 1_000_003, 10_000_000_019] {
                 let t = rate.time_of(n);
-                assert!(rate.expected_frames(t) <= n, "{rate:?} {n}");
+                assert_eq!(rate.expected_frames(t), n, "{rate:?} {n}");
+                assert_eq!(rate.expected_frames(t - 1), n - 1, "{rate:?} {n}");
                 assert!(rate.expected_frames(t + rate.interval_ns() + 1) >= n, "{rate:?} {n}");
                 assert!(rate.expected_frames(rate.time_of(n + 1)) >= n, "{rate:?} {n}");
             }
