@@ -63,6 +63,8 @@ pub const FLASH_VERSION: &str = "FMLE/3.0 (compatible; onair)";
 pub const KEEPALIVE_TIME: Duration = Duration::from_secs(10);
 /// Chunk stream id of our raw AMF0 commands/data (rml_rtmp uses 2..=6).
 const RAW_CSID: u8 = 8;
+/// RTMP message type of AMF0 data (`@setDataFrame`).
+const MSG_AMF0_DATA: u8 = 18;
 /// RTMP message type of an AMF0 command.
 const MSG_AMF0_COMMAND: u8 = 20;
 /// First transaction id of our raw commands (rml_rtmp counts from 1).
@@ -410,11 +412,25 @@ impl RtmpPublisher {
             meta.audio_is_stereo = Some(a.channels >= 2);
         }
         meta.encoder = Some(headers.encoder_name.clone());
-        let packet = self
+        let probe = self
             .session
             .publish_metadata(&meta)
             .map_err(|e| protocol(Stage::Publish, e))?;
-        self.push_result(packet);
+        // rml_rtmp does not expose the publishing stream id, and its
+        // StreamMetadata cannot say `audiosamplesize` or keep an order. Its
+        // metadata packet is the first message on its data chunk stream, so
+        // it has a full type-0 header carrying the stream id: take the id
+        // and send our own `@setDataFrame` on our chunk stream instead. The
+        // session never uses that chunk stream again, so skipping its packet
+        // is safe. If the header is not what we expect, send its packet.
+        match message_stream_id(&probe) {
+            Some(stream_id) => {
+                let body = flv::set_data_frame_body(headers);
+                let raw = chunk_message(MSG_AMF0_DATA, stream_id, &body, CHUNK_SIZE as usize);
+                self.pending.extend_from_slice(&raw);
+            }
+            None => self.push_result(probe),
+        }
         if let Some(v) = &headers.video {
             self.queue_media(MediaKind::Video, 0, flv::avc_sequence_header(v))?;
         }
@@ -626,6 +642,21 @@ fn redact(text: &str, key: &str) -> String {
     } else {
         text.replace(key, super::url::REDACTED_KEY)
     }
+}
+
+/// Message stream id of a packet that starts with a type-0 chunk header and
+/// a one-byte basic header.
+fn message_stream_id(result: &ClientSessionResult) -> Option<u32> {
+    let ClientSessionResult::OutboundResponse(p) = result else {
+        return None;
+    };
+    let b = &p.bytes;
+    let fmt = b.first()? >> 6;
+    let csid = b.first()? & 0x3F;
+    if fmt != 0 || csid < 2 || b.len() < 12 {
+        return None;
+    }
+    Some(u32::from_le_bytes([b[8], b[9], b[10], b[11]]))
 }
 
 /// Serializes an AMF0 command `name(txn, null, args...)` on message stream 0

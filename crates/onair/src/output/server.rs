@@ -433,6 +433,11 @@ mod tests {
         // metadata + 2 sequence headers + media
         assert_eq!(tags.len(), sent, "{tags:?}");
         assert_eq!(tags[0].0, flv::TAG_SCRIPT);
+        let meta = String::from_utf8_lossy(&tags[0].2).to_string();
+        assert!(
+            meta.contains("onMetaData") && meta.contains("onair-test"),
+            "{meta}"
+        );
         assert_eq!(
             tags.iter().filter(|t| t.0 == flv::TAG_VIDEO).count(),
             1 + 30

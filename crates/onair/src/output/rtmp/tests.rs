@@ -264,6 +264,10 @@ fn nginx_publish_records_flv() {
     let p = RtmpPublisher::connect(&nginx.url(key), &ConnectOptions::default(), &test_headers())
         .unwrap_or_else(|e| panic!("{e}\n{}", nginx.log()));
     assert!(p.pending_bytes() > 0, "headers are queued");
+    let sock = socket2::SockRef::from(&p.stream);
+    assert_eq!(sock.tcp_user_timeout().unwrap(), Some(DEFAULT_USER_TIMEOUT));
+    assert!(sock.tcp_nodelay().unwrap());
+    assert!(p.ms_since_last_ack().is_some());
     assert!(format!("{p:?}").contains("****"));
     let sent = publish_synthetic(p, 30);
     let path = nginx.record_path(key);
@@ -320,4 +324,80 @@ fn nginx_on_publish_403_is_a_rejection() {
     assert!(start.elapsed() < Duration::from_secs(3));
     assert!(!err.to_string().contains(SECRET_KEY));
     assert!(!format!("{err:?}").contains(SECRET_KEY));
+}
+
+#[test]
+fn nginx_stalled_pump_is_bounded() {
+    let Some(nginx) = Nginx::start("") else {
+        return;
+    };
+    let opts = ConnectOptions {
+        send_buffer_bytes: Some(64 * 1024),
+        ..ConnectOptions::default()
+    };
+    let mut p = RtmpPublisher::connect(&nginx.url("stall"), &opts, &test_headers()).unwrap();
+    p.pump(Duration::from_millis(500)).unwrap();
+    // Freeze nginx: it stops reading, the receive window fills up.
+    let pid = nginx.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let big = Bytes::from(vec![0x27u8; 256 * 1024]);
+    for i in 0..40 {
+        p.queue_media(MediaKind::Video, i * 33, big.clone())
+            .unwrap();
+    }
+    let mut progress = 0;
+    for _ in 0..5 {
+        let start = Instant::now();
+        progress += p.pump(Duration::from_millis(100)).unwrap();
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_millis(300),
+            "pump blocked for {took:?}"
+        );
+    }
+    assert!(p.pending_bytes() > 5 * 1024 * 1024, "progress {progress}");
+    assert!(p.kernel_unsent_bytes() > 0);
+    // The write stops making progress: a later pump moves nothing.
+    assert_eq!(p.pump(Duration::from_millis(50)).unwrap(), 0);
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+}
+
+#[test]
+fn pump_reports_server_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = crate::output::server::LocalReceiver::start(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().into(),
+    )
+    .unwrap();
+    let url = RtmpUrl::parse(&rx.url(), None).unwrap();
+    let mut p = RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers()).unwrap();
+    p.pump(Duration::from_millis(200)).unwrap();
+    rx.stop();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let err = loop {
+        match p.pump(Duration::from_millis(20)) {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "close not noticed");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    assert!(
+        matches!(
+            err,
+            RtmpError::Closed { stage: Stage::Send }
+                | RtmpError::Io {
+                    stage: Stage::Send,
+                    ..
+                }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_rejection());
 }
