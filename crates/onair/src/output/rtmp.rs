@@ -41,6 +41,7 @@ use rml_rtmp::sessions::{
 use rml_rtmp::time::RtmpTimestamp;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
+use self::input_filter::InputFilter;
 use super::url::{RtmpUrl, Scheme};
 use crate::flv;
 use crate::packet::{MediaKind, StreamHeaders};
@@ -235,6 +236,8 @@ fn is_fatal_code(code: &str) -> bool {
 pub struct RtmpPublisher {
     stream: TcpStream,
     session: ClientSession,
+    /// Guards the session against peer messages it would panic on.
+    filter: InputFilter,
     /// Serialized bytes the kernel has not accepted yet.
     pending: BytesMut,
     /// Key for FCUnpublish at close (never printed).
@@ -305,12 +308,14 @@ impl RtmpPublisher {
         out.clear();
 
         let mut stage = Stage::ConnectCommand;
+        let mut filter = InputFilter::new();
         let mut input = leftover;
         let mut accepted = false;
         while !accepted {
             if !input.is_empty() {
+                let safe = filter.filter(&input).map_err(|e| protocol(stage, e))?;
                 let results = session
-                    .handle_input(&input)
+                    .handle_input(&safe)
                     .map_err(|e| setup_error(stage, e))?;
                 split_results(results, &mut out, &mut events);
             }
@@ -385,6 +390,7 @@ impl RtmpPublisher {
         let mut publisher = Self {
             stream,
             session,
+            filter,
             pending: BytesMut::with_capacity(64 * 1024),
             stream_key: url.stream_key.clone(),
             redacted: url.redacted(),
@@ -523,9 +529,13 @@ impl RtmpPublisher {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => return Err(RtmpError::Io { stage, source }),
             };
+            let safe = self
+                .filter
+                .filter(&self.read_buf[..n])
+                .map_err(|e| protocol(stage, e))?;
             let results = self
                 .session
-                .handle_input(&self.read_buf[..n])
+                .handle_input(&safe)
                 .map_err(|e| protocol(stage, e))?;
             for result in results {
                 match result {
@@ -948,5 +958,6 @@ fn last_ack_ms(_stream: &TcpStream) -> Option<u32> {
     None
 }
 
+pub(crate) mod input_filter;
 #[cfg(test)]
 pub(crate) mod tests;

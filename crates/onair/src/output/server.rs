@@ -26,6 +26,7 @@ use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
 };
 
+use super::rtmp::input_filter::InputFilter;
 use crate::flv::{self, FlvWriter, MetaValue};
 
 /// Where the receiver listens by default (the standard RTMP port on loopback).
@@ -245,11 +246,16 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
 
     let (mut session, initial) = ServerSession::new(ServerSessionConfig::new()).map_err(other)?;
     let mut recording: Option<Recording> = None;
+    let mut filter = InputFilter::new();
     let mut input = leftover;
     let mut pending = initial;
     let result = loop {
         if !input.is_empty() {
-            match session.handle_input(&input) {
+            let safe = match filter.filter(&input) {
+                Ok(safe) => safe,
+                Err(e) => break Err(other(e)),
+            };
+            match session.handle_input(&safe) {
                 Ok(r) => pending.extend(r),
                 Err(e) => break Err(other(e)),
             }

@@ -401,3 +401,164 @@ fn pump_reports_server_close() {
     );
     assert!(!err.is_rejection());
 }
+
+/// A real 1 s baseline H.264 + AAC FLV made by ffmpeg, as tags; None when
+/// ffmpeg (with libx264) is missing.
+fn ffmpeg_fixture(dir: &Path) -> Option<Vec<(u8, u32, Vec<u8>)>> {
+    let path = dir.join("fixture.flv");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=64x64:rate=30")
+        .args(["-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "1"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-profile:v",
+            "baseline",
+            "-g",
+            "10",
+        ])
+        .args(["-c:a", "aac", "-ac", "2", "-f", "flv", "-y"])
+        .arg(&path)
+        .status()
+        .ok()?;
+    status.success().then(|| read_flv_tags(&path))
+}
+
+/// Stream headers recovered from a fixture's sequence headers.
+fn fixture_headers(tags: &[(u8, u32, Vec<u8>)]) -> StreamHeaders {
+    let avc = &tags
+        .iter()
+        .find(|t| t.0 == flv::TAG_VIDEO && t.2[1] == 0)
+        .unwrap()
+        .2;
+    let rec = &avc[5..];
+    let sps_len = usize::from(u16::from_be_bytes([rec[6], rec[7]]));
+    let sps = Bytes::copy_from_slice(&rec[8..8 + sps_len]);
+    let p = 8 + sps_len + 1;
+    let pps_len = usize::from(u16::from_be_bytes([rec[p], rec[p + 1]]));
+    let pps = Bytes::copy_from_slice(&rec[p + 2..p + 2 + pps_len]);
+    let aac = &tags
+        .iter()
+        .find(|t| t.0 == flv::TAG_AUDIO && t.2[1] == 0)
+        .unwrap()
+        .2;
+    StreamHeaders {
+        video: Some(crate::packet::VideoParams {
+            width: 64,
+            height: 64,
+            fps: 30,
+            bitrate_bps: 200_000,
+            sps,
+            pps,
+        }),
+        audio: Some(crate::packet::AudioParams {
+            sample_rate: 48_000,
+            channels: 2,
+            bitrate_bps: 128_000,
+            asc: Bytes::copy_from_slice(&aac[2..]),
+            frame_samples: 1024,
+        }),
+        encoder_name: "onair-test".into(),
+    }
+}
+
+/// ffmpeg's own RTMP server (`-listen 1`) is stricter than nginx about the
+/// handshake and chunking, and `-c copy` keeps exactly what was sent. Real
+/// H.264/AAC from an ffmpeg-made fixture goes through our sequence headers
+/// (which must equal ffmpeg's byte for byte) and must decode without error.
+#[test]
+fn ffmpeg_listen_receives_decodable_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fixture) = ffmpeg_fixture(dir.path()) else {
+        eprintln!("skip: ffmpeg with libx264 not installed");
+        return;
+    };
+    let headers = fixture_headers(&fixture);
+    let video = headers.video.as_ref().unwrap();
+    let theirs = fixture.iter().find(|t| t.0 == flv::TAG_VIDEO).unwrap();
+    assert_eq!(&flv::avc_sequence_header(video)[..], &theirs.2[..]);
+
+    let out = dir.path().join("out.flv");
+    let port = free_port();
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-listen",
+            "1",
+            "-f",
+            "flv",
+            "-i",
+        ])
+        .arg(format!("rtmp://127.0.0.1:{port}/live/key"))
+        .args(["-c", "copy", "-f", "flv", "-y"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/key"), None).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut p = loop {
+        match RtmpPublisher::connect(&url, &ConnectOptions::default(), &headers) {
+            Ok(p) => break p,
+            Err(RtmpError::Connect { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => {
+                let _ = ffmpeg.kill();
+                panic!("{e}");
+            }
+        }
+    };
+    let media: Vec<_> = fixture
+        .iter()
+        .filter(|t| t.0 != flv::TAG_SCRIPT && t.2[1] == 1)
+        .collect();
+    for (kind, ts, body) in &media {
+        let kind = if *kind == flv::TAG_VIDEO {
+            MediaKind::Video
+        } else {
+            MediaKind::Audio
+        };
+        p.queue_media(kind, *ts, Bytes::copy_from_slice(body))
+            .unwrap();
+        p.pump(Duration::from_millis(100)).unwrap();
+    }
+    p.close(Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ffmpeg.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = ffmpeg.kill();
+            panic!("ffmpeg did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut err = String::new();
+    if let Some(mut e) = ffmpeg.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let got: Vec<_> = read_flv_tags(&out)
+        .into_iter()
+        .filter(|t| t.0 != flv::TAG_SCRIPT && t.2[1] == 1)
+        .collect();
+    assert_eq!(got.len(), media.len(), "{err}");
+    for (a, b) in got.iter().zip(&media) {
+        assert_eq!((a.0, a.1, &a.2), (b.0, b.1, &b.2));
+    }
+    let decode = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(&out)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&decode.stderr);
+    assert!(
+        decode.status.success() && stderr.trim().is_empty(),
+        "{stderr}"
+    );
+}
