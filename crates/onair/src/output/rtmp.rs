@@ -246,6 +246,8 @@ pub struct RtmpPublisher {
     redacted: String,
     /// Bytes the server said it received (last Acknowledgement).
     server_acked: u32,
+    /// Our own `@setDataFrame` was sent (not rml_rtmp's fallback).
+    own_metadata: bool,
     read_buf: Vec<u8>,
 }
 
@@ -356,7 +358,7 @@ impl RtmpPublisher {
                         }
                         tracing::debug!(%code, "onStatus during setup");
                     }
-                    other => tracing::trace!(?other, "setup event"),
+                    other => tracing::trace!(event = event_name(&other), "setup event"),
                 }
             }
             if accepted {
@@ -395,6 +397,7 @@ impl RtmpPublisher {
             stream_key: url.stream_key.clone(),
             redacted: url.redacted(),
             server_acked: 0,
+            own_metadata: false,
             read_buf,
         };
         publisher.queue_headers(headers)?;
@@ -434,6 +437,7 @@ impl RtmpPublisher {
                 let body = flv::set_data_frame_body(headers);
                 let raw = chunk_message(MSG_AMF0_DATA, stream_id, &body, CHUNK_SIZE as usize);
                 self.pending.extend_from_slice(&raw);
+                self.own_metadata = true;
             }
             None => self.push_result(probe),
         }
@@ -468,6 +472,16 @@ impl RtmpPublisher {
         .map_err(|e| protocol(Stage::Send, e))?;
         self.push_result(result);
         Ok(())
+    }
+
+    /// [`queue_media`](Self::queue_media) with the tag body built from an
+    /// encoded packet by `crate::flv`.
+    pub fn queue_packet(
+        &mut self,
+        packet: &crate::packet::EncodedPacket,
+        timestamp_ms: u32,
+    ) -> Result<(), RtmpError> {
+        self.queue_media(packet.kind, timestamp_ms, flv::tag_body(packet))
     }
 
     /// Bytes serialized but not yet accepted by the kernel.
@@ -568,7 +582,7 @@ impl RtmpPublisher {
                 }
                 tracing::debug!(url = %self.redacted, %code, "onStatus");
             }
-            other => tracing::trace!(?other, "server event"),
+            other => tracing::trace!(event = event_name(&other), "server event"),
         }
         Ok(())
     }
@@ -617,6 +631,27 @@ impl RtmpPublisher {
         }
         let _ = self.stream.shutdown(Shutdown::Write);
         tracing::debug!(url = %self.redacted, unsent = self.pending.len(), "closed");
+    }
+}
+
+/// Name of a session event for logs. Events are never logged with their
+/// contents: servers echo the stream key in status descriptions.
+fn event_name(event: &ClientSessionEvent) -> &'static str {
+    match event {
+        ClientSessionEvent::ConnectionRequestAccepted => "ConnectionRequestAccepted",
+        ClientSessionEvent::ConnectionRequestRejected { .. } => "ConnectionRequestRejected",
+        ClientSessionEvent::PlaybackRequestAccepted => "PlaybackRequestAccepted",
+        ClientSessionEvent::PublishRequestAccepted => "PublishRequestAccepted",
+        ClientSessionEvent::StreamMetadataReceived { .. } => "StreamMetadataReceived",
+        ClientSessionEvent::VideoDataReceived { .. } => "VideoDataReceived",
+        ClientSessionEvent::AudioDataReceived { .. } => "AudioDataReceived",
+        ClientSessionEvent::UnhandleableAmf0Command { .. } => "UnhandleableAmf0Command",
+        ClientSessionEvent::UnknownTransactionResultReceived { .. } => {
+            "UnknownTransactionResultReceived"
+        }
+        ClientSessionEvent::UnhandleableOnStatusCode { .. } => "UnhandleableOnStatusCode",
+        ClientSessionEvent::AcknowledgementReceived { .. } => "AcknowledgementReceived",
+        ClientSessionEvent::PingResponseReceived { .. } => "PingResponseReceived",
     }
 }
 

@@ -102,6 +102,14 @@ impl LocalReceiver {
         })
     }
 
+    /// [`start`](Self::start) on [`DEFAULT_BIND`] (ephemeral port if busy).
+    pub fn start_default(record_dir: PathBuf) -> io::Result<LocalReceiver> {
+        let bind = DEFAULT_BIND
+            .parse()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e}")))?;
+        Self::start(bind, record_dir)
+    }
+
     /// Address actually listened on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr

@@ -268,6 +268,10 @@ fn nginx_publish_records_flv() {
     assert_eq!(sock.tcp_user_timeout().unwrap(), Some(DEFAULT_USER_TIMEOUT));
     assert!(sock.tcp_nodelay().unwrap());
     assert!(p.ms_since_last_ack().is_some());
+    assert!(
+        p.own_metadata,
+        "stream id found in rml_rtmp's metadata packet"
+    );
     assert!(format!("{p:?}").contains("****"));
     let sent = publish_synthetic(p, 30);
     let path = nginx.record_path(key);
@@ -561,4 +565,23 @@ fn ffmpeg_listen_receives_decodable_stream() {
         decode.status.success() && stderr.trim().is_empty(),
         "{stderr}"
     );
+}
+
+/// nginx refuses a second publisher on a busy name with
+/// `NetStream.Publish.BadName`: a rejection, with the key kept out.
+#[test]
+fn nginx_busy_name_is_a_rejection() {
+    let Some(nginx) = Nginx::start("") else {
+        return;
+    };
+    let url = nginx.url(SECRET_KEY);
+    let mut first = RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers())
+        .unwrap_or_else(|e| panic!("{e}\n{}", nginx.log()));
+    first.pump(Duration::from_millis(200)).unwrap();
+    let err =
+        RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers()).unwrap_err();
+    eprintln!("second publisher: {err}");
+    assert!(err.is_rejection(), "{err}\n{}", nginx.log());
+    assert!(!format!("{err} {err:?}").contains(SECRET_KEY));
+    first.close(Duration::from_millis(500));
 }
