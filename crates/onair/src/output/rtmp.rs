@@ -23,7 +23,17 @@
 //! ms_since_last_ack, close}` and `RtmpError` with `is_rejection()`.
 //!
 //! The stream key is never logged or put in an error: only `RtmpUrl`'s
-//! redacted form and host:port are.
+//! redacted form and host:port are. Server events are logged by name only,
+//! because servers echo the key in status descriptions.
+//!
+//! Server behaviour this code was checked against (tests in `rtmp/tests.rs`):
+//! - nginx-rtmp refuses a key through `on_publish` (HTTP 4xx) by closing the
+//!   connection right after `publish`, with no status: that close is
+//!   reported as [`RtmpError::Rejected`] with code `NetConnection.Closed`.
+//! - nginx-rtmp answers a second publisher on a busy name with
+//!   `onStatus NetStream.Publish.BadName`, also a rejection.
+//! - ffmpeg's `-listen 1` server answers `FCPublish` with a bare
+//!   `onFCPublish` string, on which rml_rtmp 0.8 panics; see `input_filter`.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -594,7 +604,8 @@ impl RtmpPublisher {
     }
 
     /// Milliseconds since the peer last ACKed anything (TCP_INFO
-    /// `tcpi_last_ack_recv`), if known.
+    /// `tcpi_last_ack_recv`), if known. It also grows while we send nothing,
+    /// so it only means "stalled" while [`kernel_unsent_bytes`](Self::kernel_unsent_bytes) > 0.
     pub fn ms_since_last_ack(&self) -> Option<u32> {
         last_ack_ms(&self.stream)
     }

@@ -39,6 +39,8 @@ pub const LOCAL_KEY: &str = "local";
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Bound on the handshake of one incoming connection.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// On stop, how long a connection may keep draining what was already sent.
+const STOP_DRAIN: Duration = Duration::from_secs(1);
 /// Read buffer size.
 const READ_BUF: usize = 64 * 1024;
 
@@ -255,6 +257,7 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
     let (mut session, initial) = ServerSession::new(ServerSessionConfig::new()).map_err(other)?;
     let mut recording: Option<Recording> = None;
     let mut filter = InputFilter::new();
+    let mut stop_seen: Option<std::time::Instant> = None;
     let mut input = leftover;
     let mut pending = initial;
     let result = loop {
@@ -272,11 +275,17 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
             break Err(e);
         }
         pending = Vec::new();
+        // On stop, keep reading what the publisher already sent (so its file
+        // is complete) until the socket is quiet, for at most STOP_DRAIN.
         if shared.stop.load(Ordering::SeqCst) {
-            break Ok(());
+            let since = *stop_seen.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() > STOP_DRAIN {
+                break Ok(());
+            }
         }
         input = match read_some(&mut stream, &mut buf) {
             Ok(Some(n)) => buf[..n].to_vec(),
+            Ok(None) if stop_seen.is_some() => break Ok(()),
             Ok(None) => Vec::new(),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break Ok(()),
             Err(e) => break Err(e),
@@ -467,6 +476,40 @@ mod tests {
             assert!(out.contains("codec_name=aac"), "{out}");
         } else {
             eprintln!("skip ffprobe check: ffprobe not installed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+    use crate::flv::tests::test_headers;
+    use crate::output::rtmp::{ConnectOptions, RtmpPublisher};
+    use crate::output::url::RtmpUrl;
+
+    /// Each publish session gets its own numbered file.
+    #[test]
+    fn one_file_per_publish_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let rx = LocalReceiver::start("127.0.0.1:0".parse().unwrap(), dir.path().into()).unwrap();
+        let url = RtmpUrl::parse(&rx.url(), None).unwrap();
+        for _ in 0..2 {
+            let mut p =
+                RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers()).unwrap();
+            p.pump(Duration::from_millis(200)).unwrap();
+            p.close(Duration::from_millis(500));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while rx.recordings().len() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let files = rx.recordings();
+        rx.stop();
+        assert_eq!(files.len(), 2);
+        assert!(files[0].to_string_lossy().ends_with("-1.flv"), "{files:?}");
+        assert!(files[1].to_string_lossy().ends_with("-2.flv"), "{files:?}");
+        for f in files {
+            assert!(std::fs::metadata(&f).unwrap().len() > 13);
         }
     }
 }

@@ -585,3 +585,45 @@ fn nginx_busy_name_is_a_rejection() {
     assert!(!format!("{err} {err:?}").contains(SECRET_KEY));
     first.close(Duration::from_millis(500));
 }
+
+#[test]
+fn server_closing_during_handshake_is_closed_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || drop(listener.accept().unwrap()));
+    let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/k"), None).unwrap();
+    let err =
+        RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RtmpError::Closed {
+                stage: Stage::Handshake
+            } | RtmpError::Io {
+                stage: Stage::Handshake,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_rejection());
+    t.join().unwrap();
+}
+
+/// A `?query` in the key reaches the server as publish args.
+#[test]
+fn nginx_key_with_query() {
+    let Some(nginx) = Nginx::start("") else {
+        return;
+    };
+    let url = RtmpUrl::parse(
+        &format!("rtmp://127.0.0.1:{}/live/", nginx.port),
+        Some("qkey?token=abc"),
+    )
+    .unwrap();
+    let p = RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers())
+        .unwrap_or_else(|e| panic!("{e}\n{}", nginx.log()));
+    p.close(Duration::from_millis(500));
+    let log = nginx.log();
+    assert!(log.contains("name='qkey' args='token=abc'"), "{log}");
+}
