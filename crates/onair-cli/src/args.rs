@@ -143,7 +143,9 @@ fn parse_video(s: &str) -> Result<VideoChoice, String> {
             Some(display) if !display.is_empty() => {
                 Ok(VideoChoice::Some(VideoSourceSpec::Screen(display.into())))
             }
-            _ => Err(format!("'{s}' is not one of test, screen, screen:DISPLAY, none")),
+            _ => Err(format!(
+                "'{s}' is not one of test, screen, screen:DISPLAY, none"
+            )),
         },
     }
 }
@@ -214,7 +216,9 @@ fn parse_bytes(s: &str) -> Result<usize, String> {
 }
 
 fn parse_keyint(s: &str) -> Result<f32, String> {
-    let v: f32 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    let v: f32 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if !(0.1..=20.0).contains(&v) {
         return Err(format!("{v} is outside 0.1..20 seconds"));
     }
@@ -223,7 +227,9 @@ fn parse_keyint(s: &str) -> Result<f32, String> {
 
 /// Seconds as a positive decimal number.
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if !(v > 0.0 && v <= 31_536_000.0) {
         return Err(format!("{v} must be > 0 seconds"));
     }
@@ -300,7 +306,10 @@ mod tests {
 
     #[test]
     fn sources() {
-        assert_eq!(parse_video("test"), Ok(VideoChoice::Some(VideoSourceSpec::TestPattern)));
+        assert_eq!(
+            parse_video("test"),
+            Ok(VideoChoice::Some(VideoSourceSpec::TestPattern))
+        );
         assert_eq!(
             parse_video("screen:1"),
             Ok(VideoChoice::Some(VideoSourceSpec::Screen("1".into())))

@@ -187,4 +187,3 @@ impl From<onair::output::rtmp::RtmpError> for Failure {
         Self::Runtime(e.to_string())
     }
 }
-

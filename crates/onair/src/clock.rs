@@ -82,7 +82,10 @@ mod tests {
         let fps = Rate::per_second(30);
         let day_ns = 24 * 3600 * 1_000_000_000u64;
         assert_eq!(fps.expected_frames(day_ns), 24 * 3600 * 30);
-        let ntsc = Rate { num: 30000, den: 1001 };
+        let ntsc = Rate {
+            num: 30000,
+            den: 1001,
+        };
         // 1001 seconds of NTSC video hold exactly 30000 frames.
         assert_eq!(ntsc.expected_frames(1001 * 1_000_000_000), 30000);
         let audio = Rate::per_second(48_000);
@@ -93,7 +96,10 @@ mod tests {
     fn time_of_and_expected_frames_agree_without_drift() {
         for rate in [
             Rate::per_second(30),
-            Rate { num: 30000, den: 1001 },
+            Rate {
+                num: 30000,
+                den: 1001,
+            },
             Rate::per_second(44_100),
             Rate::per_second(48_000),
         ] {
@@ -103,8 +109,14 @@ mod tests {
                 let t = rate.time_of(n);
                 assert_eq!(rate.expected_frames(t), n, "{rate:?} {n}");
                 assert_eq!(rate.expected_frames(t - 1), n - 1, "{rate:?} {n}");
-                assert!(rate.expected_frames(t + rate.interval_ns() + 1) >= n, "{rate:?} {n}");
-                assert!(rate.expected_frames(rate.time_of(n + 1)) >= n, "{rate:?} {n}");
+                assert!(
+                    rate.expected_frames(t + rate.interval_ns() + 1) >= n,
+                    "{rate:?} {n}"
+                );
+                assert!(
+                    rate.expected_frames(rate.time_of(n + 1)) >= n,
+                    "{rate:?} {n}"
+                );
             }
         }
     }

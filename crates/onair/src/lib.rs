@@ -26,5 +26,7 @@ pub const BUILT_WITH_NASM: bool = matches!(env!("ONAIR_BUILT_WITH_NASM").as_byte
 
 pub use output::stream::StreamOutputConfig;
 pub use output::Event;
-pub use pipeline::{AudioSettings, AudioSourceSpec, Streamer, StreamerConfig, VideoSettings, VideoSourceSpec};
+pub use pipeline::{
+    AudioSettings, AudioSourceSpec, Streamer, StreamerConfig, VideoSettings, VideoSourceSpec,
+};
 pub use stats::{LinkState, Stats};

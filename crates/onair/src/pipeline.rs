@@ -279,18 +279,19 @@ impl Streamer {
             audio: audio_encoder.as_ref().map(|e| e.params().clone()),
             encoder_name: format!("onair {}", env!("CARGO_PKG_VERSION")),
         };
-        let video_source: Option<Box<dyn VideoSource>> = match &config.video {
-            None => None,
-            Some(v) => Some(match &v.source {
-                VideoSourceSpec::TestPattern => Box::new(TestPattern::new(v.width, v.height)),
-                VideoSourceSpec::Screen(display) => {
-                    return Err(Error::Source {
+        let video_source: Option<Box<dyn VideoSource>> =
+            match &config.video {
+                None => None,
+                Some(v) => Some(match &v.source {
+                    VideoSourceSpec::TestPattern => Box::new(TestPattern::new(v.width, v.height)),
+                    VideoSourceSpec::Screen(display) => return Err(Error::Source {
                         name: format!("screen:{display}"),
-                        reason: "screen capture is not available in this build yet; use --video test".into(),
-                    })
-                }
-            }),
-        };
+                        reason:
+                            "screen capture is not available in this build yet; use --video test"
+                                .into(),
+                    }),
+                }),
+            };
         let audio_source: Option<Box<dyn AudioSource>> = match &config.audio {
             None => None,
             Some(a) => Some(match &a.source {
@@ -337,8 +338,14 @@ impl Streamer {
         {
             let (tx, rx) = crossbeam_channel::bounded(VIDEO_SLOT);
             encoders.push(
-                venc::spawn_encoder_thread(enc, rx, control.clone(), fanout.clone(), engine.clone())
-                    .map_err(|e| Error::io("spawning the video encoder thread", e))?,
+                venc::spawn_encoder_thread(
+                    enc,
+                    rx,
+                    control.clone(),
+                    fanout.clone(),
+                    engine.clone(),
+                )
+                .map_err(|e| Error::io("spawning the video encoder thread", e))?,
             );
             capture = Some(
                 CaptureThread::spawn(

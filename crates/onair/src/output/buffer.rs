@@ -166,7 +166,10 @@ impl StreamBuffer {
             return Err(Rejected::Bytes);
         }
         let newest = q.newest_dts_ns.max(tag.dts_ns);
-        let oldest = q.tags.front().map_or(tag.dts_ns, |t| t.dts_ns.min(tag.dts_ns));
+        let oldest = q
+            .tags
+            .front()
+            .map_or(tag.dts_ns, |t| t.dts_ns.min(tag.dts_ns));
         let span_ms = newest.saturating_sub(oldest) / 1_000_000 + self.backlog_ms();
         if !q.tags.is_empty() && span_ms > self.limits.max_span.as_millis() as u64 {
             return Err(Rejected::Span);
@@ -227,7 +230,11 @@ impl StreamBuffer {
     /// A consistent snapshot: (packets, bytes, latency ms).
     pub fn snapshot(&self) -> (usize, usize, u64) {
         let q = self.lock();
-        (q.tags.len(), q.bytes, q.span_ns() / 1_000_000 + self.backlog_ms())
+        (
+            q.tags.len(),
+            q.bytes,
+            q.span_ns() / 1_000_000 + self.backlog_ms(),
+        )
     }
 
     /// How full the buffer is against each bound.
@@ -286,7 +293,11 @@ mod tests {
         let b = StreamBuffer::new(limits(100, 2000, 1 << 20), 1_000_000);
         b.push(tag(MediaKind::Video, 1000, 1)).unwrap();
         std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(b.latency_ms(), 0, "one packet spans nothing, however long it waited");
+        assert_eq!(
+            b.latency_ms(),
+            0,
+            "one packet spans nothing, however long it waited"
+        );
         b.push(tag(MediaKind::Audio, 1500, 1)).unwrap();
         assert_eq!(b.latency_ms(), 500);
         // Out-of-order arrival between streams does not shrink the span.
@@ -329,7 +340,10 @@ mod tests {
 
     #[test]
     fn default_byte_cap_scales_with_bitrate() {
-        assert_eq!(BufferLimits::for_bitrate(100_000).max_bytes, MIN_DEFAULT_MAX_BYTES);
+        assert_eq!(
+            BufferLimits::for_bitrate(100_000).max_bytes,
+            MIN_DEFAULT_MAX_BYTES
+        );
         // 2660 kbit/s for 2 s, twice: 1.33 MB.
         assert_eq!(BufferLimits::for_bitrate(2_660_000).max_bytes, 1_330_000);
     }

@@ -104,7 +104,8 @@ impl StreamMuxer {
     /// packet sent must be an IDR, and one is requested now so the stream
     /// resumes at the present frame.
     pub fn on_new_session(&self) {
-        self.gate.store(Gate::AfterDisconnect as u8, Ordering::Release);
+        self.gate
+            .store(Gate::AfterDisconnect as u8, Ordering::Release);
         self.flags.drop_video.store(false, Ordering::Release);
         self.request_keyframe();
     }
@@ -237,7 +238,13 @@ mod tests {
         let muxer = StreamMuxer::new(buffer.clone(), flags.clone(), counters.clone(), idr.clone());
         flags.connected.store(true, Relaxed);
         muxer.on_new_session();
-        Rig { muxer, buffer, flags, counters, idr }
+        Rig {
+            muxer,
+            buffer,
+            flags,
+            counters,
+            idr,
+        }
     }
 
     fn video(ms: u64, keyframe: bool) -> EncodedPacket {
@@ -274,10 +281,17 @@ mod tests {
         r.muxer.push(audio(1));
         r.muxer.push(video(33, true));
         r.muxer.push(video(66, false));
-        let kinds: Vec<_> = drain(&r.buffer).iter().map(|t| (t.kind, t.keyframe)).collect();
+        let kinds: Vec<_> = drain(&r.buffer)
+            .iter()
+            .map(|t| (t.kind, t.keyframe))
+            .collect();
         assert_eq!(
             kinds,
-            [(MediaKind::Audio, true), (MediaKind::Video, true), (MediaKind::Video, false)]
+            [
+                (MediaKind::Audio, true),
+                (MediaKind::Video, true),
+                (MediaKind::Video, false)
+            ]
         );
         assert_eq!(r.counters.video_dropped_disconnected.load(Relaxed), 1);
     }
@@ -307,7 +321,10 @@ mod tests {
         assert_eq!(r.buffer.len(), 15);
         assert!(!r.flags.drop_video.load(Relaxed));
         r.muxer.push(video(15 * 33, false));
-        assert!(r.flags.drop_video.load(Relaxed), "high water starts dropping");
+        assert!(
+            r.flags.drop_video.load(Relaxed),
+            "high water starts dropping"
+        );
         // Audio is still accepted.
         r.muxer.push(audio(500));
         assert_eq!(r.buffer.len(), 16);
@@ -317,7 +334,11 @@ mod tests {
         }
         let idr_before = r.idr.0.load(Relaxed);
         r.muxer.push(video(600, true));
-        assert_eq!(r.buffer.len(), 8, "no video above low water, even a keyframe");
+        assert_eq!(
+            r.buffer.len(),
+            8,
+            "no video above low water, even a keyframe"
+        );
         // Drain below low water: the next packet triggers an IDR request, and
         // inter frames are still refused until that keyframe arrives.
         for _ in 0..3 {
@@ -330,7 +351,10 @@ mod tests {
         r.muxer.push(video(700, true));
         r.muxer.push(video(733, false));
         let tail: Vec<_> = drain(&r.buffer).into_iter().rev().take(2).collect();
-        assert!(tail[1].keyframe && !tail[0].keyframe, "resumed exactly at the keyframe");
+        assert!(
+            tail[1].keyframe && !tail[0].keyframe,
+            "resumed exactly at the keyframe"
+        );
         assert_eq!(r.counters.video_dropped_congestion.load(Relaxed), 4);
         assert_eq!(r.counters.audio_frames_dropped.load(Relaxed), 0);
     }

@@ -86,8 +86,14 @@ impl StreamOutput {
         keyframes: Arc<dyn KeyframeRequester>,
         events: Sender<Event>,
     ) -> Result<Self> {
-        let total_bps = headers.video.as_ref().map_or(0, |v| u64::from(v.bitrate_bps))
-            + headers.audio.as_ref().map_or(0, |a| u64::from(a.bitrate_bps));
+        let total_bps = headers
+            .video
+            .as_ref()
+            .map_or(0, |v| u64::from(v.bitrate_bps))
+            + headers
+                .audio
+                .as_ref()
+                .map_or(0, |a| u64::from(a.bitrate_bps));
         let limits = cfg
             .limits
             .unwrap_or_else(|| BufferLimits::for_bitrate(total_bps));
@@ -105,8 +111,8 @@ impl StreamOutput {
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let last_error = Arc::new(Mutex::new(None));
-        let send_buffer = ((total_bps as f64 / 8.0 * SEND_BUFFER_SECONDS) as usize)
-            .max(MIN_SEND_BUFFER_BYTES);
+        let send_buffer =
+            ((total_bps as f64 / 8.0 * SEND_BUFFER_SECONDS) as usize).max(MIN_SEND_BUFFER_BYTES);
         let connect = ConnectOptions {
             connect_timeout: cfg.connect_timeout,
             handshake_timeout: cfg.connect_timeout,

@@ -1,0 +1,629 @@
+//! Tests of `RtmpPublisher` against real peers: nginx-rtmp (skipped with a
+//! note when nginx or its RTMP module is missing), bare TCP listeners for the
+//! failure stages, and the raw chunk writer against known bytes.
+
+use super::*;
+use crate::flv::tests::{test_headers, SILENT_AAC_FRAME};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Where Debian's libnginx-mod-rtmp installs the module.
+const NGINX_RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+const SECRET_KEY: &str = "s3cretKey_do_not_print";
+
+/// Parses an FLV file into (tag type, timestamp, body); empty if unreadable.
+pub(crate) fn read_flv_tags(path: &Path) -> Vec<(u8, u32, Vec<u8>)> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let mut tags = Vec::new();
+    if bytes.len() < 13 || &bytes[..3] != b"FLV" {
+        return tags;
+    }
+    let mut i = 13;
+    while i + 11 <= bytes.len() {
+        let t = bytes[i] & 0x1F;
+        let size = u32::from_be_bytes([0, bytes[i + 1], bytes[i + 2], bytes[i + 3]]) as usize;
+        let ts = u32::from_be_bytes([bytes[i + 7], bytes[i + 4], bytes[i + 5], bytes[i + 6]]);
+        if i + 11 + size + 4 > bytes.len() {
+            break;
+        }
+        tags.push((t, ts, bytes[i + 11..i + 11 + size].to_vec()));
+        i += 11 + size + 4;
+    }
+    tags
+}
+
+/// Publishes `n` fake video frames (keyframe every 10) and `n` AAC frames,
+/// 33 ms apart, then closes. Returns the number of tags a faithful
+/// receiver records: metadata + 2 sequence headers + 2n.
+pub(crate) fn publish_synthetic(mut p: RtmpPublisher, n: u32) -> usize {
+    for i in 0..n {
+        let ts = i * 33;
+        let key = i % 10 == 0;
+        let packet = crate::packet::EncodedPacket {
+            kind: MediaKind::Video,
+            pts_ns: u64::from(ts) * 1_000_000,
+            dts_ns: u64::from(ts) * 1_000_000,
+            keyframe: key,
+            disposable: false,
+            data: Bytes::from_static(&[0, 0, 0, 3, 0x65, 0x88, 0x84]),
+        };
+        p.queue_media(MediaKind::Video, ts, flv::video_tag_body(&packet))
+            .unwrap();
+        let mut audio = vec![0xAF, 0x01];
+        audio.extend_from_slice(SILENT_AAC_FRAME);
+        p.queue_media(MediaKind::Audio, ts, Bytes::from(audio))
+            .unwrap();
+        p.pump(Duration::from_millis(100)).unwrap();
+    }
+    assert!(p.kernel_unsent_bytes() < 10_000_000);
+    p.close(Duration::from_secs(2));
+    3 + 2 * n as usize
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A foreground nginx with the RTMP module, killed (by pid) on drop.
+struct Nginx {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// `extra` goes inside `application live { }`. None when nginx is missing.
+    fn start(extra: &str) -> Option<Nginx> {
+        if !Path::new(NGINX_RTMP_MODULE).exists()
+            || Command::new("nginx").arg("-v").output().is_err()
+        {
+            eprintln!("skip: nginx with {NGINX_RTMP_MODULE} not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/err.log info;\n\
+             load_module {NGINX_RTMP_MODULE};\nevents {{}}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+             application live {{ live on; record all; record_path {d}; record_unique off; {extra} }} }} }}\n"
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("err.log"))
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let n = Nginx { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start: {}",
+                n.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(n)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("err.log")).unwrap_or_default()
+    }
+
+    fn url(&self, key: &str) -> RtmpUrl {
+        RtmpUrl::parse(&format!("rtmp://127.0.0.1:{}/live/{key}", self.port), None).unwrap()
+    }
+
+    fn record_path(&self, key: &str) -> PathBuf {
+        self.dir.path().join(format!("{key}.flv"))
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn raw_command_bytes() {
+    let got = raw_command("FCPublish", 1001.0, &["k"]);
+    let mut payload = vec![0x02, 0, 9];
+    payload.extend_from_slice(b"FCPublish");
+    payload.extend_from_slice(&[0x00, 0x40, 0x8F, 0x48, 0, 0, 0, 0, 0]); // 1001.0
+    payload.push(0x05);
+    payload.extend_from_slice(&[0x02, 0, 1, b'k']);
+    let mut want = vec![0x08, 0, 0, 0, 0, 0, payload.len() as u8, 20, 0, 0, 0, 0];
+    want.extend_from_slice(&payload);
+    assert_eq!(got, want);
+
+    // Long payloads continue with type-3 headers on the same chunk stream.
+    let chunked = chunk_message(20, 1, &[7u8; 10], 4);
+    assert_eq!(
+        chunked,
+        [8, 0, 0, 0, 0, 0, 10, 20, 1, 0, 0, 0, 7, 7, 7, 7, 0xC8, 7, 7, 7, 7, 0xC8, 7, 7]
+    );
+}
+
+#[test]
+fn rejection_codes() {
+    assert!(is_rejection_code("NetStream.Publish.BadName"));
+    assert!(is_rejection_code("NetConnection.Connect.Rejected"));
+    assert!(!is_rejection_code("NetStream.Publish.Start"));
+    assert!(is_fatal_code("NetStream.Publish.Failed"));
+    assert!(!is_fatal_code("NetStream.Play.PublishNotify"));
+    let e = RtmpError::Rejected {
+        code: "NetStream.Publish.BadName".into(),
+        description: String::new(),
+    };
+    assert!(e.is_rejection());
+    assert!(!RtmpError::Closed { stage: Stage::Send }.is_rejection());
+    assert_eq!(
+        RtmpError::Timeout {
+            stage: Stage::ConnectCommand
+        }
+        .to_string(),
+        "timed out during connect-command"
+    );
+}
+
+#[test]
+fn rtmps_is_reported_unsupported() {
+    let url = RtmpUrl::parse("rtmps://127.0.0.1/app/key", None).unwrap();
+    let err =
+        RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers()).unwrap_err();
+    assert!(matches!(err, RtmpError::Unsupported(_)), "{err}");
+    assert!(err.to_string().contains("not supported yet"));
+}
+
+#[test]
+fn closed_port_fails_fast_at_connect() {
+    let port = free_port();
+    let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/{SECRET_KEY}"), None).unwrap();
+    let start = Instant::now();
+    let err =
+        RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers()).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(matches!(err, RtmpError::Connect { .. }), "{err}");
+    assert!(!err.to_string().contains(SECRET_KEY));
+    assert!(!format!("{err:?}").contains(SECRET_KEY));
+}
+
+#[test]
+fn unresolvable_host_fails_at_resolve() {
+    let url = RtmpUrl::parse("rtmp://no-such-host.invalid/live/k", None).unwrap();
+    let opts = ConnectOptions {
+        connect_timeout: Duration::from_secs(2),
+        ..ConnectOptions::default()
+    };
+    let err = RtmpPublisher::connect(&url, &opts, &test_headers()).unwrap_err();
+    assert!(matches!(err, RtmpError::Resolve { .. }), "{err}");
+}
+
+#[test]
+fn silent_server_times_out_in_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold the connection without answering.
+    let holder = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        drop(s);
+    });
+    let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/{SECRET_KEY}"), None).unwrap();
+    let opts = ConnectOptions {
+        handshake_timeout: Duration::from_millis(500),
+        ..ConnectOptions::default()
+    };
+    let start = Instant::now();
+    let err = RtmpPublisher::connect(&url, &opts, &test_headers()).unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        matches!(
+            err,
+            RtmpError::Timeout {
+                stage: Stage::Handshake
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    holder.join().unwrap();
+}
+
+#[test]
+fn nginx_publish_records_flv() {
+    let Some(nginx) = Nginx::start("") else {
+        return;
+    };
+    let key = "onairtest";
+    let p = RtmpPublisher::connect(&nginx.url(key), &ConnectOptions::default(), &test_headers())
+        .unwrap_or_else(|e| panic!("{e}\n{}", nginx.log()));
+    assert!(p.pending_bytes() > 0, "headers are queued");
+    let sock = socket2::SockRef::from(&p.stream);
+    assert_eq!(sock.tcp_user_timeout().unwrap(), Some(DEFAULT_USER_TIMEOUT));
+    assert!(sock.tcp_nodelay().unwrap());
+    assert!(p.ms_since_last_ack().is_some());
+    assert!(
+        p.own_metadata,
+        "stream id found in rml_rtmp's metadata packet"
+    );
+    assert!(format!("{p:?}").contains("****"));
+    let sent = publish_synthetic(p, 30);
+    let path = nginx.record_path(key);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while read_flv_tags(&path).len() < sent - 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tags = read_flv_tags(&path);
+    // nginx's recorder writes the sequence headers first (the AAC one twice:
+    // once from its codec context, once as received), then the media.
+    let video: Vec<_> = tags.iter().filter(|t| t.0 == flv::TAG_VIDEO).collect();
+    let audio: Vec<_> = tags.iter().filter(|t| t.0 == flv::TAG_AUDIO).collect();
+    assert_eq!(&video[0].2[..2], &[0x17, 0x00], "{}", nginx.log());
+    assert_eq!(&audio[0].2[..2], &[0xAF, 0x00]);
+    let frames = video.iter().filter(|t| t.2[1] == 0x01).count();
+    let aac = audio.iter().filter(|t| t.2[1] == 0x01).count();
+    assert_eq!((frames, aac), (30, 30), "{}", nginx.log());
+    assert_eq!(video.last().unwrap().1, 29 * 33);
+    let log = nginx.log();
+    assert!(
+        log.contains("FCPublish") || log.contains("publish"),
+        "{log}"
+    );
+}
+
+#[test]
+fn nginx_on_publish_403_is_a_rejection() {
+    // A tiny HTTP server answering 403 to everything.
+    let http = TcpListener::bind("127.0.0.1:0").unwrap();
+    let http_port = http.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in http.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 4096];
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let Some(nginx) = Nginx::start(&format!("on_publish http://127.0.0.1:{http_port}/auth;"))
+    else {
+        return;
+    };
+    let start = Instant::now();
+    let err = RtmpPublisher::connect(
+        &nginx.url(SECRET_KEY),
+        &ConnectOptions::default(),
+        &test_headers(),
+    )
+    .unwrap_err();
+    assert!(err.is_rejection(), "{err}\n{}", nginx.log());
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert!(!err.to_string().contains(SECRET_KEY));
+    assert!(!format!("{err:?}").contains(SECRET_KEY));
+}
+
+#[test]
+fn nginx_stalled_pump_is_bounded() {
+    let Some(nginx) = Nginx::start("") else {
+        return;
+    };
+    let opts = ConnectOptions {
+        send_buffer_bytes: Some(64 * 1024),
+        ..ConnectOptions::default()
+    };
+    let mut p = RtmpPublisher::connect(&nginx.url("stall"), &opts, &test_headers()).unwrap();
+    p.pump(Duration::from_millis(500)).unwrap();
+    // Freeze nginx: it stops reading, the receive window fills up.
+    let pid = nginx.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let big = Bytes::from(vec![0x27u8; 256 * 1024]);
+    for i in 0..40 {
+        p.queue_media(MediaKind::Video, i * 33, big.clone())
+            .unwrap();
+    }
+    let mut progress = 0;
+    for _ in 0..5 {
+        let start = Instant::now();
+        progress += p.pump(Duration::from_millis(100)).unwrap();
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_millis(300),
+            "pump blocked for {took:?}"
+        );
+    }
+    assert!(p.pending_bytes() > 5 * 1024 * 1024, "progress {progress}");
+    assert!(p.kernel_unsent_bytes() > 0);
+    // The write stops making progress: a later pump moves nothing.
+    assert_eq!(p.pump(Duration::from_millis(50)).unwrap(), 0);
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+}
+
+#[test]
+fn pump_reports_server_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = crate::output::server::LocalReceiver::start(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().into(),
+    )
+    .unwrap();
+    let url = RtmpUrl::parse(&rx.url(), None).unwrap();
+    let mut p = RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers()).unwrap();
+    p.pump(Duration::from_millis(200)).unwrap();
+    rx.stop();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let err = loop {
+        match p.pump(Duration::from_millis(20)) {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "close not noticed");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    assert!(
+        matches!(
+            err,
+            RtmpError::Closed { stage: Stage::Send }
+                | RtmpError::Io {
+                    stage: Stage::Send,
+                    ..
+                }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_rejection());
+}
+
+/// A real 1 s baseline H.264 + AAC FLV made by ffmpeg, as tags; None when
+/// ffmpeg (with libx264) is missing.
+fn ffmpeg_fixture(dir: &Path) -> Option<Vec<(u8, u32, Vec<u8>)>> {
+    let path = dir.join("fixture.flv");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=64x64:rate=30")
+        .args(["-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "1"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-profile:v",
+            "baseline",
+            "-g",
+            "10",
+        ])
+        .args(["-c:a", "aac", "-ac", "2", "-f", "flv", "-y"])
+        .arg(&path)
+        .status()
+        .ok()?;
+    status.success().then(|| read_flv_tags(&path))
+}
+
+/// Stream headers recovered from a fixture's sequence headers.
+fn fixture_headers(tags: &[(u8, u32, Vec<u8>)]) -> StreamHeaders {
+    let avc = &tags
+        .iter()
+        .find(|t| t.0 == flv::TAG_VIDEO && t.2[1] == 0)
+        .unwrap()
+        .2;
+    let rec = &avc[5..];
+    let sps_len = usize::from(u16::from_be_bytes([rec[6], rec[7]]));
+    let sps = Bytes::copy_from_slice(&rec[8..8 + sps_len]);
+    let p = 8 + sps_len + 1;
+    let pps_len = usize::from(u16::from_be_bytes([rec[p], rec[p + 1]]));
+    let pps = Bytes::copy_from_slice(&rec[p + 2..p + 2 + pps_len]);
+    let aac = &tags
+        .iter()
+        .find(|t| t.0 == flv::TAG_AUDIO && t.2[1] == 0)
+        .unwrap()
+        .2;
+    StreamHeaders {
+        video: Some(crate::packet::VideoParams {
+            width: 64,
+            height: 64,
+            fps: 30,
+            bitrate_bps: 200_000,
+            sps,
+            pps,
+        }),
+        audio: Some(crate::packet::AudioParams {
+            sample_rate: 48_000,
+            channels: 2,
+            bitrate_bps: 128_000,
+            asc: Bytes::copy_from_slice(&aac[2..]),
+            frame_samples: 1024,
+        }),
+        encoder_name: "onair-test".into(),
+    }
+}
+
+/// ffmpeg's own RTMP server (`-listen 1`) is stricter than nginx about the
+/// handshake and chunking, and `-c copy` keeps exactly what was sent. Real
+/// H.264/AAC from an ffmpeg-made fixture goes through our sequence headers
+/// (which must equal ffmpeg's byte for byte) and must decode without error.
+#[test]
+fn ffmpeg_listen_receives_decodable_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fixture) = ffmpeg_fixture(dir.path()) else {
+        eprintln!("skip: ffmpeg with libx264 not installed");
+        return;
+    };
+    let headers = fixture_headers(&fixture);
+    let video = headers.video.as_ref().unwrap();
+    let theirs = fixture.iter().find(|t| t.0 == flv::TAG_VIDEO).unwrap();
+    assert_eq!(&flv::avc_sequence_header(video)[..], &theirs.2[..]);
+
+    let out = dir.path().join("out.flv");
+    let port = free_port();
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-listen",
+            "1",
+            "-f",
+            "flv",
+            "-i",
+        ])
+        .arg(format!("rtmp://127.0.0.1:{port}/live/key"))
+        .args(["-c", "copy", "-f", "flv", "-y"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/key"), None).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut p = loop {
+        match RtmpPublisher::connect(&url, &ConnectOptions::default(), &headers) {
+            Ok(p) => break p,
+            Err(RtmpError::Connect { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => {
+                let _ = ffmpeg.kill();
+                panic!("{e}");
+            }
+        }
+    };
+    let media: Vec<_> = fixture
+        .iter()
+        .filter(|t| t.0 != flv::TAG_SCRIPT && t.2[1] == 1)
+        .collect();
+    for (kind, ts, body) in &media {
+        let kind = if *kind == flv::TAG_VIDEO {
+            MediaKind::Video
+        } else {
+            MediaKind::Audio
+        };
+        p.queue_media(kind, *ts, Bytes::copy_from_slice(body))
+            .unwrap();
+        p.pump(Duration::from_millis(100)).unwrap();
+    }
+    p.close(Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ffmpeg.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = ffmpeg.kill();
+            panic!("ffmpeg did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut err = String::new();
+    if let Some(mut e) = ffmpeg.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let got: Vec<_> = read_flv_tags(&out)
+        .into_iter()
+        .filter(|t| t.0 != flv::TAG_SCRIPT && t.2[1] == 1)
+        .collect();
+    assert_eq!(got.len(), media.len(), "{err}");
+    for (a, b) in got.iter().zip(&media) {
+        assert_eq!((a.0, a.1, &a.2), (b.0, b.1, &b.2));
+    }
+    let decode = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(&out)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&decode.stderr);
+    assert!(
+        decode.status.success() && stderr.trim().is_empty(),
+        "{stderr}"
+    );
+}
+
+/// nginx refuses a second publisher on a busy name with
+/// `NetStream.Publish.BadName`: a rejection, with the key kept out.
+#[test]
+fn nginx_busy_name_is_a_rejection() {
+    let Some(nginx) = Nginx::start("") else {
+        return;
+    };
+    let url = nginx.url(SECRET_KEY);
+    let mut first = RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers())
+        .unwrap_or_else(|e| panic!("{e}\n{}", nginx.log()));
+    first.pump(Duration::from_millis(200)).unwrap();
+    let err =
+        RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers()).unwrap_err();
+    eprintln!("second publisher: {err}");
+    assert!(err.is_rejection(), "{err}\n{}", nginx.log());
+    assert!(!format!("{err} {err:?}").contains(SECRET_KEY));
+    first.close(Duration::from_millis(500));
+}
+
+#[test]
+fn server_closing_during_handshake_is_closed_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || drop(listener.accept().unwrap()));
+    let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/k"), None).unwrap();
+    let err =
+        RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RtmpError::Closed {
+                stage: Stage::Handshake
+            } | RtmpError::Io {
+                stage: Stage::Handshake,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_rejection());
+    t.join().unwrap();
+}
+
+/// A `?query` in the key reaches the server as publish args.
+#[test]
+fn nginx_key_with_query() {
+    let Some(nginx) = Nginx::start("") else {
+        return;
+    };
+    let url = RtmpUrl::parse(
+        &format!("rtmp://127.0.0.1:{}/live/", nginx.port),
+        Some("qkey?token=abc"),
+    )
+    .unwrap();
+    let p = RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers())
+        .unwrap_or_else(|e| panic!("{e}\n{}", nginx.log()));
+    p.close(Duration::from_millis(500));
+    let log = nginx.log();
+    assert!(log.contains("name='qkey' args='token=abc'"), "{log}");
+}
