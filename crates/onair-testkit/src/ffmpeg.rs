@@ -10,7 +10,7 @@
 //! and [`audio_pcm`] give tests the decoded pixels (for the frame index painted in the test
 //! pattern) and PCM (for tone checks).
 
-use crate::procs::{free_port, wait_for_listen, ChildGuard};
+use crate::procs::{free_port, wait_for_listen_pid, ChildGuard};
 use serde_json::Value;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -39,13 +39,27 @@ impl FfmpegListener {
 
     /// Like [`FfmpegListener::start`], for `rtmp://127.0.0.1:PORT/live/KEY`.
     pub fn start_with_key(out: &Path, key: &str) -> io::Result<FfmpegListener> {
+        Self::start_in(out, key, None)
+    }
+
+    /// Like [`FfmpegListener::start_with_key`], inside network namespace `netns` if given
+    /// (see [`crate::netns::NetNs::name`]).
+    pub fn start_in(out: &Path, key: &str, netns: Option<&str>) -> io::Result<FfmpegListener> {
         let port = free_port()?;
         let dir = tempfile::Builder::new()
             .prefix("onair-fflisten-")
             .tempdir()?;
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path)?;
-        let child = Command::new("ffmpeg")
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "ffmpeg"]);
+                c
+            }
+            None => Command::new("ffmpeg"),
+        };
+        let child = cmd
             .args(["-nostdin", "-y", "-v", "error", "-listen", "1", "-i"])
             .arg(format!("rtmp://127.0.0.1:{port}/live/{key}"))
             .args(["-c", "copy", "-copyinkf", "-f", "flv"])
@@ -56,7 +70,9 @@ impl FfmpegListener {
             .spawn()?;
         let mut child = ChildGuard::new("ffmpeg-listen", child);
         // Never probe by connecting: the listener would accept the probe and exit.
-        if let Err(e) = wait_for_listen(port, Duration::from_secs(10)) {
+        // /proc/PID/net/tcp: the table of the listener's own namespace.
+        let pid = child.pid().unwrap_or(0);
+        if let Err(e) = wait_for_listen_pid(pid, port, Duration::from_secs(10)) {
             child.kill();
             let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
             return Err(io::Error::new(

@@ -113,6 +113,31 @@ impl NetNs {
         Ok(ChildGuard::new(name.to_string_lossy(), child))
     }
 
+    /// Runs `f` on a new thread that has joined the namespace (setns), and returns its
+    /// result. Sockets created in `f` belong to the namespace and stay usable from any
+    /// thread afterwards, and threads spawned from `f` inherit the namespace: this is how
+    /// library-level tests put onair itself behind the kernel faults.
+    pub fn run_in<F, R>(&self, f: F) -> io::Result<R>
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        let file = std::fs::File::open(format!("/var/run/netns/{}", self.name))?;
+        std::thread::scope(|sc| {
+            sc.spawn(move || {
+                use std::os::fd::AsRawFd;
+                // SAFETY: setns(2) on a namespace fd we opened; affects only this thread.
+                let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                if r != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(f())
+            })
+            .join()
+            .map_err(|_| io::Error::other("closure panicked inside the namespace"))?
+        })
+    }
+
     /// Runs `argv` inside the namespace and returns its output; error on non-zero exit.
     pub fn run(&self, argv: &[&str]) -> io::Result<Output> {
         let (prog, args) = argv
@@ -243,7 +268,54 @@ impl Drop for NetNs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    /// Echo server + client inside the namespace; DROP stalls silently, REJECT resets.
+    fn kernel_faults(ns: &NetNs) {
+        if find_tool("iptables").is_none() {
+            return;
+        }
+        let (l, mut c) = ns
+            .run_in(|| {
+                let l = TcpListener::bind("127.0.0.1:0").expect("bind in ns");
+                let c = TcpStream::connect(l.local_addr().expect("addr")).expect("connect in ns");
+                (l, c)
+            })
+            .expect("run_in");
+        let port = l.local_addr().expect("addr").port();
+        // The host cannot reach it: it lives in the namespace.
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+        let (mut srv, _) = l.accept().expect("accept");
+        c.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let mut b = [0u8; 4];
+        c.write_all(b"ping").expect("write");
+        srv.read_exact(&mut b).expect("server read");
+
+        ns.iptables_drop_port(port).expect("drop");
+        c.write_all(b"lost").expect("write under DROP succeeds");
+        srv.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        assert!(srv.read(&mut b).is_err(), "data crossed a DROP rule");
+        ns.iptables_flush().expect("flush");
+
+        ns.iptables_reject_reset_port(port).expect("reject");
+        let t = Instant::now();
+        let mut err = None;
+        while t.elapsed() < Duration::from_secs(2) {
+            if let Err(e) = c.write_all(b"rst?").and_then(|_| c.read(&mut b)) {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        let e = err.expect("no error under REJECT tcp-reset");
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+        ns.iptables_flush().expect("flush");
+    }
 
     #[test]
     fn create_shape_filter_delete() {
@@ -270,6 +342,7 @@ mod tests {
         } else {
             eprintln!("SKIP: iptables not installed; iptables helpers untested");
         }
+        kernel_faults(&ns);
         let mut g = ns
             .spawn_in(Command::new("sleep").arg("30"))
             .expect("spawn in ns");

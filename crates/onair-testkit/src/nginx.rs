@@ -45,6 +45,9 @@ pub struct NginxOptions {
     pub extra_application: String,
     /// How long [`NginxRtmp::start`] waits for the port. Default 5 s.
     pub start_timeout: Duration,
+    /// Run inside this network namespace ([`crate::netns::NetNs::name`]) so kernel faults
+    /// (tbf, iptables) apply; the client must then run there too.
+    pub netns: Option<String>,
 }
 
 impl Default for NginxOptions {
@@ -54,6 +57,7 @@ impl Default for NginxOptions {
             record: true,
             extra_application: String::new(),
             start_timeout: Duration::from_secs(5),
+            netns: None,
         }
     }
 }
@@ -127,7 +131,15 @@ impl NginxRtmp {
         let nginx = find_tool("nginx")
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "nginx not found"))?;
         let d = self.dir.path();
-        let child = Command::new(nginx)
+        let mut cmd = match &self.opts.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(nginx);
+                c
+            }
+            None => Command::new(nginx),
+        };
+        let child = cmd
             .arg("-p")
             .arg(d)
             .arg("-c")
@@ -149,8 +161,17 @@ impl NginxRtmp {
                     self.error_log()
                 )));
             }
-            if wait_for_port(addr, Duration::from_millis(100)).is_ok() {
+            let up = match &self.opts.netns {
+                Some(_) => guard
+                    .pid()
+                    .is_some_and(|pid| crate::procs::is_listening_pid(pid, self.port)),
+                None => wait_for_port(addr, Duration::from_millis(100)).is_ok(),
+            };
+            if up {
                 break;
+            }
+            if self.opts.netns.is_some() {
+                std::thread::sleep(Duration::from_millis(20));
             }
             if std::time::Instant::now() >= deadline {
                 return Err(io::Error::new(
@@ -440,6 +461,28 @@ mod tests {
         for r in &recs {
             let _ = std::fs::remove_file(r);
         }
+    }
+
+    #[test]
+    fn runs_inside_netns() {
+        if !require_tools(&["nginx", "ffmpeg"]) {
+            return;
+        }
+        let Some(ns) = crate::netns::NetNs::create_or_skip("onair-tk-ngx") else {
+            return;
+        };
+        let n = NginxRtmp::start(NginxOptions {
+            netns: Some(ns.name().to_string()),
+            ..Default::default()
+        })
+        .expect("start nginx in netns");
+        // Not reachable from the host's loopback...
+        assert!(TcpStream::connect(n.addr()).is_err());
+        // ...but from inside the namespace.
+        let ok = ns
+            .run_in(|| TcpStream::connect(n.addr()).is_ok())
+            .expect("run_in");
+        assert!(ok);
     }
 
     #[test]

@@ -140,7 +140,17 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
 /// True if a socket in this network namespace listens on 127.0.0.1:`port` (or 0.0.0.0),
 /// read from /proc/net/tcp without connecting to it.
 pub fn is_listening(port: u16) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/net/tcp") else {
+    listening_in("/proc/net/tcp", port)
+}
+
+/// Like [`is_listening`], in the network namespace of process `pid` (/proc/PID/net/tcp):
+/// works for a listener started inside a [`crate::netns::NetNs`].
+pub fn is_listening_pid(pid: u32, port: u16) -> bool {
+    listening_in(&format!("/proc/{pid}/net/tcp"), port)
+}
+
+fn listening_in(table: &str, port: u16) -> bool {
+    let Ok(text) = std::fs::read_to_string(table) else {
         return false;
     };
     let want = [
@@ -155,8 +165,17 @@ pub fn is_listening(port: u16) -> bool {
 
 /// Waits until something listens on 127.0.0.1:`port`, without connecting (see [`is_listening`]).
 pub fn wait_for_listen(port: u16, timeout: Duration) -> io::Result<()> {
+    wait_listen_with(timeout, port, || is_listening(port))
+}
+
+/// [`wait_for_listen`] in the network namespace of process `pid`.
+pub fn wait_for_listen_pid(pid: u32, port: u16, timeout: Duration) -> io::Result<()> {
+    wait_listen_with(timeout, port, || is_listening_pid(pid, port))
+}
+
+fn wait_listen_with(timeout: Duration, port: u16, f: impl Fn() -> bool) -> io::Result<()> {
     let deadline = Instant::now() + timeout;
-    while !is_listening(port) {
+    while !f() {
         if Instant::now() >= deadline {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
