@@ -27,5 +27,7 @@ pub mod stats;
 pub use ffmpeg::{FfmpegListener, FrameInfo, PacketInfo, Probe, StreamInfo};
 pub use netns::NetNs;
 pub use nginx::{HttpStatusServer, NginxOptions, NginxRtmp};
-pub use procs::{free_port, require_tool, require_tools, wait_for_port, which, ChildGuard};
+pub use procs::{
+    cargo_bin, free_port, require_tool, require_tools, spawn, wait_for_port, which, ChildGuard,
+};
 pub use proxy::FaultProxy;

@@ -458,8 +458,8 @@ mod tests {
         let p = crate::ffmpeg::probe(&recs[1]).expect("probe");
         assert_eq!(p.video().map(|v| v.codec_name.as_str()), Some("h264"));
         assert_eq!(p.audio().map(|v| v.codec_name.as_str()), Some("aac"));
-        for r in &recs {
-            let _ = std::fs::remove_file(r);
+        if let Some(d) = recs[0].parent() {
+            let _ = std::fs::remove_dir_all(d);
         }
     }
 

@@ -10,7 +10,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Owns a child process; kills it (SIGKILL, by pid) and reaps it when dropped.
@@ -109,6 +109,27 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Spawns `cmd` (stdin null) and guards it; `name` is the program name.
+pub fn spawn(cmd: &mut Command) -> io::Result<ChildGuard> {
+    let name = cmd.get_program().to_string_lossy().into_owned();
+    let child = cmd.stdin(Stdio::null()).spawn()?;
+    Ok(ChildGuard::new(name, child))
+}
+
+/// Path of a binary built by cargo in the same target dir and profile as the running
+/// test (e.g. `cargo_bin("onair")`): test executables live in `target/PROFILE/deps/`,
+/// binaries in `target/PROFILE/`. Inside the binary's own package prefer
+/// `env!("CARGO_BIN_EXE_onair")`. `None` if it was not built.
+pub fn cargo_bin(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let mut dir = exe.parent()?;
+    if dir.ends_with("deps") {
+        dir = dir.parent()?;
+    }
+    let p = dir.join(name);
+    is_executable(&p).then_some(p)
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
@@ -260,7 +281,6 @@ pub fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
 
     #[test]
     fn guard_kills_on_drop() {
@@ -304,6 +324,16 @@ mod tests {
         assert!(wait_for_port(([127, 0, 0, 1], p).into(), Duration::from_millis(100)).is_err());
         assert!(which("sh"));
         assert!(!which("definitely-not-a-tool-onair"));
+    }
+
+    #[test]
+    fn spawn_and_cargo_bin() {
+        let mut g = spawn(Command::new("sleep").arg("30")).expect("spawn");
+        assert_eq!(g.name(), "sleep");
+        assert!(g.try_wait().expect("try_wait").is_none());
+        g.stop(libc::SIGTERM, Duration::from_secs(2));
+        assert!(g.pid().is_none());
+        assert!(cargo_bin("definitely-not-built").is_none());
     }
 
     #[test]
