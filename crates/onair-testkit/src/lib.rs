@@ -13,6 +13,22 @@
 //! - [`procs`]: process guards, ports and tool discovery (with skip-or-fail policy).
 //! - [`stats`]: the `--stats-json` JSON Lines reader.
 //!
+//! Tool quirks the helpers encode (FFmpeg 5.1, nginx 1.22 + nginx-rtmp, Debian 12):
+//!
+//! - `ffmpeg -listen 1 -i rtmp://...` accepts exactly one connection and exits when the
+//!   publisher leaves, printing `URL: Input/output error` with exit status 0
+//!   ([`FfmpegListener::unexpected_stderr`] filters it). It only *warns* when the
+//!   publisher's app/stream differ from its URL. Never probe its port by connecting.
+//! - nginx-rtmp needs `load_module .../ngx_rtmp_module.so` (Debian: /usr/lib/nginx/modules)
+//!   and `-e LOG` so it does not touch /var/log/nginx before reading the config.
+//! - nginx-rtmp records only from the first keyframe, finalizes the file when the publisher
+//!   disconnects, and with `record_unique on` names it `KEY-UNIXSECONDS.flv`: two sessions
+//!   of one key starting in the same second overwrite each other (`record_append off`).
+//! - nginx-rtmp refuses a second publisher of a busy key ("Already publishing"); a publisher
+//!   whose link died silently keeps the key busy until `drop_idle_publisher`
+//!   ([`NginxOptions::drop_idle_publisher`]).
+//! - FFmpeg conceals lost reference frames silently at `-v error`: use [`ffmpeg::frame_num_gaps`].
+//!
 //! Tests that need external tools start with
 //! `if !onair_testkit::procs::require_tools(&["nginx", "ffmpeg"]) { return; }`:
 //! locally a missing tool skips the test with a note, under `CI` it fails it.

@@ -45,6 +45,12 @@ pub struct NginxOptions {
     pub extra_application: String,
     /// How long [`NginxRtmp::start`] waits for the port. Default 5 s.
     pub start_timeout: Duration,
+    /// `drop_idle_publisher`: nginx-rtmp drops a publisher that sent nothing for this long.
+    /// Without it, a publisher whose link died silently keeps the stream name busy and
+    /// every reconnect with the same key is refused ("Already publishing",
+    /// `NetStream.Publish.BadName`) until nginx notices (TCP keepalive: hours).
+    /// Default `None` (nginx's default); dead-link tests usually want `Some(2 s)`.
+    pub drop_idle_publisher: Option<Duration>,
     /// Run inside this network namespace ([`crate::netns::NetNs::name`]) so kernel faults
     /// (tbf, iptables) apply; the client must then run there too.
     pub netns: Option<String>,
@@ -58,6 +64,7 @@ impl Default for NginxOptions {
             extra_application: String::new(),
             start_timeout: Duration::from_secs(5),
             netns: None,
+            drop_idle_publisher: None,
         }
     }
 }
@@ -108,6 +115,12 @@ impl NginxRtmp {
         }
         if let Some(url) = &self.opts.on_publish {
             app.push_str(&format!("            on_publish {url};\n"));
+        }
+        if let Some(d) = self.opts.drop_idle_publisher {
+            app.push_str(&format!(
+                "            drop_idle_publisher {}ms;\n",
+                d.as_millis().max(1)
+            ));
         }
         if !self.opts.extra_application.is_empty() {
             app.push_str(&self.opts.extra_application);
@@ -483,6 +496,57 @@ mod tests {
             .run_in(|| TcpStream::connect(n.addr()).is_ok())
             .expect("run_in");
         assert!(ok);
+    }
+
+    /// nginx-rtmp quirk: a silently dead publisher keeps its stream name busy; a second
+    /// publisher with the same key is refused until `drop_idle_publisher` fires.
+    #[test]
+    fn dead_publisher_blocks_key_until_idle_drop() {
+        if !require_tools(&["nginx", "ffmpeg"]) {
+            return;
+        }
+        let n = NginxRtmp::start(NginxOptions {
+            drop_idle_publisher: Some(Duration::from_secs(2)),
+            ..Default::default()
+        })
+        .expect("start nginx");
+        let proxy = crate::proxy::FaultProxy::start(n.addr()).expect("proxy");
+        let mut a = Command::new("ffmpeg");
+        a.args(["-nostdin", "-v", "quiet", "-re", "-f", "lavfi", "-i"])
+            .arg("testsrc2=size=160x120:rate=15")
+            .args([
+                "-t",
+                "20",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-f",
+                "flv",
+            ])
+            .arg(proxy.rtmp_url("same"));
+        let _a = crate::procs::spawn(&mut a).expect("publisher A");
+        let t = std::time::Instant::now();
+        while proxy.bytes_up() < 20_000 && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        proxy.blackhole();
+        let t = std::time::Instant::now();
+        let b = publish(&n.url("same"), 1);
+        if t.elapsed() < Duration::from_millis(1500) {
+            assert!(
+                !b.status.success(),
+                "second publisher accepted while A is alive"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(2500));
+        let b = publish(&n.url("same"), 1);
+        assert!(
+            b.status.success(),
+            "publish after drop_idle_publisher failed: {}\n{}",
+            String::from_utf8_lossy(&b.stderr),
+            n.error_log()
+        );
     }
 
     #[test]
