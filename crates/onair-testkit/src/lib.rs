@@ -44,6 +44,7 @@ pub use ffmpeg::{FfmpegListener, FrameInfo, PacketInfo, Probe, StreamInfo};
 pub use netns::NetNs;
 pub use nginx::{HttpStatusServer, NginxOptions, NginxRtmp};
 pub use procs::{
-    cargo_bin, free_port, require_tool, require_tools, spawn, wait_for_port, which, ChildGuard,
+    cargo_bin, free_port, output_timeout, require_tool, require_tools, spawn, wait_for_port, which,
+    ChildGuard,
 };
 pub use proxy::FaultProxy;

@@ -8,9 +8,10 @@
 //! skipping the tests that matter.
 
 use std::io;
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Owns a child process; kills it (SIGKILL, by pid) and reaps it when dropped.
@@ -116,6 +117,58 @@ pub fn spawn(cmd: &mut Command) -> io::Result<ChildGuard> {
     let name = cmd.get_program().to_string_lossy().into_owned();
     let child = cmd.stdin(Stdio::null()).spawn()?;
     Ok(ChildGuard::new(name, child))
+}
+
+/// Runs `cmd` to completion like [`Command::output`], but SIGKILLs it after `timeout`
+/// (a hung `onair` must fail its test, not hang the suite). On timeout the error message
+/// carries what the process printed on stderr so far.
+pub fn output_timeout(cmd: &mut Command, timeout: Duration) -> io::Result<Output> {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut g = ChildGuard::new(cmd.get_program().to_string_lossy(), child);
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        g.child_mut()
+            .and_then(|c| c.stdout.take())
+            .map(|s| Box::new(s) as _),
+    );
+    let err = drain(
+        g.child_mut()
+            .and_then(|c| c.stderr.take())
+            .map(|s| Box::new(s) as _),
+    );
+    let status = g.wait_timeout(timeout)?;
+    if status.is_none() {
+        g.kill();
+    }
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    match status {
+        Some(status) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "{} still running after {timeout:?}, killed; stderr:\n{}",
+                g.name(),
+                String::from_utf8_lossy(&stderr)
+            ),
+        )),
+    }
 }
 
 /// Path of a binary built by cargo in the same target dir and profile as the running
@@ -334,6 +387,29 @@ mod tests {
         g.stop(libc::SIGTERM, Duration::from_secs(2));
         assert!(g.pid().is_none());
         assert!(cargo_bin("definitely-not-built").is_none());
+    }
+
+    #[test]
+    fn output_with_timeout() {
+        let o = output_timeout(
+            Command::new("sh").args(["-c", "echo hi; echo err >&2"]),
+            Duration::from_secs(5),
+        )
+        .expect("run sh");
+        assert!(o.status.success());
+        assert_eq!(
+            (o.stdout.as_slice(), o.stderr.as_slice()),
+            (&b"hi\n"[..], &b"err\n"[..])
+        );
+        let t = Instant::now();
+        let e = output_timeout(
+            Command::new("sh").args(["-c", "echo slow >&2; exec sleep 30"]),
+            Duration::from_millis(300),
+        )
+        .expect_err("must time out");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("slow"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
