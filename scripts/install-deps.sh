@@ -9,7 +9,7 @@
 # harness starts its own private nginx instances.
 set -euo pipefail
 
-BUILD_PKGS=(build-essential pkg-config nasm)
+BUILD_PKGS=(build-essential pkg-config nasm curl ca-certificates)
 TEST_PKGS=(nginx libnginx-mod-rtmp ffmpeg iproute2 iptables procps)
 
 pkgs=("${BUILD_PKGS[@]}")
@@ -70,6 +70,26 @@ else
     if [[ " ${missing[*]} " == *" nginx "* ]]; then
         "${SUDO[@]}" service nginx stop >/dev/null 2>&1 || true
     fi
+fi
+
+# Rust: Debian's rustc is too old (the workspace needs >= 1.80), so use rustup.
+if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    log "installing Rust (rustup, stable, minimal + rustfmt + clippy) into ~/.cargo"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
+        sh -s -- -y --profile minimal --component rustfmt,clippy >&2
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+elif command -v rustup >/dev/null 2>&1; then
+    for c in rustfmt clippy; do
+        if ! rustup component list --installed 2>/dev/null | grep -q "^$c"; then
+            log "adding rustup component $c"
+            rustup component add "$c" >&2
+        fi
+    done
 fi
 
 if ! command -v nasm >/dev/null 2>&1; then

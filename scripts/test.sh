@@ -6,17 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# A fresh root shell may not have cargo or the sbin dirs on PATH.
-if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
-    # shellcheck disable=SC1091
-    . "$HOME/.cargo/env"
-fi
+# A fresh root shell may not have the sbin dirs on PATH.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 step() { echo "==> $*" >&2; }
 
 step "install deps"
 ./scripts/install-deps.sh
+# install-deps may have just installed Rust with rustup (~/.cargo/bin).
+if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -32,6 +32,36 @@
 //! Tests that need external tools start with
 //! `if !onair_testkit::procs::require_tools(&["nginx", "ffmpeg"]) { return; }`:
 //! locally a missing tool skips the test with a note, under `CI` it fails it.
+//!
+//! A typical fault test (server behind the proxy, reset mid-stream, judge the recording):
+//!
+//! ```no_run
+//! use onair_testkit::{ffmpeg, output_timeout, require_tools, stats, FaultProxy, NginxOptions, NginxRtmp};
+//! use std::{process::Command, time::Duration};
+//!
+//! if !require_tools(&["nginx", "ffmpeg"]) { return; }
+//! let nginx = NginxRtmp::start(NginxOptions::default()).expect("nginx");
+//! let proxy = FaultProxy::start(nginx.addr()).expect("proxy");
+//! let dir = tempfile::tempdir().expect("tempdir");
+//! let stats_path = dir.path().join("stats.jsonl");
+//! let onair = onair_testkit::cargo_bin("onair").expect("build onair first");
+//! let mut cmd = Command::new(onair);
+//! cmd.args(["stream", &proxy.rtmp_url("key"), "--duration", "10", "--stats-json"])
+//!     .arg(&stats_path);
+//! let t = std::thread::spawn(move || output_timeout(&mut cmd, Duration::from_secs(30)));
+//! std::thread::sleep(Duration::from_secs(4));
+//! proxy.reset_all();
+//! let out = t.join().expect("thread").expect("onair");
+//! assert!(out.status.success());
+//! let recs = nginx.stop_and_collect();
+//! assert_eq!(recs.len(), 2, "one recording per session");
+//! for r in &recs {
+//!     assert_eq!(ffmpeg::decode_errors(r).expect("ffmpeg"), "");
+//!     assert_eq!(ffmpeg::frame_num_gaps(r).expect("ffmpeg"), 0);
+//! }
+//! let s = stats::read_stats(&stats_path).expect("stats");
+//! assert_eq!(stats::last(&s).and_then(|o| stats::field_u64(o, "reconnects")), Some(1));
+//! ```
 
 pub mod ffmpeg;
 pub mod netns;
