@@ -1,0 +1,80 @@
+//! Test harness for onair's integration tests.
+//!
+//! onair's promises (never block the engines, survive stalls and resets, resume at the
+//! present, never send a mid-GOP drop) can only be proved against real peers and judged
+//! by a real decoder. This crate gives tests those peers and judges, and makes sure every
+//! process it starts dies with the test, even on panic:
+//!
+//! - [`nginx`]: a private nginx-rtmp server per test (the usual ingest), recording what it got.
+//! - [`ffmpeg`]: an FFmpeg RTMP listener that keeps exactly what was sent, and the FFmpeg /
+//!   ffprobe judges (probe, frames, decode errors, hidden "frame num gap"s, pixels, PCM).
+//! - [`proxy`]: a userspace TCP fault proxy (pause, throttle, blackhole, reset, refuse, delay).
+//! - [`netns`]: kernel-level faults (tbf, iptables DROP / RST) inside a private network namespace.
+//! - [`procs`]: process guards, ports and tool discovery (with skip-or-fail policy).
+//! - [`stats`]: the `--stats-json` JSON Lines reader.
+//!
+//! Tool quirks the helpers encode (FFmpeg 5.1, nginx 1.22 + nginx-rtmp, Debian 12):
+//!
+//! - `ffmpeg -listen 1 -i rtmp://...` accepts exactly one connection and exits when the
+//!   publisher leaves, printing `URL: Input/output error` with exit status 0
+//!   ([`FfmpegListener::unexpected_stderr`] filters it). It only *warns* when the
+//!   publisher's app/stream differ from its URL. Never probe its port by connecting.
+//! - nginx-rtmp needs `load_module .../ngx_rtmp_module.so` (Debian: /usr/lib/nginx/modules)
+//!   and `-e LOG` so it does not touch /var/log/nginx before reading the config.
+//! - nginx-rtmp records only from the first keyframe, finalizes the file when the publisher
+//!   disconnects, and with `record_unique on` names it `KEY-UNIXSECONDS.flv`: two sessions
+//!   of one key starting in the same second overwrite each other (`record_append off`).
+//! - nginx-rtmp refuses a second publisher of a busy key ("Already publishing"); a publisher
+//!   whose link died silently keeps the key busy until `drop_idle_publisher`
+//!   ([`NginxOptions::drop_idle_publisher`]).
+//! - FFmpeg conceals lost reference frames silently at `-v error`: use [`ffmpeg::frame_num_gaps`].
+//!
+//! Tests that need external tools start with
+//! `if !onair_testkit::procs::require_tools(&["nginx", "ffmpeg"]) { return; }`:
+//! locally a missing tool skips the test with a note, under `CI` it fails it.
+//!
+//! A typical fault test (server behind the proxy, reset mid-stream, judge the recording):
+//!
+//! ```no_run
+//! use onair_testkit::{ffmpeg, output_timeout, require_tools, stats, FaultProxy, NginxOptions, NginxRtmp};
+//! use std::{process::Command, time::Duration};
+//!
+//! if !require_tools(&["nginx", "ffmpeg"]) { return; }
+//! let nginx = NginxRtmp::start(NginxOptions::default()).expect("nginx");
+//! let proxy = FaultProxy::start(nginx.addr()).expect("proxy");
+//! let dir = tempfile::tempdir().expect("tempdir");
+//! let stats_path = dir.path().join("stats.jsonl");
+//! let onair = onair_testkit::cargo_bin("onair").expect("build onair first");
+//! let mut cmd = Command::new(onair);
+//! cmd.args(["stream", &proxy.rtmp_url("key"), "--duration", "10", "--stats-json"])
+//!     .arg(&stats_path);
+//! let t = std::thread::spawn(move || output_timeout(&mut cmd, Duration::from_secs(30)));
+//! std::thread::sleep(Duration::from_secs(4));
+//! proxy.reset_all();
+//! let out = t.join().expect("thread").expect("onair");
+//! assert!(out.status.success());
+//! let recs = nginx.stop_and_collect();
+//! assert_eq!(recs.len(), 2, "one recording per session");
+//! for r in &recs {
+//!     assert_eq!(ffmpeg::decode_errors(r).expect("ffmpeg"), "");
+//!     assert_eq!(ffmpeg::frame_num_gaps(r).expect("ffmpeg"), 0);
+//! }
+//! let s = stats::read_stats(&stats_path).expect("stats");
+//! assert_eq!(stats::last(&s).and_then(|o| stats::field_u64(o, "reconnects")), Some(1));
+//! ```
+
+pub mod ffmpeg;
+pub mod netns;
+pub mod nginx;
+pub mod procs;
+pub mod proxy;
+pub mod stats;
+
+pub use ffmpeg::{FfmpegListener, FrameInfo, PacketInfo, Probe, StreamInfo};
+pub use netns::NetNs;
+pub use nginx::{HttpStatusServer, NginxOptions, NginxRtmp};
+pub use procs::{
+    cargo_bin, free_port, output_timeout, require_tool, require_tools, spawn, wait_for_port, which,
+    ChildGuard,
+};
+pub use proxy::FaultProxy;

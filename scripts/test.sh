@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The project's one test command: ./scripts/test.sh [extra cargo test args]
+# Installs the system deps, then format check, clippy (warnings are errors) and the
+# whole test suite in release mode (the encoders must run in real time for the
+# integration tests against real servers). Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A fresh root shell may not have the sbin dirs on PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+step() { echo "==> $*" >&2; }
+
+step "install deps"
+./scripts/install-deps.sh
+# install-deps may have just installed Rust with rustup (~/.cargo/bin).
+if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --release"
+cargo test --workspace --release "$@"
+
+# ---------------------------------------------------------------------------
+# NODE ADDON (bindings/node, napi-rs): build and test go here, e.g.
+#   step "node addon"
+#   (cd bindings/node && npm ci && npm run build && npm test)
+# ---------------------------------------------------------------------------
+
+step "all checks passed"
