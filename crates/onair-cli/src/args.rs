@@ -95,8 +95,8 @@ pub struct NetArgs {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// StreamBuffer bound in packets.
-    #[arg(long, default_value_t = onair::output::buffer::DEFAULT_MAX_PACKETS, value_parser = clap::value_parser!(u64).range(4..=100_000).map(|v| v as usize))]
-    pub buffer_packets: usize,
+    #[arg(long, default_value_t = onair::output::buffer::DEFAULT_MAX_PACKETS as u64, value_parser = clap::value_parser!(u64).range(4..=100_000))]
+    pub buffer_packets: u64,
     /// StreamBuffer bound in milliseconds of media (timestamp span + kernel backlog).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub buffer_ms: u64,
@@ -269,7 +269,7 @@ impl NetArgs {
     /// Buffer bounds from the options, the byte bound defaulting by bitrate.
     pub fn limits(&self, total_bps: u64) -> BufferLimits {
         let mut limits = BufferLimits::for_bitrate(total_bps);
-        limits.max_packets = self.buffer_packets;
+        limits.max_packets = usize::try_from(self.buffer_packets).unwrap_or(usize::MAX);
         limits.max_span = Duration::from_millis(self.buffer_ms);
         if let Some(b) = self.buffer_bytes {
             limits.max_bytes = b;

@@ -11,7 +11,7 @@ use args::{Cli, Command, CommonArgs, NetArgs};
 use clap::Parser;
 use onair::output::server::LocalReceiver;
 use onair::output::url::RtmpUrl;
-use onair::{Error, Event, Stats, StreamOutputConfig, Streamer, StreamerConfig};
+use onair::{Error, Stats, StreamOutputConfig, Streamer, StreamerConfig};
 use status::StatsSink;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,12 +84,12 @@ fn run_stream(url: Option<&str>, common: &CommonArgs, net: &NetArgs) -> Result<(
             let dir = std::env::current_dir()
                 .map_err(|e| Failure::Runtime(format!("current directory: {e}")))?
                 .join("onair-recordings");
-            let r = LocalReceiver::start(dir)
+            let r = LocalReceiver::start_default(dir.clone())
                 .map_err(|e| Failure::Runtime(format!("starting the local receiver: {e}")))?;
             eprintln!(
                 "onair: no URL given: streaming to the built-in receiver at {}; it records to {}",
                 r.url(),
-                r.record_dir().display()
+                dir.display()
             );
             let url = RtmpUrl::parse(&r.url(), None)?;
             receiver = Some(r);
@@ -117,7 +117,8 @@ fn run_stream(url: Option<&str>, common: &CommonArgs, net: &NetArgs) -> Result<(
     };
     let result = run_streamer(config, common);
     if let Some(r) = receiver {
-        let files = r.stop();
+        let files = r.recordings();
+        r.stop();
         for f in files {
             eprintln!("onair: the local receiver recorded {}", f.display());
         }

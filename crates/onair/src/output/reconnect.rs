@@ -221,7 +221,11 @@ fn connect_until_live(ctx: &ReconnectContext, ever_live: bool) -> Outcome {
                 ctx.set_error(&reason);
                 bump(&ctx.counters.connect_failures);
                 tracing::warn!(output = %ctx.url, attempt = attempts, error = %reason, "connection failed");
-                let give_up = if e.is_rejection() {
+                // A rejection before the stream was ever live is a bad key or
+                // app: retrying forever would only hide it. After it was
+                // live, the usual cause is the server still holding our old
+                // session (nginx-rtmp: "Already publishing"), so keep trying.
+                let give_up = if e.is_rejection() && !ever_live {
                     rejections += 1;
                     rejections >= ctx.policy.max_rejections
                 } else if !ever_live {
