@@ -27,10 +27,76 @@ pub struct EngineCounters {
     pub audio_samples_dropped: AtomicU64,
     /// AudioEngine: worst lateness of an audio tick, in µs.
     pub audio_late_max_us: AtomicU64,
+    /// CaptureThread: distribution of frame tick lateness (for p99).
+    pub capture_lateness: LatenessHistogram,
+    /// AudioEngine: distribution of audio tick lateness (for p99).
+    pub audio_lateness: LatenessHistogram,
     /// VideoEncoder thread: access units produced.
     pub video_packets_encoded: AtomicU64,
     /// AudioEncoder thread: AAC frames produced.
     pub audio_frames_encoded: AtomicU64,
+}
+
+/// Number of 1 ms buckets in the lateness histogram; the last one also counts
+/// everything later.
+pub const LATENESS_BUCKETS: usize = 128;
+
+/// Lock-free histogram of tick lateness in 1 ms buckets, written by one
+/// thread, readable from any.
+#[derive(Debug)]
+pub struct LatenessHistogram {
+    buckets: [AtomicU64; LATENESS_BUCKETS],
+}
+
+impl Default for LatenessHistogram {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl LatenessHistogram {
+    /// Records one lateness sample in µs.
+    pub fn record_us(&self, us: u64) {
+        let i = usize::try_from(us / 1000)
+            .unwrap_or(usize::MAX)
+            .min(LATENESS_BUCKETS - 1);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Number of samples recorded.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Upper bound (µs) of the bucket holding the `q`-quantile (0.0..=1.0),
+    /// e.g. 1000 means "under 1 ms". 0 when empty.
+    pub fn quantile_us(&self, q: f64) -> u64 {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return (i as u64 + 1) * 1000;
+            }
+        }
+        LATENESS_BUCKETS as u64 * 1000
+    }
+
+    /// p99 lateness upper bound in µs (see [`quantile_us`](Self::quantile_us)).
+    pub fn p99_us(&self) -> u64 {
+        self.quantile_us(0.99)
+    }
 }
 
 /// Raises `slot` to `value` if larger (a lock-free running maximum).
@@ -200,6 +266,12 @@ pub struct Stats {
     pub capture_late_max_ms: f64,
     /// Worst audio tick lateness, ms.
     pub audio_late_max_ms: f64,
+    /// Extra: p99 of capture tick lateness, ms (upper bound of a 1 ms bucket).
+    pub capture_late_p99_ms: f64,
+    /// Extra: p99 of audio tick lateness, ms (upper bound of a 1 ms bucket).
+    pub audio_late_p99_ms: f64,
+    /// Extra: PCM sample frames the audio encoder could not take.
+    pub audio_samples_dropped: u64,
     /// Extra: bytes queued in the StreamBuffer.
     pub buffer_bytes: u64,
     /// Extra: bytes the kernel has not sent yet.
@@ -225,6 +297,9 @@ impl Stats {
         self.audio_silence_frames = ld(&engine.audio_silence_samples) / audio_frame_samples.max(1);
         self.capture_late_max_ms = ld(&engine.capture_late_max_us) as f64 / 1000.0;
         self.audio_late_max_ms = ld(&engine.audio_late_max_us) as f64 / 1000.0;
+        self.capture_late_p99_ms = engine.capture_lateness.p99_us() as f64 / 1000.0;
+        self.audio_late_p99_ms = engine.audio_lateness.p99_us() as f64 / 1000.0;
+        self.audio_samples_dropped = ld(&engine.audio_samples_dropped);
     }
 
     /// Fills the per-output fields from `out`.

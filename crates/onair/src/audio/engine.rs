@@ -195,6 +195,7 @@ impl EngineLoop {
             let now_ns = self.clock.now_ns();
             let late_us = now_ns.saturating_sub(deadline) / 1_000;
             store_max(&self.counters.audio_late_max_us, late_us);
+            self.counters.audio_lateness.record_us(late_us);
             if !self.tick(now_ns) {
                 tracing::debug!("audio encoder gone; audio engine stops");
                 break;

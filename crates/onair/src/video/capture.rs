@@ -21,7 +21,7 @@ use super::source::VideoSource;
 use crate::clock::{MasterClock, Rate};
 use crate::stats::{bump, store_max, EngineCounters};
 use crossbeam_channel::{Sender, TrySendError};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -32,9 +32,6 @@ use std::time::{Duration, Instant};
 pub const SPIN_BEFORE_DEADLINE: Duration = Duration::from_micros(200);
 /// Longest single sleep, so a stop request is noticed quickly even at low fps.
 pub const STOP_POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// Number of 1 ms buckets in the lateness histogram; the last one also counts
-/// everything later.
-pub const LATENESS_BUCKETS: usize = 128;
 
 /// One captured frame slot, as handed to the encoder.
 #[derive(Clone, Debug)]
@@ -49,63 +46,7 @@ pub struct CapturedFrame {
     pub duplicate: bool,
 }
 
-/// Lock-free histogram of tick lateness in 1 ms buckets, written by one
-/// thread, readable from any.
-#[derive(Debug)]
-pub struct LatenessHistogram {
-    buckets: [AtomicU64; LATENESS_BUCKETS],
-}
-
-impl Default for LatenessHistogram {
-    fn default() -> Self {
-        Self {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-}
-
-impl LatenessHistogram {
-    /// Records one lateness sample in µs.
-    pub fn record_us(&self, us: u64) {
-        let i = usize::try_from(us / 1000)
-            .unwrap_or(usize::MAX)
-            .min(LATENESS_BUCKETS - 1);
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Number of samples recorded.
-    pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
-    }
-
-    /// Upper bound (µs) of the bucket holding the `q`-quantile (0.0..=1.0),
-    /// e.g. 1000 means "under 1 ms". 0 when empty.
-    pub fn quantile_us(&self, q: f64) -> u64 {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return 0;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, c) in counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return (i as u64 + 1) * 1000;
-            }
-        }
-        LATENESS_BUCKETS as u64 * 1000
-    }
-
-    /// p99 lateness upper bound in µs (see [`quantile_us`](Self::quantile_us)).
-    pub fn p99_us(&self) -> u64 {
-        self.quantile_us(0.99)
-    }
-}
+pub use crate::stats::{LatenessHistogram, LATENESS_BUCKETS};
 
 /// The running capture thread ("onair-capture").
 pub struct CaptureThread {
@@ -203,6 +144,7 @@ fn run(
         let late_us = clock.now_ns().saturating_sub(pts_ns) / 1000;
         store_max(&counters.capture_late_max_us, late_us);
         hist.record_us(late_us);
+        counters.capture_lateness.record_us(late_us);
 
         let (frame, duplicate) = match source.grab(next, pts_ns) {
             Some(f) => {
@@ -271,7 +213,7 @@ mod tests {
         }
     }
 
-    fn ld(a: &AtomicU64) -> u64 {
+    fn ld(a: &std::sync::atomic::AtomicU64) -> u64 {
         a.load(Ordering::Relaxed)
     }
 
