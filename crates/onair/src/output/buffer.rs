@@ -206,6 +206,25 @@ impl StreamBuffer {
         (video, audio)
     }
 
+    /// Removes every queued video tag (they are all unsent, so the picture
+    /// stays valid as long as no video follows until a keyframe: the
+    /// muxer's gate sees to that). Returns how many were removed. This is how
+    /// room is made for audio: video always goes first.
+    pub fn evict_video(&self) -> u64 {
+        let mut q = self.lock();
+        let before = q.tags.len();
+        let mut freed = 0usize;
+        q.tags.retain(|t| {
+            let keep = t.kind != MediaKind::Video;
+            if !keep {
+                freed += t.body.len();
+            }
+            keep
+        });
+        q.bytes -= freed;
+        (before - q.tags.len()) as u64
+    }
+
     /// Reports bytes already past the queue but not yet sent (RTMP session
     /// output plus the kernel's send queue). Called by the send thread.
     pub fn set_backlog_bytes(&self, bytes: u64) {
@@ -336,6 +355,21 @@ mod tests {
         b.push(tag(MediaKind::Audio, 3, 5)).unwrap();
         let got = t.join().unwrap().expect("woken by push");
         assert_eq!(got.dts_ns, 3_000_000);
+    }
+
+    #[test]
+    fn evicting_video_keeps_audio_in_order() {
+        let b = StreamBuffer::new(limits(100, 5000, 1 << 20), 1_000_000);
+        b.push(tag(MediaKind::Audio, 0, 5)).unwrap();
+        b.push(tag(MediaKind::Video, 1, 50)).unwrap();
+        b.push(tag(MediaKind::Audio, 2, 5)).unwrap();
+        b.push(tag(MediaKind::Video, 3, 50)).unwrap();
+        assert_eq!(b.evict_video(), 2);
+        assert_eq!(b.snapshot().1, 10);
+        let left: Vec<u64> = std::iter::from_fn(|| b.pop(Duration::ZERO))
+            .map(|t| t.dts_ns)
+            .collect();
+        assert_eq!(left, [0, 2_000_000]);
     }
 
     #[test]

@@ -144,7 +144,7 @@ impl StreamMuxer {
             self.flags.drop_video.store(false, Ordering::Release);
             self.request_keyframe();
         } else if worst >= VIDEO_DROP_HIGH_WATER {
-            self.flags.drop_video.store(true, Ordering::Release);
+            self.start_dropping_video();
             self.drop_video(Gate::AfterCongestion);
             return;
         }
@@ -170,9 +170,22 @@ impl StreamMuxer {
         if self.buffer.push(tag).is_err() {
             // A hard bound was hit between the check and the push (audio
             // filled it): treat as congestion.
-            self.flags.drop_video.store(true, Ordering::Release);
+            self.start_dropping_video();
             self.drop_video(Gate::AfterCongestion);
         }
+    }
+
+    /// Enters the drop-video state: closes the keyframe gate and removes the
+    /// video still queued, so the buffer drains at the speed of the link
+    /// instead of after seconds of stale video, and audio keeps its room.
+    fn start_dropping_video(&self) {
+        self.flags.drop_video.store(true, Ordering::Release);
+        self.gate
+            .store(Gate::AfterCongestion as u8, Ordering::Release);
+        let evicted = self.buffer.evict_video();
+        self.counters
+            .video_dropped_congestion
+            .fetch_add(evicted, Ordering::Relaxed);
     }
 
     fn write_audio(&self, packet: &EncodedPacket) {
@@ -186,8 +199,14 @@ impl StreamMuxer {
             keyframe: true,
             body: flv::audio_tag_body(packet),
         };
-        if self.buffer.push(tag).is_err() {
-            bump(&self.counters.audio_frames_dropped);
+        if let Err(rejected) = self.buffer.push(tag.clone()) {
+            // Video goes first: make room by dropping the queued video, and
+            // only lose audio if the link cannot even carry that.
+            tracing::debug!(?rejected, "buffer full for audio: evicting queued video");
+            self.start_dropping_video();
+            if self.buffer.push(tag).is_err() {
+                bump(&self.counters.audio_frames_dropped);
+            }
         }
     }
 }
@@ -314,24 +333,27 @@ mod tests {
     fn congestion_drops_video_to_the_next_keyframe_with_hysteresis_and_keeps_audio() {
         let r = rig(20);
         r.muxer.push(video(0, true));
-        // Fill to the high-water mark (15 of 20) with video.
-        for i in 1..15 {
+        // Fill to the high-water mark (15 of 20): video and audio.
+        for i in 1..8 {
             r.muxer.push(video(i * 33, false));
+        }
+        for i in 0..7 {
+            r.muxer.push(audio(300 + i));
         }
         assert_eq!(r.buffer.len(), 15);
         assert!(!r.flags.drop_video.load(Relaxed));
-        r.muxer.push(video(15 * 33, false));
+        r.muxer.push(video(8 * 33, false));
         assert!(
             r.flags.drop_video.load(Relaxed),
             "high water starts dropping"
         );
-        // Audio is still accepted.
-        r.muxer.push(audio(500));
-        assert_eq!(r.buffer.len(), 16);
-        // Drain to 40%: still above the low-water mark, video still dropped.
-        for _ in 0..8 {
-            r.buffer.pop(Duration::ZERO);
-        }
+        // The queued video went with it (unsent, so the picture stays valid);
+        // the audio stayed, and more audio is still accepted.
+        assert_eq!(r.buffer.len(), 7);
+        assert_eq!(r.counters.video_dropped_congestion.load(Relaxed), 9);
+        r.muxer.push(audio(400));
+        assert_eq!(r.buffer.len(), 8);
+        // At 40%: still above the low-water mark, video still dropped.
         let idr_before = r.idr.0.load(Relaxed);
         r.muxer.push(video(600, true));
         assert_eq!(
@@ -355,7 +377,7 @@ mod tests {
             tail[1].keyframe && !tail[0].keyframe,
             "resumed exactly at the keyframe"
         );
-        assert_eq!(r.counters.video_dropped_congestion.load(Relaxed), 4);
+        assert_eq!(r.counters.video_dropped_congestion.load(Relaxed), 12);
         assert_eq!(r.counters.audio_frames_dropped.load(Relaxed), 0);
     }
 
@@ -374,6 +396,28 @@ mod tests {
         assert_eq!(tags.len(), 11, "disposable dropped, next inter frame kept");
         assert_eq!(r.counters.video_dropped_congestion.load(Relaxed), 1);
         assert!(!r.flags.drop_video.load(Relaxed));
+    }
+
+    #[test]
+    fn audio_at_a_bound_evicts_queued_video_first() {
+        let r = rig(6);
+        r.muxer.push(video(0, true));
+        r.muxer.push(video(33, false));
+        r.muxer.push(video(66, false));
+        r.muxer.push(video(99, false));
+        for i in 0..3 {
+            r.muxer.push(audio(100 + i));
+        }
+        // 4 video + 2 audio fill the bound (video stopped at 75%: 5 of 6);
+        // the 3rd audio frame gets in by evicting the queued video.
+        let kinds: Vec<_> = drain(&r.buffer).iter().map(|t| t.kind).collect();
+        assert!(kinds.iter().all(|k| *k == MediaKind::Audio), "{kinds:?}");
+        assert_eq!(kinds.len(), 3);
+        assert_eq!(r.counters.audio_frames_dropped.load(Relaxed), 0);
+        assert!(r.flags.drop_video.load(Relaxed));
+        // The gate is closed: the next inter frame is refused even after drain.
+        r.muxer.push(video(133, false));
+        assert!(r.buffer.is_empty());
     }
 
     #[test]

@@ -23,7 +23,12 @@ use std::time::{Duration, Instant};
 /// Keep at most this many serialized bytes in the RTMP session's own queue:
 /// enough to keep the socket busy, small enough that drops stay decisions of
 /// the muxer and not of an invisible queue.
-pub const PENDING_TARGET_BYTES: usize = 64 * 1024;
+pub const PENDING_TARGET_BYTES: usize = 16 * 1024;
+/// A link whose peer has not ACKed anything for this long while the kernel
+/// holds unsent data is dead (TCP retransmits within a few hundred ms on
+/// any live path): faster than waiting for the send buffers to fill and
+/// then for the stall timeout. Capped by the configured stall timeout.
+pub const ACK_SILENCE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one pump may wait for the socket to accept bytes.
 const PUMP_WAIT: Duration = Duration::from_millis(20);
 /// How long to wait for a packet when idle.
@@ -213,7 +218,7 @@ fn check_stall(ctx: &SendContext, s: &Session) -> Result<(), String> {
     }
     if s.publisher.kernel_unsent_bytes() > 0 {
         if let Some(ms) = s.publisher.ms_since_last_ack() {
-            if u128::from(ms) > ctx.stall_timeout.as_millis() {
+            if u128::from(ms) > ctx.stall_timeout.min(ACK_SILENCE_TIMEOUT).as_millis() {
                 return Err(format!("link dead: no ACK from the server for {ms} ms"));
             }
         }

@@ -30,7 +30,7 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// The kernel send buffer is capped to this much of the stream's bitrate, so
 /// that backpressure shows in our buffer instead of hiding in megabytes of
 /// kernel memory (Linux doubles the value we set).
-pub const SEND_BUFFER_SECONDS: f64 = 0.25;
+pub const SEND_BUFFER_SECONDS: f64 = 0.15;
 /// Floor for the kernel send buffer cap.
 pub const MIN_SEND_BUFFER_BYTES: usize = 32 * 1024;
 

@@ -1,0 +1,213 @@
+//! Shared rig for the library's fault tests: a Streamer publishing the test
+//! pattern, a script of faults run at set times while stats are sampled
+//! every 10 ms, and FFmpeg judges of what the server recorded.
+#![allow(dead_code)]
+
+use onair::output::url::RtmpUrl;
+use onair::video::source::decode_frame_index;
+use onair::{
+    AudioSettings, LinkState, Stats, StreamOutputConfig, Streamer, StreamerConfig, VideoSettings,
+};
+use onair_testkit::ffmpeg;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The pipelines are CPU-heavy on a 2-core machine: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes the serial lock (poison-tolerant: a failed test must not fail the others).
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub const WIDTH: u32 = 1280;
+pub const HEIGHT: u32 = 720;
+pub const FPS: u32 = 30;
+pub const VIDEO_BPS: u32 = 2_500_000;
+pub const AUDIO_BPS: u32 = 160_000;
+
+/// A 720p30 test-pattern + tone pipeline publishing to `url`.
+pub fn config(url: &str) -> StreamerConfig {
+    let url = RtmpUrl::parse(url, None).expect("test URL parses");
+    StreamerConfig {
+        video: Some(VideoSettings {
+            width: WIDTH,
+            height: HEIGHT,
+            fps: FPS,
+            bitrate_bps: VIDEO_BPS,
+            ..VideoSettings::default()
+        }),
+        audio: Some(AudioSettings {
+            bitrate_bps: AUDIO_BPS,
+            ..AudioSettings::default()
+        }),
+        outputs: vec![StreamOutputConfig::new(url)],
+    }
+}
+
+/// One stats sample.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub at: Instant,
+    pub stats: Stats,
+}
+
+/// What happened during a run.
+pub struct Run {
+    pub started: Instant,
+    pub samples: Vec<Sample>,
+    /// When each scripted action ran, in script order.
+    pub actions_at: Vec<Instant>,
+    pub final_stats: Stats,
+}
+
+pub type Action<'a> = Box<dyn FnOnce() + 'a>;
+
+/// Runs `streamer` for `total`, doing each action at its offset from the
+/// start, sampling stats every 10 ms; then stops it.
+pub fn run_script(
+    streamer: Streamer,
+    total: Duration,
+    mut script: Vec<(Duration, Action<'_>)>,
+) -> Run {
+    script.sort_by_key(|(at, _)| *at);
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let mut actions_at = Vec::new();
+    let mut script = script.into_iter().peekable();
+    while started.elapsed() < total {
+        while script
+            .peek()
+            .is_some_and(|(at, _)| started.elapsed() >= *at)
+        {
+            if let Some((_, action)) = script.next() {
+                actions_at.push(Instant::now());
+                action();
+            }
+        }
+        if let Some(stats) = streamer.stats().into_iter().next() {
+            samples.push(Sample {
+                at: Instant::now(),
+                stats,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let final_stats = streamer.stop().into_iter().next().expect("one output");
+    Run {
+        started,
+        samples,
+        actions_at,
+        final_stats,
+    }
+}
+
+impl Run {
+    /// First sample at or after `t` whose state is `state`.
+    pub fn first_state_after(&self, t: Instant, state: LinkState) -> Option<Instant> {
+        self.samples
+            .iter()
+            .find(|s| s.at >= t && s.stats.state == state.as_str())
+            .map(|s| s.at)
+    }
+
+    /// First sample at or after `t` whose state is not live.
+    pub fn first_down_after(&self, t: Instant) -> Option<Instant> {
+        self.samples
+            .iter()
+            .find(|s| s.at >= t && s.stats.state != "live")
+            .map(|s| s.at)
+    }
+
+    /// Largest value of `f` over all samples.
+    pub fn max_of(&self, f: impl Fn(&Stats) -> f64) -> f64 {
+        self.samples.iter().map(|s| f(&s.stats)).fold(0.0, f64::max)
+    }
+
+    /// Frame index that was current on the master clock at `t` (approx.).
+    pub fn frame_at(&self, t: Instant) -> u64 {
+        (t.saturating_duration_since(self.started).as_secs_f64() * f64::from(FPS)) as u64
+    }
+}
+
+/// What FFmpeg says about one recording.
+#[derive(Debug)]
+pub struct Judged {
+    pub video_frames: u64,
+    pub audio_seconds: f64,
+    pub first_is_key: bool,
+    pub indices: Vec<Option<u64>>,
+    pub decode_errors: String,
+    pub frame_num_gaps: usize,
+}
+
+impl Judged {
+    pub fn first_index(&self) -> Option<u64> {
+        self.indices.iter().flatten().next().copied()
+    }
+
+    /// Frame indices never go backwards and every frame is readable.
+    pub fn indices_in_order(&self) -> bool {
+        self.indices.iter().all(Option::is_some)
+            && self
+                .indices
+                .windows(2)
+                .all(|w| matches!((w[0], w[1]), (Some(a), Some(b)) if b > a))
+    }
+
+    /// Seconds of video, from the frame indices (first to last).
+    pub fn video_span_secs(&self) -> f64 {
+        let first = self.indices.iter().flatten().next();
+        let last = self.indices.iter().flatten().last();
+        match (first, last) {
+            (Some(a), Some(b)) => (b - a + 1) as f64 / f64::from(FPS),
+            _ => 0.0,
+        }
+    }
+}
+
+/// Runs every FFmpeg judge on `path`.
+pub fn judge(path: &Path) -> Judged {
+    let probe = ffmpeg::probe(path).expect("ffprobe");
+    let video_frames = probe.video().map_or(0, |v| v.nb_read_frames);
+    let audio_frames = probe.audio().map_or(0, |a| a.nb_read_frames);
+    let frames = ffmpeg::video_frames(path).expect("ffprobe frames");
+    Judged {
+        video_frames,
+        audio_seconds: audio_frames as f64 * 1024.0 / 48_000.0,
+        first_is_key: frames.first().is_some_and(|f| f.key_frame),
+        indices: ffmpeg::frame_indices(path, WIDTH, HEIGHT, decode_frame_index)
+            .expect("decode frames"),
+        decode_errors: ffmpeg::decode_errors(path).expect("ffmpeg decode"),
+        frame_num_gaps: ffmpeg::frame_num_gaps(path).expect("ffmpeg debug decode"),
+    }
+}
+
+/// Asserts what every recording of a fault test must satisfy: decodes with
+/// zero errors, no concealed reference loss, first frame a keyframe, frame
+/// numbers in order.
+pub fn assert_clean(path: &Path, j: &Judged) {
+    assert_eq!(j.decode_errors, "", "{}: decode errors", path.display());
+    assert_eq!(
+        j.frame_num_gaps,
+        0,
+        "{}: frame num gaps (a mid-GOP drop)",
+        path.display()
+    );
+    assert!(
+        j.first_is_key,
+        "{}: first frame is not a keyframe",
+        path.display()
+    );
+    assert!(
+        j.indices_in_order(),
+        "{}: frame indices out of order: {:?}",
+        path.display(),
+        &j.indices[..j.indices.len().min(40)]
+    );
+}
+
+pub fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}

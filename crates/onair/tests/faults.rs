@@ -1,0 +1,513 @@
+//! Golden rules under real faults: a real nginx-rtmp (or FFmpeg) behind a
+//! fault proxy, a real pipeline, and FFmpeg judging what arrived.
+//!
+//! Every test prints its measured numbers (detection, resume, lateness) so
+//! `scripts/bench-faults.sh` can collect them; the assertions are loose on
+//! purpose (a busy 2-core machine), the tight numbers live in
+//! docs/benchmarks.md.
+
+mod common;
+
+use common::*;
+use onair::{LinkState, Streamer};
+use onair_testkit::{
+    require_tools, FaultProxy, FfmpegListener, HttpStatusServer, NetNs, NginxOptions, NginxRtmp,
+};
+use std::time::Duration;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn nginx_for_faults() -> NginxRtmp {
+    NginxRtmp::start(NginxOptions {
+        // A publisher cut silently keeps its name busy until nginx drops it;
+        // real ingests do the same with their own idle timeouts.
+        drop_idle_publisher: Some(Duration::from_secs(2)),
+        ..NginxOptions::default()
+    })
+    .expect("nginx starts")
+}
+
+/// Engines never blocked: the p99 of both tick lateness stays small.
+fn assert_engines_on_time(run: &Run, label: &str) {
+    let s = &run.final_stats;
+    eprintln!(
+        "{label}: capture late p99 {} ms max {} ms; audio late p99 {} ms max {} ms",
+        s.capture_late_p99_ms, s.capture_late_max_ms, s.audio_late_p99_ms, s.audio_late_max_ms
+    );
+    assert!(
+        s.capture_late_p99_ms <= 20.0,
+        "{label}: capture p99 {} ms",
+        s.capture_late_p99_ms
+    );
+    assert!(
+        s.audio_late_p99_ms <= 20.0,
+        "{label}: audio p99 {} ms",
+        s.audio_late_p99_ms
+    );
+    assert_eq!(
+        s.video_frames_skipped, 0,
+        "{label}: capture/encoder fell behind"
+    );
+}
+
+/// The recordings never add up to more than wall time: no backlog replayed.
+fn assert_no_backlog(run: &Run, judged: &[Judged], wall: Duration, label: &str) {
+    let total: f64 = judged.iter().map(Judged::video_span_secs).sum();
+    eprintln!(
+        "{label}: recorded {total:.2} s of video in {:.2} s of wall time",
+        wall.as_secs_f64()
+    );
+    assert!(
+        total <= wall.as_secs_f64() + 0.5,
+        "{label}: {total} s recorded > wall {wall:?}"
+    );
+    let _ = run;
+}
+
+#[test]
+fn reset_is_detected_at_once_and_the_stream_resumes_at_the_present() {
+    if !require_tools(&["nginx", "ffmpeg"]) {
+        return;
+    }
+    let _serial = serial();
+    let nginx = nginx_for_faults();
+    let proxy = FaultProxy::start(nginx.addr()).expect("proxy");
+    let streamer = Streamer::start(config(&proxy.rtmp_url("reset"))).expect("starts");
+    let run = run_script(
+        streamer,
+        12 * SEC,
+        vec![(4 * SEC, Box::new(|| proxy.reset_all()))],
+    );
+    let cut = run.actions_at[0];
+    let down = run.first_down_after(cut).expect("the reset was noticed");
+    let live = run
+        .first_state_after(down, LinkState::Live)
+        .expect("live again");
+    eprintln!(
+        "reset: detected in {} ms, live again {} ms after the reset",
+        ms(down - cut),
+        ms(live - cut)
+    );
+    assert!(down - cut <= SEC, "reset detection took {:?}", down - cut);
+    assert!(live - cut <= 3 * SEC, "resume took {:?}", live - cut);
+    assert_eq!(run.final_stats.reconnects, 1);
+    assert_engines_on_time(&run, "reset");
+
+    let recs = nginx.stop_and_collect();
+    assert_eq!(recs.len(), 2, "one recording per session: {recs:?}");
+    let judged: Vec<Judged> = recs.iter().map(|r| judge(r)).collect();
+    for (r, j) in recs.iter().zip(&judged) {
+        assert_clean(r, j);
+    }
+    // Resumed at the present: the second session starts with the frame that
+    // was current when it came back, not with frames from the outage.
+    let first_after = judged[1].first_index().expect("frames in the 2nd session");
+    let expected = run.frame_at(live);
+    eprintln!("reset: 2nd session starts at frame {first_after}, clock said ~{expected}");
+    assert!(
+        first_after + 15 >= expected && first_after <= expected + 15,
+        "2nd session starts at frame {first_after}, expected about {expected}"
+    );
+    assert_no_backlog(
+        &run,
+        &judged,
+        run.samples.last().expect("samples").at - run.started,
+        "reset",
+    );
+}
+
+#[test]
+fn server_killed_and_restarted_twice() {
+    if !require_tools(&["nginx", "ffmpeg"]) {
+        return;
+    }
+    let _serial = serial();
+    let nginx = std::cell::RefCell::new(nginx_for_faults());
+    let url = nginx.borrow().url("restart");
+    let streamer = Streamer::start(config(&url)).expect("starts");
+    let run = run_script(
+        streamer,
+        16 * SEC,
+        vec![
+            (3 * SEC, Box::new(|| nginx.borrow_mut().kill())),
+            (
+                5 * SEC,
+                Box::new(|| nginx.borrow_mut().restart().expect("restart")),
+            ),
+            (8 * SEC, Box::new(|| nginx.borrow_mut().kill())),
+            (
+                10 * SEC,
+                Box::new(|| nginx.borrow_mut().restart().expect("restart")),
+            ),
+        ],
+    );
+    for (i, pair) in run.actions_at.chunks(2).enumerate() {
+        let (killed, restarted) = (pair[0], pair[1]);
+        let down = run.first_down_after(killed).expect("kill noticed");
+        let live = run
+            .first_state_after(restarted, LinkState::Live)
+            .expect("live again");
+        eprintln!(
+            "restart {i}: close detected in {} ms; live {} ms after the server was back",
+            ms(down - killed),
+            ms(live - restarted)
+        );
+        assert!(
+            down - killed <= SEC,
+            "close detection took {:?}",
+            down - killed
+        );
+        // 1.5 s plus the backoff step in force (at most 2 s here), loosely.
+        assert!(
+            live - restarted <= 5 * SEC,
+            "resume took {:?}",
+            live - restarted
+        );
+    }
+    assert_eq!(run.final_stats.reconnects, 2);
+    assert_engines_on_time(&run, "restart");
+    let recs = nginx.into_inner().stop_and_collect();
+    assert!(!recs.is_empty());
+    // The sessions cut by SIGKILL leave files nginx never finalized; what is
+    // in them must still decode cleanly.
+    let judged: Vec<Judged> = recs.iter().map(|r| judge(r)).collect();
+    for (r, j) in recs.iter().zip(&judged) {
+        assert_eq!(j.decode_errors, "", "{}", r.display());
+        assert_eq!(j.frame_num_gaps, 0, "{}", r.display());
+        assert!(j.indices_in_order(), "{}", r.display());
+    }
+    assert_no_backlog(
+        &run,
+        &judged,
+        run.samples.last().expect("samples").at - run.started,
+        "restart",
+    );
+}
+
+#[test]
+fn dead_link_is_detected_within_the_stall_timeout() {
+    if !require_tools(&["nginx", "ffmpeg"]) {
+        return;
+    }
+    let _serial = serial();
+    let nginx = nginx_for_faults();
+    let proxy = FaultProxy::start(nginx.addr()).expect("proxy");
+    let streamer = Streamer::start(config(&proxy.rtmp_url("dead"))).expect("starts");
+    let run = run_script(
+        streamer,
+        18 * SEC,
+        vec![
+            (3 * SEC, Box::new(|| proxy.blackhole())),
+            (11 * SEC, Box::new(|| proxy.resume())),
+        ],
+    );
+    let (cut, back) = (run.actions_at[0], run.actions_at[1]);
+    let down = run.first_down_after(cut).expect("dead link noticed");
+    let live = run
+        .first_state_after(back, LinkState::Live)
+        .expect("live again");
+    eprintln!(
+        "dead link: detected in {} ms (stall timeout 5000); live {} ms after the link came back",
+        ms(down - cut),
+        ms(live - back)
+    );
+    assert!(
+        down - cut <= Duration::from_millis(6500),
+        "took {:?}",
+        down - cut
+    );
+    assert!(live - back <= 6 * SEC, "resume took {:?}", live - back);
+    // Memory stays bounded while down: the buffer never exceeded its bytes.
+    let max_bytes = run.max_of(|s| s.buffer_bytes as f64);
+    eprintln!("dead link: max buffer {max_bytes} bytes");
+    assert!(max_bytes <= 2.0 * 1_330_000.0);
+    assert_engines_on_time(&run, "dead link");
+    let recs = nginx.stop_and_collect();
+    let judged: Vec<Judged> = recs.iter().map(|r| judge(r)).collect();
+    for (r, j) in recs.iter().zip(&judged) {
+        assert_eq!(j.decode_errors, "", "{}", r.display());
+        assert_eq!(j.frame_num_gaps, 0, "{}", r.display());
+        assert!(j.indices_in_order(), "{}", r.display());
+    }
+    assert_no_backlog(
+        &run,
+        &judged,
+        run.samples.last().expect("samples").at - run.started,
+        "dead link",
+    );
+}
+
+#[test]
+fn paused_peer_counts_as_a_stall() {
+    if !require_tools(&["nginx", "ffmpeg"]) {
+        return;
+    }
+    let _serial = serial();
+    let nginx = nginx_for_faults();
+    let proxy = FaultProxy::start(nginx.addr()).expect("proxy");
+    let streamer = Streamer::start(config(&proxy.rtmp_url("pause"))).expect("starts");
+    let run = run_script(
+        streamer,
+        16 * SEC,
+        vec![
+            (3 * SEC, Box::new(|| proxy.pause())),
+            (10 * SEC, Box::new(|| proxy.resume())),
+        ],
+    );
+    let (cut, back) = (run.actions_at[0], run.actions_at[1]);
+    let down = run.first_down_after(cut).expect("stall noticed");
+    eprintln!("pause: stall detected in {} ms", ms(down - cut));
+    assert!(
+        down - cut <= Duration::from_millis(6500),
+        "took {:?}",
+        down - cut
+    );
+    let live = run
+        .first_state_after(back, LinkState::Live)
+        .expect("live again");
+    eprintln!("pause: live {} ms after resume", ms(live - back));
+    assert_engines_on_time(&run, "pause");
+    assert!(run.final_stats.reconnects >= 1);
+}
+
+#[test]
+fn throttled_link_keeps_audio_bounds_latency_and_stays_decodable() {
+    if !require_tools(&["ffmpeg"]) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("throttled.flv");
+    let mut listener = FfmpegListener::start(&out).expect("ffmpeg listens");
+    let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", listener.port())
+        .parse()
+        .expect("addr");
+    let proxy = FaultProxy::start(upstream).expect("proxy");
+    let link_bps = f64::from(VIDEO_BPS + AUDIO_BPS) * 0.6;
+    let streamer = Streamer::start(config(&proxy.rtmp_url("x"))).expect("starts");
+    let bytes_at = std::cell::Cell::new((0u64, 0u64));
+    let run = run_script(
+        streamer,
+        26 * SEC,
+        vec![
+            (
+                3 * SEC,
+                Box::new(|| proxy.throttle(Some((link_bps / 8.0) as u64))),
+            ),
+            // Measure delivery over the last 15 s of the throttle (after the
+            // buffers settled).
+            (8 * SEC, Box::new(|| bytes_at.set((proxy.bytes_up(), 0)))),
+            (
+                23 * SEC,
+                Box::new(|| bytes_at.set((bytes_at.get().0, proxy.bytes_up()))),
+            ),
+            (
+                23 * SEC + Duration::from_millis(1),
+                Box::new(|| proxy.throttle(None)),
+            ),
+        ],
+    );
+    let (b0, b1) = bytes_at.get();
+    let window = run.actions_at[2] - run.actions_at[1];
+    let delivered_bps = (b1 - b0) as f64 * 8.0 / window.as_secs_f64();
+    let s = &run.final_stats;
+    let max_buffer_ms = run.max_of(|s| s.buffer_ms as f64);
+    eprintln!(
+        "throttle 60%: delivered {:.0} kbit/s of {:.0} ({:.0}%), max buffer {max_buffer_ms} ms, \
+         video dropped {} (congestion), audio dropped {}, idr requests {}",
+        delivered_bps / 1000.0,
+        link_bps / 1000.0,
+        100.0 * delivered_bps / link_bps,
+        s.video_dropped_congestion,
+        s.audio_frames_dropped,
+        s.idr_requests
+    );
+    assert_eq!(s.reconnects, 0, "a slow link is not a dead link");
+    assert!(run.samples.iter().all(|x| x.stats.state == "live"));
+    assert_eq!(
+        s.audio_frames_dropped, 0,
+        "audio is 100% delivered while connected"
+    );
+    assert!(
+        s.video_dropped_congestion > 0,
+        "60% of the bitrate cannot carry all the video"
+    );
+    assert!(
+        max_buffer_ms <= 2000.0 * 1.1,
+        "buffer latency {max_buffer_ms} ms above its bound"
+    );
+    assert!(
+        delivered_bps >= 0.85 * link_bps,
+        "delivered only {delivered_bps} of {link_bps}"
+    );
+    assert_engines_on_time(&run, "throttle");
+
+    listener
+        .wait(10 * SEC)
+        .expect("ffmpeg exits when the publisher leaves");
+    let j = judge(&out);
+    // FFmpeg kept exactly what was sent (-copyinkf): no mid-GOP drop anywhere.
+    assert_eq!(j.decode_errors, "");
+    assert_eq!(j.frame_num_gaps, 0, "a reference frame was dropped mid-GOP");
+    assert!(j.first_is_key);
+    assert!(j.indices_in_order());
+    assert!(
+        (j.audio_seconds - 26.0).abs() <= 1.0,
+        "audio {} s for a 26 s run",
+        j.audio_seconds
+    );
+}
+
+#[test]
+fn rejected_key_fails_fast_with_a_clear_error() {
+    if !require_tools(&["nginx"]) {
+        return;
+    }
+    let _serial = serial();
+    let auth = HttpStatusServer::start(403).expect("http");
+    let nginx = NginxRtmp::start(NginxOptions {
+        on_publish: Some(auth.url()),
+        ..NginxOptions::default()
+    })
+    .expect("nginx");
+    let t0 = std::time::Instant::now();
+    let err = match Streamer::start(config(&nginx.url("SECRET-KEY-42"))) {
+        Ok(_) => panic!("a rejected key must not start"),
+        Err(e) => e.to_string(),
+    };
+    eprintln!("rejected: failed after {} ms: {err}", ms(t0.elapsed()));
+    assert!(err.contains("rejected"), "{err}");
+    assert!(!err.contains("SECRET-KEY-42"), "the key leaked: {err}");
+    assert!(t0.elapsed() <= 10 * SEC);
+    assert!(auth.requests() >= 1);
+}
+
+/// Kernel faults need a private network namespace (root); skipped otherwise.
+fn namespace() -> Option<NetNs> {
+    NetNs::create_or_skip("onair-faults")
+}
+
+#[test]
+fn kernel_dead_link_and_reset_in_a_namespace() {
+    if !require_tools(&["nginx", "ffmpeg", "ip", "iptables"]) {
+        return;
+    }
+    let _serial = serial();
+    let Some(ns) = namespace() else { return };
+    let nginx = NginxRtmp::start(NginxOptions {
+        drop_idle_publisher: Some(Duration::from_secs(2)),
+        netns: Some(ns.name().to_owned()),
+        ..NginxOptions::default()
+    })
+    .expect("nginx in the namespace");
+    let port = nginx.port();
+    let url = nginx.url("kernel");
+    // The pipeline's threads are spawned inside the namespace, so its
+    // sockets go through the namespace's lo, where the faults are.
+    let streamer = ns
+        .run_in(|| Streamer::start(config(&url)))
+        .expect("setns")
+        .expect("starts");
+    let run = run_script(
+        streamer,
+        20 * SEC,
+        vec![
+            (
+                3 * SEC,
+                Box::new(|| ns.iptables_drop_port(port).expect("DROP")),
+            ),
+            (10 * SEC, Box::new(|| ns.iptables_flush().expect("flush"))),
+            (
+                14 * SEC,
+                Box::new(|| ns.iptables_reject_reset_port(port).expect("REJECT")),
+            ),
+            (16 * SEC, Box::new(|| ns.iptables_flush().expect("flush"))),
+        ],
+    );
+    let a = &run.actions_at;
+    let down = run.first_down_after(a[0]).expect("DROP noticed");
+    let live = run
+        .first_state_after(a[1], LinkState::Live)
+        .expect("live after DROP");
+    eprintln!(
+        "kernel DROP: detected in {} ms; live {} ms after the flush",
+        ms(down - a[0]),
+        ms(live - a[1])
+    );
+    assert!(
+        down - a[0] <= Duration::from_millis(5500),
+        "dead link detection took {:?}",
+        down - a[0]
+    );
+    let down2 = run.first_down_after(a[2]).expect("RST noticed");
+    eprintln!("kernel RST: detected in {} ms", ms(down2 - a[2]));
+    assert!(
+        down2 - a[2] <= SEC,
+        "reset detection took {:?}",
+        down2 - a[2]
+    );
+    let live2 = run
+        .first_state_after(a[3], LinkState::Live)
+        .expect("live after RST");
+    eprintln!("kernel RST: live {} ms after the flush", ms(live2 - a[3]));
+    assert_engines_on_time(&run, "kernel faults");
+    let recs = nginx.stop_and_collect();
+    let judged: Vec<Judged> = recs.iter().map(|r| judge(r)).collect();
+    for (r, j) in recs.iter().zip(&judged) {
+        assert_eq!(j.decode_errors, "", "{}", r.display());
+        assert_eq!(j.frame_num_gaps, 0, "{}", r.display());
+        assert!(j.indices_in_order(), "{}", r.display());
+    }
+    assert_no_backlog(
+        &run,
+        &judged,
+        run.samples.last().expect("samples").at - run.started,
+        "kernel faults",
+    );
+}
+
+#[test]
+fn kernel_tbf_throttle_in_a_namespace() {
+    if !require_tools(&["nginx", "ffmpeg", "ip", "tc"]) {
+        return;
+    }
+    let _serial = serial();
+    let Some(ns) = namespace() else { return };
+    let nginx = NginxRtmp::start(NginxOptions {
+        netns: Some(ns.name().to_owned()),
+        ..NginxOptions::default()
+    })
+    .expect("nginx in the namespace");
+    let url = nginx.url("tbf");
+    let streamer = ns
+        .run_in(|| Streamer::start(config(&url)))
+        .expect("setns")
+        .expect("starts");
+    let link_kbit = u64::from(VIDEO_BPS + AUDIO_BPS) * 6 / 10 / 1000;
+    let run = run_script(
+        streamer,
+        20 * SEC,
+        vec![
+            (
+                3 * SEC,
+                Box::new(|| ns.tbf(link_kbit, 32 * 1024, 400).expect("tbf")),
+            ),
+            (17 * SEC, Box::new(|| ns.clear_qdisc().expect("clear"))),
+        ],
+    );
+    let s = &run.final_stats;
+    let max_buffer_ms = run.max_of(|s| s.buffer_ms as f64);
+    eprintln!(
+        "kernel tbf 60%: max buffer {max_buffer_ms} ms, video dropped {}, audio dropped {}, reconnects {}",
+        s.video_dropped_congestion, s.audio_frames_dropped, s.reconnects
+    );
+    assert_eq!(s.reconnects, 0);
+    assert_eq!(s.audio_frames_dropped, 0);
+    assert!(s.video_dropped_congestion > 0);
+    assert!(max_buffer_ms <= 2200.0);
+    assert_engines_on_time(&run, "kernel tbf");
+    let recs = nginx.stop_and_collect();
+    assert_eq!(recs.len(), 1);
+    let j = judge(&recs[0]);
+    assert_clean(&recs[0], &j);
+}
