@@ -37,7 +37,7 @@ const EVENT_QUEUE: usize = 256;
 /// What the dispatcher hands the ThreadsafeFunction.
 enum Payload {
     /// A ready event.
-    Event(NativeEvent),
+    Event(Box<NativeEvent>),
     /// "The stats slot has a new snapshot": read it on the JS thread.
     Stats,
 }
@@ -167,7 +167,10 @@ impl Shared {
 fn dispatch(shared: Arc<Shared>, events: Receiver<Event>, listener: Listener) {
     let mut next_stats = Instant::now() + STATS_PERIOD;
     let send = |e: NativeEvent| {
-        let status = listener.call(Payload::Event(e), ThreadsafeFunctionCallMode::NonBlocking);
+        let status = listener.call(
+            Payload::Event(Box::new(e)),
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
         if status != Status::Ok {
             tracing::debug!("event not delivered to JS: {status}");
         }
@@ -274,7 +277,7 @@ impl NativeStreamer {
             .max_queue_size::<EVENT_QUEUE>()
             .build_callback(move |ctx: ThreadsafeCallContext<Payload>| {
                 Ok(match ctx.value {
-                    Payload::Event(e) => e,
+                    Payload::Event(e) => *e,
                     Payload::Stats => {
                         shared.stats_pending.store(false, Ordering::Release);
                         let stats = lock(&shared.stats_slot)
