@@ -208,6 +208,14 @@ impl NativeEvent {
         }
     }
 
+    /// A `state` event.
+    pub fn state(state: StreamState) -> Self {
+        Self {
+            state: Some(state),
+            ..Self::empty(EventKind::State)
+        }
+    }
+
     /// A `stats` event.
     pub fn stats(stats: StreamStats) -> Self {
         Self {

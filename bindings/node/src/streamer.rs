@@ -15,7 +15,7 @@
 //!   `process.on('exit')`) stops every live pipeline before the process dies.
 
 use crate::errors::{ErrorCode, Failure};
-use crate::events::{NativeEvent, StreamStats};
+use crate::events::{NativeEvent, StreamState, StreamStats};
 use crate::options::StreamerOptions;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use napi::bindgen_prelude::*;
@@ -204,6 +204,9 @@ fn dispatch(shared: Arc<Shared>, events: Receiver<Event>, listener: Listener) {
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
+    // The library marks a stopped output without an event; JS listeners
+    // still want to see the last transition.
+    send(NativeEvent::state(StreamState::Stopped));
 }
 
 /// The JS-facing streamer; `lib.js` wraps it as `VideoAudioStreamer`.

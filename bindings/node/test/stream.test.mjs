@@ -32,7 +32,8 @@ test('streams, emits stats with every SPEC field, stops, and nginx records a cle
   await sleep(4200)
   const final = await s.stop()
 
-  assert.ok(states.includes('live'), `states: ${states}`)
+  await waitFor(() => states.includes('stopped'), 2000, "the 'stopped' state event")
+  assert.deepEqual(states.filter((x) => x !== 'connecting'), ['live', 'stopped'], `states: ${states}`)
   assert.ok(stats.length >= 3, `expected >= 3 stats events in 4 s, got ${stats.length}`)
   for (const st of stats) {
     for (const f of SPEC_STATS_FIELDS) assert.ok(f in st, `stats lacks ${f}`)
