@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { startNginx } from './helpers.mjs'
+import { startNginx, decodeErrors } from './helpers.mjs'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/lifecycle.cjs', import.meta.url))
 
@@ -22,5 +22,11 @@ for (const mode of ['gc', 'exit', 'stop-twice', 'start-after-stop', 'stop-while-
     assert.equal(r.signal, null, `killed by ${r.signal} (timeout = hang?): ${out}`)
     assert.equal(r.status, 0, out)
     assert.match(r.stdout, new RegExp(`^OK ${mode}$`, 'm'), out)
+    if (mode === 'exit') {
+      // The exit hook stopped the stream gracefully: nginx closed a clean file.
+      const [file] = nginx.recordings(`life-${mode}`)
+      assert.ok(file, 'no recording')
+      assert.equal(decodeErrors(file), '')
+    }
   })
 }

@@ -98,6 +98,31 @@ test('a link cut mid-stream gives reconnecting then reconnected, and decodable r
   }
 })
 
+test('retries exhausted: an error event with a code, then the failed state', async () => {
+  const proxy = await startProxy(nginx.port)
+  try {
+    const s = new VideoAudioStreamer({
+      url: proxy.url('SUPERSECRET'), ...SMALL, reconnect: { maxDelayMs: 300, maxRetries: 2 },
+    })
+    const errors = []
+    const states = []
+    s.on('error', (e) => errors.push(e))
+    s.on('state', (st) => states.push(st))
+    await s.start()
+    await sleep(1000)
+    proxy.cut(60_000)
+    await waitFor(() => errors.length > 0, 15_000, 'an error event')
+    assert.ok(errors[0] instanceof Error)
+    assert.equal(errors[0].code, 'ERR_CONNECT')
+    assert.doesNotMatch(errors[0].message, /SUPERSECRET/)
+    await waitFor(() => s.stats().state === 'failed', 2000, 'the failed state')
+    assert.ok(states.includes('failed'), `states: ${states}`)
+    await s.stop()
+  } finally {
+    await proxy.close()
+  }
+})
+
 test('stats events coalesce while the JS thread is busy', async () => {
   const s = new VideoAudioStreamer({ url: nginx.url('busy'), ...SMALL })
   const stats = []
