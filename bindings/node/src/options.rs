@@ -325,3 +325,71 @@ impl StreamerOptions {
         Ok(Validated { config, key })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    fn opts(url: &str) -> StreamerOptions {
+        StreamerOptions {
+            url: url.into(),
+            stream_key: Some("SECRET".into()),
+            ..StreamerOptions::default()
+        }
+    }
+
+    #[test]
+    fn defaults_mirror_the_cli() {
+        let v = opts("rtmp://127.0.0.1/live").validate().expect("valid");
+        let video = v.config.video.expect("video");
+        assert_eq!((video.width, video.height, video.fps), (1280, 720, 30));
+        assert_eq!(video.bitrate_bps, 2_500_000);
+        assert_eq!(v.config.audio.expect("audio").bitrate_bps, 160_000);
+        assert_eq!(v.key.as_deref(), Some("SECRET"));
+    }
+
+    #[test]
+    fn values_are_parsed_and_bounded() {
+        let mut o = opts("rtmp://127.0.0.1/live");
+        o.size = Some("640x360".into());
+        o.video_bitrate = Some(Either::B("1.5M".into()));
+        o.buffer = Some(BufferOptions {
+            packets: Some(50.0),
+            ms: Some(1000.0),
+            bytes: None,
+        });
+        let v = o.validate().expect("valid");
+        let video = v.config.video.expect("video");
+        assert_eq!(
+            (video.width, video.height, video.bitrate_bps),
+            (640, 360, 1_500_000)
+        );
+        let limits = v.config.outputs[0].limits.expect("limits");
+        assert_eq!(limits.max_packets, 50);
+        assert_eq!(limits.max_span, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn errors_name_the_option_and_never_the_key() {
+        let mut o = opts("rtmp://127.0.0.1/live");
+        o.fps = Some(0.5);
+        let e = o.validate().expect_err("fps");
+        assert_eq!(e.code, ErrorCode::ERR_INVALID_OPTION);
+        assert!(e.message.contains("fps"), "{}", e.message);
+
+        let mut o = opts("rtmp://127.0.0.1/live");
+        o.reconnect = Some(ReconnectOptions {
+            max_delay_ms: Some(1e12),
+            max_retries: None,
+        });
+        let e = o.validate().expect_err("maxDelayMs");
+        assert!(e.message.contains("reconnect.maxDelayMs"), "{}", e.message);
+
+        let e = opts("rtmp://127.0.0.1:70000/live/SECRET")
+            .validate()
+            .expect_err("port");
+        assert_eq!(e.code, ErrorCode::ERR_INVALID_URL);
+        assert!(!e.message.contains("SECRET"), "{}", e.message);
+    }
+}
