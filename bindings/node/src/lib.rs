@@ -18,6 +18,8 @@
 //! `lib.js` wraps the native class in an `EventEmitter` (`VideoAudioStreamer`,
 //! `VideoAudioRecorder`); `lib.d.ts` types that wrapper.
 
+#![warn(missing_docs)]
+
 #[macro_use]
 extern crate napi_derive;
 
