@@ -1,0 +1,181 @@
+'use strict'
+// The public JS API of onair: EventEmitter classes around the native objects.
+//
+// Why a JS layer: Node users expect `on('stats', cb)` and `Error`s with a
+// `code`; napi-rs gives us a class and thread-safe callbacks. This file turns
+// one native listener into EventEmitter events, maps option-type errors to
+// ERR_INVALID_OPTION, and makes sure that neither garbage collection nor
+// `process.exit()` leaves engine threads running:
+// - the native listener holds the emitter only through a WeakRef, so an
+//   unreferenced streamer can be collected (its native Drop stops the pipeline);
+// - `process.on('exit')` stops every live pipeline synchronously.
+
+const { EventEmitter } = require('node:events')
+const native = require('./index.js')
+
+const STREAMER_OPTIONS = new Set([
+  'url', 'streamKey', 'video', 'display', 'audio', 'audioDevice', 'size', 'width', 'height',
+  'fps', 'videoBitrate', 'audioBitrate', 'keyint', 'buffer', 'stallTimeoutMs', 'reconnect', 'record',
+])
+const NESTED_OPTIONS = {
+  buffer: new Set(['packets', 'ms', 'bytes']),
+  reconnect: new Set(['maxDelayMs', 'maxRetries']),
+}
+const RECORDER_OPTIONS = new Set([
+  'path', 'video', 'display', 'audio', 'audioDevice', 'size', 'width', 'height', 'fps',
+  'videoBitrate', 'audioBitrate', 'keyint',
+])
+
+/** Builds an `Error` with a `code`, as the native side does. */
+function codedError(code, message) {
+  const err = new Error(message)
+  err.code = code
+  return err
+}
+
+/** Rejects unknown keys (typos) and non-object options with the option's name. */
+function checkKeys(options, allowed, nested) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw codedError('ERR_INVALID_OPTION', 'invalid option options: expected an object')
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.has(key)) {
+      throw codedError('ERR_INVALID_OPTION', `invalid option ${key}: unknown option`)
+    }
+    const sub = nested[key]
+    if (sub !== undefined && options[key] !== undefined) {
+      const value = options[key]
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw codedError('ERR_INVALID_OPTION', `invalid option ${key}: expected an object`)
+      }
+      for (const k of Object.keys(value)) {
+        if (!sub.has(k)) {
+          throw codedError('ERR_INVALID_OPTION', `invalid option ${key}.${k}: unknown option`)
+        }
+      }
+    }
+  }
+}
+
+/**
+ * napi's own conversion errors (wrong JS type for a field) carry napi status
+ * codes; give them ours. Their message names the field.
+ */
+function normalizeError(err) {
+  if (err instanceof Error && (typeof err.code !== 'string' || !err.code.startsWith('ERR_'))) {
+    const field = /on \w+\.(\w+)/.exec(err.message) || /Missing field `(\w+)`/.exec(err.message)
+    const name = field ? field[1] : 'options'
+    const wrapped = codedError('ERR_INVALID_OPTION', `invalid option ${name}: ${err.message}`)
+    wrapped.cause = err
+    return wrapped
+  }
+  return err
+}
+
+const live = new Set()
+let exitHookInstalled = false
+function installExitHook() {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.once('exit', () => {
+    native.shutdownAll()
+  })
+}
+
+/** Re-emits one native event on `emitter`. */
+function emitNative(emitter, ev) {
+  switch (ev.kind) {
+    case 'state':
+      emitter.emit('state', ev.state)
+      break
+    case 'stats':
+      emitter.emit('stats', ev.stats)
+      break
+    case 'error':
+      emitter.emit('error', codedError(ev.code, ev.message))
+      break
+    case 'reconnecting':
+      emitter.emit('reconnecting', { attempt: ev.attempt, delayMs: ev.delayMs, reason: ev.reason })
+      break
+    case 'reconnected':
+      emitter.emit('reconnected', { downtimeMs: ev.downtimeMs })
+      break
+  }
+}
+
+/** Publishes a test pattern (or a screen) and audio to an RTMP server. */
+class VideoAudioStreamer extends EventEmitter {
+  #native
+
+  constructor(options) {
+    super()
+    checkKeys(options, STREAMER_OPTIONS, NESTED_OPTIONS)
+    try {
+      this.#native = new native.NativeStreamer(options)
+    } catch (err) {
+      throw normalizeError(err)
+    }
+  }
+
+  start() {
+    installExitHook()
+    const ref = new WeakRef(this)
+    let promise
+    try {
+      promise = this.#native.start((ev) => {
+        const self = ref.deref()
+        if (self !== undefined) emitNative(self, ev)
+      })
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return promise
+  }
+
+  stop() {
+    return this.#native.stop()
+  }
+
+  reconnectNow() {
+    this.#native.reconnectNow()
+  }
+
+  setVideoBitrate(bps) {
+    this.#native.setVideoBitrate(bps)
+  }
+
+  stats() {
+    return this.#native.stats()
+  }
+}
+
+/**
+ * Records to a local file (no network). NOT AVAILABLE YET: the library's
+ * Recorder output is being written on another branch; the API below is the
+ * designed one, and the constructor throws ERR_NOT_IMPLEMENTED until the
+ * native side lands.
+ */
+class VideoAudioRecorder extends EventEmitter {
+  constructor(options) {
+    super()
+    checkKeys(options, RECORDER_OPTIONS, {})
+    if (typeof options.path !== 'string' || options.path.length === 0) {
+      throw codedError('ERR_INVALID_OPTION', 'invalid option path: expected a file path')
+    }
+    throw codedError('ERR_NOT_IMPLEMENTED', 'VideoAudioRecorder is not available in this build yet')
+  }
+
+  start() {
+    return Promise.reject(codedError('ERR_NOT_IMPLEMENTED', 'VideoAudioRecorder is not available in this build yet'))
+  }
+
+  stop() {
+    return Promise.reject(codedError('ERR_NOT_IMPLEMENTED', 'VideoAudioRecorder is not available in this build yet'))
+  }
+
+  stats() {
+    throw codedError('ERR_NOT_IMPLEMENTED', 'VideoAudioRecorder is not available in this build yet')
+  }
+}
+
+module.exports = { VideoAudioStreamer, VideoAudioRecorder }

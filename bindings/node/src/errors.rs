@@ -1,0 +1,147 @@
+//! JS errors with a stable `code`.
+//!
+//! Why codes: JS callers branch on `err.code` (Node's convention), not on
+//! messages, which stay free to improve. Why scrubbing here: the library
+//! already redacts the stream key from every message; this is the last door
+//! before JS, so it removes the key once more in case any text ever carries it.
+
+use napi::bindgen_prelude::*;
+
+/// Stable error codes, set as `err.code` on every error the addon throws.
+#[napi(string_enum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)] // the variants are the JS codes, spelled as JS spells them
+pub enum ErrorCode {
+    /// An option is missing, of the wrong type or out of range.
+    ERR_INVALID_OPTION,
+    /// The RTMP URL could not be parsed.
+    ERR_INVALID_URL,
+    /// The server refused the publish (bad stream key, app or auth).
+    ERR_PUBLISH_REJECTED,
+    /// The server could not be reached, or the link failed for good.
+    ERR_CONNECT,
+    /// An encoder could not be created or failed.
+    ERR_ENCODER,
+    /// A capture source could not be opened.
+    ERR_SOURCE,
+    /// Local I/O (threads, files) failed.
+    ERR_IO,
+    /// The call is not valid in the object's current state (e.g. `start()` twice).
+    ERR_INVALID_STATE,
+    /// The feature is not available in this build.
+    ERR_NOT_IMPLEMENTED,
+}
+
+impl ErrorCode {
+    /// The code as JS sees it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ERR_INVALID_OPTION => "ERR_INVALID_OPTION",
+            Self::ERR_INVALID_URL => "ERR_INVALID_URL",
+            Self::ERR_PUBLISH_REJECTED => "ERR_PUBLISH_REJECTED",
+            Self::ERR_CONNECT => "ERR_CONNECT",
+            Self::ERR_ENCODER => "ERR_ENCODER",
+            Self::ERR_SOURCE => "ERR_SOURCE",
+            Self::ERR_IO => "ERR_IO",
+            Self::ERR_INVALID_STATE => "ERR_INVALID_STATE",
+            Self::ERR_NOT_IMPLEMENTED => "ERR_NOT_IMPLEMENTED",
+        }
+    }
+}
+
+impl AsRef<str> for ErrorCode {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// An error on its way to JS: code + scrubbed message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// `err.code`.
+    pub code: ErrorCode,
+    /// `err.message` (never contains the stream key).
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An invalid option, named as JS spells it.
+    pub fn option(name: &str, reason: impl std::fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::ERR_INVALID_OPTION,
+            format!("invalid option {name}: {reason}"),
+        )
+    }
+
+    /// Maps a library error; `key` is scrubbed from the message.
+    pub fn from_engine(e: &onair::Error, key: Option<&str>) -> Self {
+        use onair::Error as E;
+        let code = match e {
+            E::InvalidConfig { .. } => ErrorCode::ERR_INVALID_OPTION,
+            E::InvalidUrl(_) => ErrorCode::ERR_INVALID_URL,
+            E::Encoder { .. } => ErrorCode::ERR_ENCODER,
+            E::Source { .. } => ErrorCode::ERR_SOURCE,
+            E::Output(rtmp) if rtmp.is_rejection() => ErrorCode::ERR_PUBLISH_REJECTED,
+            E::Output(_) => ErrorCode::ERR_CONNECT,
+            // `Publish` carries the output's last error as text only; a
+            // rejection's text is `RtmpError::Rejected`'s Display.
+            E::Publish { reason, .. } if is_rejection_text(reason) => {
+                ErrorCode::ERR_PUBLISH_REJECTED
+            }
+            E::Publish { .. } => ErrorCode::ERR_CONNECT,
+            E::Io { .. } => ErrorCode::ERR_IO,
+        };
+        let message = match e {
+            E::InvalidConfig { option, reason } => {
+                format!("invalid option {}: {reason}", js_option_name(option))
+            }
+            other => other.to_string(),
+        };
+        Self::new(code, scrub(&message, key))
+    }
+
+    /// Into a napi error that becomes `Error { code, message }` in JS.
+    pub fn into_napi(self) -> napi::Error<ErrorCode> {
+        napi::Error::new(self.code, self.message)
+    }
+
+    /// Into a JS `Error` object with `code`, for promise rejections.
+    pub fn into_js_error(self, env: &Env) -> napi::Error {
+        let value = JsError::from(self.into_napi()).into_unknown(*env);
+        napi::Error::from(value)
+    }
+}
+
+/// True when an output's error text says the server refused the publish.
+pub fn is_rejection_text(reason: &str) -> bool {
+    reason.contains("server rejected the stream")
+}
+
+/// The library names options as the CLI spells them; JS uses camelCase.
+fn js_option_name(cli: &str) -> &str {
+    match cli {
+        "video-bitrate" => "videoBitrate",
+        "audio-bitrate" => "audioBitrate",
+        "stall-timeout" => "stallTimeoutMs",
+        "buffer-packets" => "buffer.packets",
+        "buffer-ms" => "buffer.ms",
+        "buffer-bytes" => "buffer.bytes",
+        other => other,
+    }
+}
+
+/// Removes every occurrence of the stream key from `text`.
+pub fn scrub(text: &str, key: Option<&str>) -> String {
+    match key {
+        Some(k) if !k.is_empty() => text.replace(k, onair::output::url::REDACTED_KEY),
+        _ => text.to_owned(),
+    }
+}

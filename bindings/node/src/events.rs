@@ -1,0 +1,270 @@
+//! The objects JS receives: stats snapshots and events.
+//!
+//! Why stats keep snake_case names: the SPEC fixes them for the stats JSON
+//! and the Node events alike, so a consumer can treat both the same way.
+
+use crate::errors::{scrub, ErrorCode};
+use onair::{Event, LinkState, Stats};
+
+/// Link state of the stream (the SPEC's state machine).
+#[napi(string_enum = "lowercase")]
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamState {
+    /// First connection attempt in progress.
+    Connecting,
+    /// Publishing.
+    Live,
+    /// Link lost; retrying with backoff.
+    Reconnecting,
+    /// Stopped on request.
+    Stopped,
+    /// Gave up (rejected publish, retries exhausted).
+    Failed,
+}
+
+impl From<LinkState> for StreamState {
+    fn from(s: LinkState) -> Self {
+        match s {
+            LinkState::Connecting => Self::Connecting,
+            LinkState::Live => Self::Live,
+            LinkState::Reconnecting => Self::Reconnecting,
+            LinkState::Stopped => Self::Stopped,
+            LinkState::Failed => Self::Failed,
+        }
+    }
+}
+
+impl StreamState {
+    fn from_name(name: &str) -> Self {
+        match name {
+            "connecting" => Self::Connecting,
+            "live" => Self::Live,
+            "reconnecting" => Self::Reconnecting,
+            "stopped" => Self::Stopped,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// One stats snapshot: the SPEC's fields (names fixed), plus extras.
+#[napi(object)]
+#[derive(Debug)]
+pub struct StreamStats {
+    /// Milliseconds since the pipeline started.
+    #[napi(js_name = "t_ms")]
+    pub t_ms: f64,
+    /// Link state.
+    pub state: StreamState,
+    /// Bytes written to the network.
+    #[napi(js_name = "bytes_sent")]
+    pub bytes_sent: f64,
+    /// Send rate over the last second, kbit/s.
+    pub kbps: f64,
+    /// Buffer latency (timestamp span + kernel backlog), ms.
+    #[napi(js_name = "buffer_ms")]
+    pub buffer_ms: f64,
+    /// Packets queued in the StreamBuffer.
+    #[napi(js_name = "buffer_packets")]
+    pub buffer_packets: f64,
+    /// Frames captured from the source.
+    #[napi(js_name = "video_frames_captured")]
+    pub video_frames_captured: f64,
+    /// Frames repeated because the source had nothing new.
+    #[napi(js_name = "video_frames_duplicated")]
+    pub video_frames_duplicated: f64,
+    /// Frames the encoder could not take.
+    #[napi(js_name = "video_frames_skipped")]
+    pub video_frames_skipped: f64,
+    /// Video packets written to the network.
+    #[napi(js_name = "video_packets_sent")]
+    pub video_packets_sent: f64,
+    /// Video dropped for congestion.
+    #[napi(js_name = "video_dropped_congestion")]
+    pub video_dropped_congestion: f64,
+    /// Video dropped while disconnected.
+    #[napi(js_name = "video_dropped_disconnected")]
+    pub video_dropped_disconnected: f64,
+    /// Audio frames written to the network.
+    #[napi(js_name = "audio_frames_sent")]
+    pub audio_frames_sent: f64,
+    /// Audio frames dropped.
+    #[napi(js_name = "audio_frames_dropped")]
+    pub audio_frames_dropped: f64,
+    /// AAC frames' worth of silence inserted by the AudioEngine.
+    #[napi(js_name = "audio_silence_frames")]
+    pub audio_silence_frames: f64,
+    /// Successful reconnections.
+    pub reconnects: f64,
+    /// Worst capture tick lateness, ms.
+    #[napi(js_name = "capture_late_max_ms")]
+    pub capture_late_max_ms: f64,
+    /// Worst audio tick lateness, ms.
+    #[napi(js_name = "audio_late_max_ms")]
+    pub audio_late_max_ms: f64,
+    /// Extra: bytes queued in the StreamBuffer.
+    #[napi(js_name = "buffer_bytes")]
+    pub buffer_bytes: f64,
+    /// Extra: bytes the kernel has not sent yet.
+    #[napi(js_name = "kernel_unsent_bytes")]
+    pub kernel_unsent_bytes: f64,
+    /// Extra: failed connection attempts.
+    #[napi(js_name = "connect_failures")]
+    pub connect_failures: f64,
+    /// Extra: IDR requests made after congestion or reconnects.
+    #[napi(js_name = "idr_requests")]
+    pub idr_requests: f64,
+    /// Extra: the destination, stream key redacted.
+    pub output: String,
+    /// Extra: last error, stream key redacted, if any.
+    #[napi(js_name = "last_error")]
+    pub last_error: Option<String>,
+}
+
+impl StreamStats {
+    /// Converts a library snapshot; `key` is scrubbed from the texts.
+    pub fn from_stats(s: &Stats, key: Option<&str>) -> Self {
+        Self {
+            t_ms: s.t_ms as f64,
+            state: StreamState::from_name(s.state),
+            bytes_sent: s.bytes_sent as f64,
+            kbps: s.kbps,
+            buffer_ms: s.buffer_ms as f64,
+            buffer_packets: s.buffer_packets as f64,
+            video_frames_captured: s.video_frames_captured as f64,
+            video_frames_duplicated: s.video_frames_duplicated as f64,
+            video_frames_skipped: s.video_frames_skipped as f64,
+            video_packets_sent: s.video_packets_sent as f64,
+            video_dropped_congestion: s.video_dropped_congestion as f64,
+            video_dropped_disconnected: s.video_dropped_disconnected as f64,
+            audio_frames_sent: s.audio_frames_sent as f64,
+            audio_frames_dropped: s.audio_frames_dropped as f64,
+            audio_silence_frames: s.audio_silence_frames as f64,
+            reconnects: s.reconnects as f64,
+            capture_late_max_ms: s.capture_late_max_ms,
+            audio_late_max_ms: s.audio_late_max_ms,
+            buffer_bytes: s.buffer_bytes as f64,
+            kernel_unsent_bytes: s.kernel_unsent_bytes as f64,
+            connect_failures: s.connect_failures as f64,
+            idr_requests: s.idr_requests as f64,
+            output: scrub(&s.output, key),
+            last_error: s.last_error.as_deref().map(|e| scrub(e, key)),
+        }
+    }
+}
+
+/// Which event a `NativeEvent` is.
+#[napi(string_enum = "lowercase")]
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// `state` is set.
+    State,
+    /// `stats` is set.
+    Stats,
+    /// `code` and `message` are set.
+    Error,
+    /// `attempt`, `delayMs` and `reason` are set.
+    Reconnecting,
+    /// `downtimeMs` is set.
+    Reconnected,
+}
+
+/// An event as the native object hands it to `lib.js`, which re-emits it
+/// as `emitter.emit(kind, payload)`.
+#[napi(object)]
+#[derive(Debug)]
+pub struct NativeEvent {
+    /// Which event.
+    pub kind: EventKind,
+    /// New state (`state` events).
+    pub state: Option<StreamState>,
+    /// Snapshot (`stats` events).
+    pub stats: Option<StreamStats>,
+    /// Error code (`error` events).
+    pub code: Option<ErrorCode>,
+    /// Error message, key redacted (`error` events).
+    pub message: Option<String>,
+    /// Attempts so far in this outage (`reconnecting`).
+    pub attempt: Option<u32>,
+    /// Wait before the next attempt, ms (`reconnecting`).
+    pub delay_ms: Option<f64>,
+    /// Why the link went down or the last attempt failed (`reconnecting`).
+    pub reason: Option<String>,
+    /// From failure detection to live again, ms (`reconnected`).
+    pub downtime_ms: Option<f64>,
+}
+
+impl NativeEvent {
+    fn empty(kind: EventKind) -> Self {
+        Self {
+            kind,
+            state: None,
+            stats: None,
+            code: None,
+            message: None,
+            attempt: None,
+            delay_ms: None,
+            reason: None,
+            downtime_ms: None,
+        }
+    }
+
+    /// A `state` event.
+    pub fn state(state: StreamState) -> Self {
+        Self {
+            state: Some(state),
+            ..Self::empty(EventKind::State)
+        }
+    }
+
+    /// A `stats` event.
+    pub fn stats(stats: StreamStats) -> Self {
+        Self {
+            stats: Some(stats),
+            ..Self::empty(EventKind::Stats)
+        }
+    }
+
+    /// An `error` event.
+    pub fn error(code: ErrorCode, message: String) -> Self {
+        Self {
+            code: Some(code),
+            message: Some(message),
+            ..Self::empty(EventKind::Error)
+        }
+    }
+
+    /// Converts a library event (only output 0 exists); `key` is scrubbed.
+    pub fn from_event(e: &Event, key: Option<&str>) -> Self {
+        match e {
+            Event::State { state, .. } => Self {
+                state: Some((*state).into()),
+                ..Self::empty(EventKind::State)
+            },
+            Event::Reconnecting {
+                attempt,
+                delay_ms,
+                reason,
+                ..
+            } => Self {
+                attempt: Some(*attempt),
+                delay_ms: Some(*delay_ms as f64),
+                reason: Some(scrub(reason, key)),
+                ..Self::empty(EventKind::Reconnecting)
+            },
+            Event::Reconnected { downtime_ms, .. } => Self {
+                downtime_ms: Some(*downtime_ms as f64),
+                ..Self::empty(EventKind::Reconnected)
+            },
+            Event::Error {
+                rejected, message, ..
+            } => Self::error(
+                if *rejected {
+                    ErrorCode::ERR_PUBLISH_REJECTED
+                } else {
+                    ErrorCode::ERR_CONNECT
+                },
+                scrub(message, key),
+            ),
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! Options as JS passes them, and their translation into a validated
+//! `onair::StreamerConfig`.
+//!
+//! Why numbers are `f64` here: a JS number converted straight to `u32` by
+//! napi wraps negatives and truncates fractions silently; taking `f64` lets
+//! every value be checked (integer, range) and rejected with the option's
+//! name, synchronously, from the constructor.
+
+use crate::errors::Failure;
+use napi::bindgen_prelude::Either;
+use onair::output::buffer::BufferLimits;
+use onair::output::url::RtmpUrl;
+use onair::{
+    AudioSettings, AudioSourceSpec, StreamOutputConfig, StreamerConfig, VideoSettings,
+    VideoSourceSpec,
+};
+use std::time::Duration;
+
+/// Environment variable read for the stream key when `streamKey` is absent.
+pub const STREAM_KEY_ENV: &str = "ONAIR_STREAM_KEY";
+
+/// Where pictures come from.
+#[napi(string_enum = "lowercase")]
+#[derive(Debug, PartialEq, Eq)]
+pub enum VideoSource {
+    /// The moving test pattern (default).
+    Test,
+    /// An X11 screen (`display`, default `$DISPLAY`); not available in this build yet.
+    Screen,
+    /// No video.
+    None,
+}
+
+/// Where sound comes from.
+#[napi(string_enum = "lowercase")]
+#[derive(Debug, PartialEq, Eq)]
+pub enum AudioSource {
+    /// A 440 Hz tone with a beep every second (default).
+    Test,
+    /// The default capture device; not available in this build yet.
+    Default,
+    /// No audio.
+    None,
+}
+
+/// Bounds of the StreamBuffer between the muxer and the network.
+#[napi(object)]
+#[derive(Debug, Default)]
+pub struct BufferOptions {
+    /// At most this many packets queued (4..=100000, default 100).
+    pub packets: Option<f64>,
+    /// At most this span of timestamps queued, ms (100..=60000, default 2000).
+    pub ms: Option<f64>,
+    /// At most this many bytes queued (>= 65536; default: twice `ms` at the total bitrate, >= 1 MiB).
+    pub bytes: Option<f64>,
+}
+
+/// Reconnect backoff.
+#[napi(object)]
+#[derive(Debug, Default)]
+pub struct ReconnectOptions {
+    /// Cap of the exponential backoff, ms (100..=3600000, default 30000).
+    pub max_delay_ms: Option<f64>,
+    /// Retries per outage before giving up (0..=1000000); absent = retry forever.
+    pub max_retries: Option<f64>,
+}
+
+/// Options of `new VideoAudioStreamer(options)`; they mirror `onair stream`'s flags.
+#[napi(object)]
+#[derive(Debug, Default)]
+pub struct StreamerOptions {
+    /// `rtmp://host[:port]/app/key` (or `rtmp://host/app` with `streamKey`).
+    pub url: String,
+    /// Stream key; replaces the URL's last segment. Default: `$ONAIR_STREAM_KEY`.
+    pub stream_key: Option<String>,
+    /// Video source (default `'test'`).
+    pub video: Option<VideoSource>,
+    /// X11 display for `video: 'screen'` (default `$DISPLAY`).
+    pub display: Option<String>,
+    /// Audio source (default `'test'`).
+    pub audio: Option<AudioSource>,
+    /// A capture device by name (overrides `audio`); not available in this build yet.
+    pub audio_device: Option<String>,
+    /// `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`.
+    pub size: Option<String>,
+    /// Width in pixels (even, 160..=3840).
+    pub width: Option<f64>,
+    /// Height in pixels (even, 160..=3840).
+    pub height: Option<f64>,
+    /// Frames per second (1..=120, default 30).
+    pub fps: Option<f64>,
+    /// H.264 bitrate: bit/s as a number, or a string like `'2500k'`, `'6M'` (default 2500k).
+    pub video_bitrate: Option<Either<f64, String>>,
+    /// AAC bitrate: bit/s or `'160k'` (default 160k).
+    pub audio_bitrate: Option<Either<f64, String>>,
+    /// Keyframe interval, seconds (0.1..=20, default 2).
+    pub keyint: Option<f64>,
+    /// StreamBuffer bounds.
+    pub buffer: Option<BufferOptions>,
+    /// No progress on the socket for this long = link down, ms (100..=3600000, default 5000).
+    pub stall_timeout_ms: Option<f64>,
+    /// Reconnect backoff.
+    pub reconnect: Option<ReconnectOptions>,
+    /// Also record to this file; not available in this build yet (see VideoAudioRecorder).
+    pub record: Option<String>,
+}
+
+/// A validated streamer configuration, plus the key for scrubbing messages.
+#[derive(Clone, Debug)]
+pub struct Validated {
+    /// What `onair::Streamer::start` gets.
+    pub config: StreamerConfig,
+    /// The stream key, kept only to scrub it from any text going to JS.
+    pub key: Option<String>,
+}
+
+/// Checks `v` is an integer within `lo..=hi`.
+fn int(name: &str, v: f64, lo: f64, hi: f64) -> Result<u64, Failure> {
+    if !v.is_finite() || v.fract() != 0.0 {
+        return Err(Failure::option(name, format!("{v} is not an integer")));
+    }
+    if !(lo..=hi).contains(&v) {
+        return Err(Failure::option(name, format!("{v} is outside {lo}..{hi}")));
+    }
+    Ok(v as u64)
+}
+
+/// A bitrate as bit/s or `'2500k'` / `'6M'`, within 32k..=50M.
+fn bitrate(name: &str, v: &Either<f64, String>) -> Result<u32, Failure> {
+    let bps = match v {
+        Either::A(n) => *n,
+        Either::B(s) => {
+            let lower = s.trim().to_ascii_lowercase();
+            let (num, mult) = if let Some(n) = lower.strip_suffix('k') {
+                (n, 1_000.0)
+            } else if let Some(n) = lower.strip_suffix('m') {
+                (n, 1_000_000.0)
+            } else {
+                (lower.as_str(), 1.0)
+            };
+            let n: f64 = num.parse().map_err(|_| {
+                Failure::option(name, format!("'{s}' is not a bitrate (e.g. 2500k, 6M)"))
+            })?;
+            n * mult
+        }
+    };
+    if !bps.is_finite() || !(32_000.0..=50_000_000.0).contains(&bps) {
+        return Err(Failure::option(
+            name,
+            format!("{bps} bit/s is outside 32k..50M"),
+        ));
+    }
+    Ok(bps as u32)
+}
+
+/// `'WxH'`.
+fn size(s: &str) -> Result<(f64, f64), Failure> {
+    let bad = || Failure::option("size", format!("'{s}' is not WxH (e.g. 1280x720)"));
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let w: f64 = w.trim().parse().map_err(|_| bad())?;
+    let h: f64 = h.trim().parse().map_err(|_| bad())?;
+    Ok((w, h))
+}
+
+/// Milliseconds within 100 ms..=1 h.
+fn millis(name: &str, v: f64) -> Result<Duration, Failure> {
+    Ok(Duration::from_millis(int(name, v, 100.0, 3_600_000.0)?))
+}
+
+impl StreamerOptions {
+    /// Validates everything and builds the library's config. Reads
+    /// `$ONAIR_STREAM_KEY` when `streamKey` is absent.
+    pub fn validate(&self) -> Result<Validated, Failure> {
+        if self.record.is_some() {
+            return Err(Failure::new(
+                crate::ErrorCode::ERR_NOT_IMPLEMENTED,
+                "invalid option record: recording is not available in this build yet",
+            ));
+        }
+        let key = match &self.stream_key {
+            Some(k) if k.trim().is_empty() => {
+                return Err(Failure::option("streamKey", "is empty"));
+            }
+            Some(k) => Some(k.clone()),
+            None => std::env::var(STREAM_KEY_ENV).ok().filter(|k| !k.is_empty()),
+        };
+        let url = RtmpUrl::parse(&self.url, key.as_deref()).map_err(|e| {
+            let reason = match &e {
+                onair::Error::InvalidUrl(r) => r.clone(),
+                other => other.to_string(),
+            };
+            Failure::new(
+                crate::ErrorCode::ERR_INVALID_URL,
+                crate::errors::scrub(&format!("invalid option url: {reason}"), key.as_deref()),
+            )
+        })?;
+        let key = Some(url.stream_key.clone());
+
+        let mut video = VideoSettings::default();
+        match (&self.size, self.width, self.height) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(Failure::option(
+                    "size",
+                    "give either size or width and height, not both",
+                ));
+            }
+            (Some(s), None, None) => {
+                let (w, h) = size(s)?;
+                video.width = int("size", w, 0.0, 1e9)? as u32;
+                video.height = int("size", h, 0.0, 1e9)? as u32;
+            }
+            (None, w, h) => {
+                if let Some(w) = w {
+                    video.width = int("width", w, 0.0, 1e9)? as u32;
+                }
+                if let Some(h) = h {
+                    video.height = int("height", h, 0.0, 1e9)? as u32;
+                }
+            }
+        }
+        let (lo, hi) = onair::pipeline::SIZE_RANGE;
+        for (name, v) in [("width", video.width), ("height", video.height)] {
+            let name = if self.size.is_some() { "size" } else { name };
+            if !(lo..=hi).contains(&v) {
+                return Err(Failure::option(name, format!("{v} is outside {lo}..{hi}")));
+            }
+            if v % 2 != 0 {
+                return Err(Failure::option(
+                    name,
+                    format!("{v} is odd; it must be even"),
+                ));
+            }
+        }
+        if let Some(fps) = self.fps {
+            let (lo, hi) = onair::pipeline::FPS_RANGE;
+            video.fps = int("fps", fps, f64::from(lo), f64::from(hi))? as u32;
+        }
+        if let Some(b) = &self.video_bitrate {
+            video.bitrate_bps = bitrate("videoBitrate", b)?;
+        }
+        if let Some(k) = self.keyint {
+            if !k.is_finite() || !(0.1..=20.0).contains(&k) {
+                return Err(Failure::option(
+                    "keyint",
+                    format!("{k} s is outside 0.1..20"),
+                ));
+            }
+            video.keyint_secs = k as f32;
+        }
+        video.source = match self.video {
+            None | Some(VideoSource::Test) => VideoSourceSpec::TestPattern,
+            Some(VideoSource::Screen) => VideoSourceSpec::Screen(
+                self.display
+                    .clone()
+                    .or_else(|| std::env::var("DISPLAY").ok())
+                    .unwrap_or_else(|| ":0".into()),
+            ),
+            Some(VideoSource::None) => VideoSourceSpec::TestPattern,
+        };
+        let video = (self.video != Some(VideoSource::None)).then_some(video);
+
+        let mut audio = AudioSettings::default();
+        if let Some(b) = &self.audio_bitrate {
+            audio.bitrate_bps = bitrate("audioBitrate", b)?;
+        }
+        let audio = match (&self.audio_device, &self.audio) {
+            (Some(d), _) if d.trim().is_empty() => {
+                return Err(Failure::option("audioDevice", "is empty"));
+            }
+            (Some(d), _) => Some(AudioSettings {
+                source: AudioSourceSpec::Device(d.clone()),
+                ..audio
+            }),
+            (None, None | Some(AudioSource::Test)) => Some(audio),
+            (None, Some(AudioSource::Default)) => Some(AudioSettings {
+                source: AudioSourceSpec::Device("default".into()),
+                ..audio
+            }),
+            (None, Some(AudioSource::None)) => None,
+        };
+        if video.is_none() && audio.is_none() {
+            return Err(Failure::option(
+                "video",
+                "nothing to stream: no video and no audio",
+            ));
+        }
+
+        let total_bps = video.as_ref().map_or(0, |v| u64::from(v.bitrate_bps))
+            + audio.as_ref().map_or(0, |a| u64::from(a.bitrate_bps));
+        let mut out = StreamOutputConfig::new(url);
+        if let Some(b) = &self.buffer {
+            let mut limits = BufferLimits::for_bitrate(total_bps);
+            if let Some(p) = b.packets {
+                limits.max_packets = int("buffer.packets", p, 4.0, 100_000.0)? as usize;
+            }
+            if let Some(ms) = b.ms {
+                limits.max_span = Duration::from_millis(int("buffer.ms", ms, 100.0, 60_000.0)?);
+            }
+            if let Some(bytes) = b.bytes {
+                limits.max_bytes = int("buffer.bytes", bytes, 65_536.0, 4_294_967_296.0)? as usize;
+            }
+            out.limits = Some(limits);
+        }
+        if let Some(ms) = self.stall_timeout_ms {
+            out.stall_timeout = millis("stallTimeoutMs", ms)?;
+        }
+        if let Some(r) = &self.reconnect {
+            if let Some(ms) = r.max_delay_ms {
+                out.reconnect.max_delay = millis("reconnect.maxDelayMs", ms)?;
+                out.reconnect.first_delay = out.reconnect.first_delay.min(out.reconnect.max_delay);
+            }
+            if let Some(n) = r.max_retries {
+                out.reconnect.max_retries =
+                    Some(int("reconnect.maxRetries", n, 0.0, 1_000_000.0)? as u32);
+            }
+        }
+        let config = StreamerConfig {
+            video,
+            audio,
+            outputs: vec![out],
+        };
+        config
+            .validate()
+            .map_err(|e| Failure::from_engine(&e, key.as_deref()))?;
+        Ok(Validated { config, key })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    fn opts(url: &str) -> StreamerOptions {
+        StreamerOptions {
+            url: url.into(),
+            stream_key: Some("SECRET".into()),
+            ..StreamerOptions::default()
+        }
+    }
+
+    #[test]
+    fn defaults_mirror_the_cli() {
+        let v = opts("rtmp://127.0.0.1/live").validate().expect("valid");
+        let video = v.config.video.expect("video");
+        assert_eq!((video.width, video.height, video.fps), (1280, 720, 30));
+        assert_eq!(video.bitrate_bps, 2_500_000);
+        assert_eq!(v.config.audio.expect("audio").bitrate_bps, 160_000);
+        assert_eq!(v.key.as_deref(), Some("SECRET"));
+    }
+
+    #[test]
+    fn values_are_parsed_and_bounded() {
+        let mut o = opts("rtmp://127.0.0.1/live");
+        o.size = Some("640x360".into());
+        o.video_bitrate = Some(Either::B("1.5M".into()));
+        o.buffer = Some(BufferOptions {
+            packets: Some(50.0),
+            ms: Some(1000.0),
+            bytes: None,
+        });
+        let v = o.validate().expect("valid");
+        let video = v.config.video.expect("video");
+        assert_eq!(
+            (video.width, video.height, video.bitrate_bps),
+            (640, 360, 1_500_000)
+        );
+        let limits = v.config.outputs[0].limits.expect("limits");
+        assert_eq!(limits.max_packets, 50);
+        assert_eq!(limits.max_span, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn errors_name_the_option_and_never_the_key() {
+        let mut o = opts("rtmp://127.0.0.1/live");
+        o.fps = Some(0.5);
+        let e = o.validate().expect_err("fps");
+        assert_eq!(e.code, ErrorCode::ERR_INVALID_OPTION);
+        assert!(e.message.contains("fps"), "{}", e.message);
+
+        let mut o = opts("rtmp://127.0.0.1/live");
+        o.reconnect = Some(ReconnectOptions {
+            max_delay_ms: Some(1e12),
+            max_retries: None,
+        });
+        let e = o.validate().expect_err("maxDelayMs");
+        assert!(e.message.contains("reconnect.maxDelayMs"), "{}", e.message);
+
+        let e = opts("rtmp://127.0.0.1:70000/live/SECRET")
+            .validate()
+            .expect_err("port");
+        assert_eq!(e.code, ErrorCode::ERR_INVALID_URL);
+        assert!(!e.message.contains("SECRET"), "{}", e.message);
+    }
+}

@@ -1,0 +1,105 @@
+// Options are checked synchronously and errors carry a code and the option's
+// name, never the stream key.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import { startNginx } from './helpers.mjs'
+
+const require = createRequire(import.meta.url)
+const { VideoAudioStreamer, VideoAudioRecorder } = require('../lib.js')
+
+const URL = 'rtmp://127.0.0.1:1935/live/SUPERSECRET'
+
+function throwsWith(options, code, name) {
+  assert.throws(() => new VideoAudioStreamer(options), (err) => {
+    assert.ok(err instanceof Error)
+    assert.equal(err.code, code, `${JSON.stringify(options)}: ${err.code} ${err.message}`)
+    assert.match(err.message, new RegExp(`\\b${name.replace('.', '\\.')}\\b`), err.message)
+    assert.doesNotMatch(err.message, /SUPERSECRET/)
+    return true
+  })
+}
+
+test('bad options throw from the constructor, naming the option', () => {
+  throwsWith({ url: URL, fps: 0 }, 'ERR_INVALID_OPTION', 'fps')
+  throwsWith({ url: URL, fps: 29.97 }, 'ERR_INVALID_OPTION', 'fps')
+  throwsWith({ url: URL, fps: 'thirty' }, 'ERR_INVALID_OPTION', 'fps')
+  throwsWith({ url: URL, size: '1280' }, 'ERR_INVALID_OPTION', 'size')
+  throwsWith({ url: URL, size: '1281x720' }, 'ERR_INVALID_OPTION', 'size')
+  throwsWith({ url: URL, width: 100000 }, 'ERR_INVALID_OPTION', 'width')
+  throwsWith({ url: URL, size: '640x480', width: 640 }, 'ERR_INVALID_OPTION', 'size')
+  throwsWith({ url: URL, videoBitrate: 'fast' }, 'ERR_INVALID_OPTION', 'videoBitrate')
+  throwsWith({ url: URL, videoBitrate: -5 }, 'ERR_INVALID_OPTION', 'videoBitrate')
+  throwsWith({ url: URL, audioBitrate: '1M' }, 'ERR_INVALID_OPTION', 'audioBitrate')
+  throwsWith({ url: URL, keyint: 0 }, 'ERR_INVALID_OPTION', 'keyint')
+  throwsWith({ url: URL, video: 'webcam' }, 'ERR_INVALID_OPTION', 'video')
+  throwsWith({ url: URL, video: 'none', audio: 'none' }, 'ERR_INVALID_OPTION', 'video')
+  throwsWith({ url: URL, buffer: { packets: 1 } }, 'ERR_INVALID_OPTION', 'buffer.packets')
+  throwsWith({ url: URL, buffer: { ms: 10 } }, 'ERR_INVALID_OPTION', 'buffer.ms')
+  throwsWith({ url: URL, buffer: { bytes: 1000 } }, 'ERR_INVALID_OPTION', 'buffer.bytes')
+  throwsWith({ url: URL, buffer: { packet: 10 } }, 'ERR_INVALID_OPTION', 'buffer.packet')
+  throwsWith({ url: URL, stallTimeoutMs: 0 }, 'ERR_INVALID_OPTION', 'stallTimeoutMs')
+  throwsWith({ url: URL, reconnect: { maxDelayMs: -1 } }, 'ERR_INVALID_OPTION', 'reconnect.maxDelayMs')
+  throwsWith({ url: URL, reconnect: { maxRetries: 1.5 } }, 'ERR_INVALID_OPTION', 'reconnect.maxRetries')
+  throwsWith({ url: URL, fsp: 30 }, 'ERR_INVALID_OPTION', 'fsp')
+  throwsWith({}, 'ERR_INVALID_OPTION', 'url')
+  throwsWith({ url: 'http://example.invalid/live/SUPERSECRET' }, 'ERR_INVALID_URL', 'url')
+  throwsWith({ url: 'rtmp://127.0.0.1:99999/live/SUPERSECRET' }, 'ERR_INVALID_URL', 'url')
+  throwsWith({ url: 'rtmp://127.0.0.1/live' }, 'ERR_INVALID_URL', 'url')
+  throwsWith({ url: URL, streamKey: ' ' }, 'ERR_INVALID_OPTION', 'streamKey')
+  assert.throws(() => new VideoAudioStreamer(null), { code: 'ERR_INVALID_OPTION' })
+})
+
+test('good options construct without starting anything', () => {
+  const s = new VideoAudioStreamer({
+    url: URL, video: 'test', audio: 'test', width: 640, height: 360, fps: 25,
+    videoBitrate: 1_000_000, audioBitrate: '128k', keyint: 2,
+    buffer: { packets: 200, ms: 3000, bytes: 4 << 20 }, stallTimeoutMs: 3000,
+    reconnect: { maxDelayMs: 10_000, maxRetries: 5 },
+  })
+  const st = s.stats()
+  assert.equal(st.state, 'stopped')
+  assert.equal(st.output, 'rtmp://127.0.0.1:1935/live/****')
+})
+
+test('the stream key may come from ONAIR_STREAM_KEY and is never shown', () => {
+  process.env.ONAIR_STREAM_KEY = 'ENVSECRET'
+  try {
+    const s = new VideoAudioStreamer({ url: 'rtmp://127.0.0.1:1935/live' })
+    assert.equal(s.stats().output, 'rtmp://127.0.0.1:1935/live/****')
+  } finally {
+    delete process.env.ONAIR_STREAM_KEY
+  }
+})
+
+test('VideoAudioRecorder is not available yet and says so', () => {
+  assert.throws(() => new VideoAudioRecorder({ path: '/tmp/x.flv' }), { code: 'ERR_NOT_IMPLEMENTED' })
+  assert.throws(() => new VideoAudioRecorder({ file: '/tmp/x.flv' }), { code: 'ERR_INVALID_OPTION' })
+  assert.throws(() => new VideoAudioStreamer({ url: URL, record: '/tmp/x.flv' }), { code: 'ERR_NOT_IMPLEMENTED' })
+})
+
+test('runtime errors carry codes and never the key', async (t) => {
+  const nginx = await startNginx()
+  t.after(() => nginx.stop())
+
+  // Nothing listens on port 1: connection refused.
+  const down = new VideoAudioStreamer({ url: 'rtmp://127.0.0.1:1/live/SUPERSECRET', size: '320x240' })
+  await assert.rejects(down.start(), (err) => {
+    assert.equal(err.code, 'ERR_CONNECT')
+    assert.doesNotMatch(err.message, /SUPERSECRET/)
+    return true
+  })
+  await down.stop()
+
+  // nginx-rtmp refuses a second publisher of the same name (Publish.BadName).
+  const first = new VideoAudioStreamer({ url: nginx.url('SUPERSECRET'), size: '320x240' })
+  await first.start()
+  const second = new VideoAudioStreamer({ url: nginx.url('SUPERSECRET'), size: '320x240' })
+  await assert.rejects(second.start(), (err) => {
+    assert.equal(err.code, 'ERR_PUBLISH_REJECTED')
+    assert.doesNotMatch(err.message, /SUPERSECRET/)
+    return true
+  })
+  await second.stop()
+  assert.equal((await first.stop()).state, 'stopped')
+})

@@ -1,0 +1,55 @@
+// Compile-only check of lib.d.ts (`npm run typecheck`): correct uses compile,
+// and the `@ts-expect-error` lines prove wrong ones are rejected.
+import { VideoAudioStreamer, VideoAudioRecorder } from '../lib'
+import type { StreamStats, StreamState, OnairError, ReconnectingEvent } from '../lib'
+
+async function main(): Promise<void> {
+  const s = new VideoAudioStreamer({
+    url: 'rtmp://127.0.0.1/live/key',
+    video: 'test',
+    audio: 'none',
+    size: '640x360',
+    fps: 30,
+    videoBitrate: '2500k',
+    audioBitrate: 160_000,
+    keyint: 2,
+    buffer: { packets: 100, ms: 2000, bytes: 4 << 20 },
+    stallTimeoutMs: 5000,
+    reconnect: { maxDelayMs: 30_000, maxRetries: 10 },
+  })
+  s.on('stats', (st: StreamStats) => {
+    const n: number = st.video_frames_captured + st.audio_frames_sent + st.capture_late_max_ms
+    const state: StreamState = st.state
+    void n
+    void state
+  })
+  s.on('state', (state) => {
+    const live: boolean = state === 'live'
+    void live
+  })
+  s.on('error', (err: OnairError) => {
+    const code: 'ERR_PUBLISH_REJECTED' | string = err.code
+    void code
+  })
+  s.on('reconnecting', (ev: ReconnectingEvent) => void ev.delayMs)
+  s.on('reconnected', (ev) => void ev.downtimeMs)
+  await s.start()
+  s.reconnectNow()
+  const final: StreamStats = await s.stop()
+  void final
+
+  // @ts-expect-error: unknown event
+  s.on('progress', () => {})
+  // @ts-expect-error: stats listener gets StreamStats, not string
+  s.on('stats', (x: string) => void x)
+  // @ts-expect-error: unknown video source
+  new VideoAudioStreamer({ url: 'rtmp://h/a/k', video: 'webcam' })
+  // @ts-expect-error: url is required
+  new VideoAudioStreamer({ fps: 30 })
+  // @ts-expect-error: fps is a number
+  new VideoAudioStreamer({ url: 'rtmp://h/a/k', fps: '30' })
+
+  const r = new VideoAudioRecorder({ path: 'out.flv', size: '1280x720' })
+  r.on('stats', (st) => void st.t_ms)
+}
+void main

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds the Node.js addon (bindings/node): installs the pinned npm deps
+# (@napi-rs/cli) from package-lock.json, then `napi build --release`, which
+# compiles the onair-node crate and regenerates index.js and index.d.ts.
+set -euo pipefail
+cd "$(dirname "$0")/../bindings/node"
+
+if ! command -v npm >/dev/null 2>&1; then
+    echo "==> npm not found: installing nodejs and npm from apt" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+npm ci --no-audit --no-fund
+npm run build
