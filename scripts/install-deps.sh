@@ -12,6 +12,18 @@ set -euo pipefail
 BUILD_PKGS=(build-essential pkg-config nasm curl ca-certificates)
 TEST_PKGS=(nginx libnginx-mod-rtmp ffmpeg iproute2 iptables procps)
 
+# Build and test packages that parts of the project add (one name per line),
+# e.g. scripts/apt-packages-capture.txt for X11 / PulseAudio capture.
+here="$(cd "$(dirname "$0")" && pwd)"
+for list in "$here"/apt-packages-*.txt; do
+    [[ -f "$list" ]] || continue
+    while read -r p; do
+        [[ -n "$p" && "$p" != \#* ]] && BUILD_PKGS+=("$p")
+    done <"$list"
+done
+# Node.js for the addon: scripts/build-node.sh installs it only when npm is
+# missing (the machine may carry a non-Debian Node that apt's npm conflicts with).
+
 pkgs=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" != "--build" ]]; then
     pkgs+=("${TEST_PKGS[@]}")

@@ -28,10 +28,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --release"
 cargo test --workspace --release "$@"
 
-# ---------------------------------------------------------------------------
-# NODE ADDON (bindings/node, napi-rs): build and test go here, e.g.
-#   step "node addon"
-#   (cd bindings/node && npm ci && npm run build && npm test)
-# ---------------------------------------------------------------------------
+step "node addon (build + node --test)"
+./scripts/test-node.sh
 
 step "all checks passed"
