@@ -78,7 +78,7 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 2.0, value_parser = parse_keyint)]
     pub keyint: f32,
     /// Stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long, value_parser = parse_seconds)]
+    #[arg(long, value_parser = parse_seconds, allow_negative_numbers = true)]
     pub duration: Option<Duration>,
     /// Write stats as JSON Lines: one object per second and a final one.
     #[arg(long, value_name = "FILE")]
