@@ -511,3 +511,114 @@ fn kernel_tbf_throttle_in_a_namespace() {
     let j = judge(&recs[0]);
     assert_clean(&recs[0], &j);
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Soak: 10 minutes of a dead link must not grow memory (< 5 MB).
+/// Out of the default suite; run with `scripts/bench-faults.sh --soak` or
+/// `cargo test --release -p onair --test faults -- --ignored soak --nocapture`.
+#[test]
+#[ignore = "10-minute soak; run by scripts/bench-faults.sh --soak"]
+fn soak_ten_minutes_of_dead_link_keeps_memory_flat() {
+    if !require_tools(&["nginx"]) {
+        return;
+    }
+    let _serial = serial();
+    let minutes: u64 = std::env::var("ONAIR_SOAK_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let nginx = nginx_for_faults();
+    let proxy = FaultProxy::start(nginx.addr()).expect("proxy");
+    let streamer = Streamer::start(config(&proxy.rtmp_url("soak"))).expect("starts");
+    std::thread::sleep(3 * SEC);
+    proxy.blackhole();
+    // Let the outage settle (buffers full, reconnect loop at its cap).
+    std::thread::sleep(40 * SEC);
+    let before = rss_kib();
+    let t0 = std::time::Instant::now();
+    let mut max = before;
+    while t0.elapsed() < Duration::from_secs(minutes * 60) {
+        std::thread::sleep(5 * SEC);
+        max = max.max(rss_kib());
+    }
+    let after = rss_kib();
+    let s = streamer.stop().remove(0);
+    eprintln!(
+        "soak {minutes} min dead link: RSS {before} KiB -> {after} KiB (max {max}), growth {} KiB; \
+         connect failures {}, video dropped {}, audio dropped {}",
+        after as i64 - before as i64,
+        s.connect_failures,
+        s.video_dropped_disconnected,
+        s.audio_frames_dropped
+    );
+    assert!(max.saturating_sub(before) < 5 * 1024, "memory grew {} KiB", max - before);
+}
+
+/// The FFmpeg CLI publishing through the same faults, for docs/benchmarks.md:
+/// what a streamer using it would see. Not an assertion of FFmpeg's
+/// behaviour, just a record; run by scripts/bench-faults.sh.
+#[test]
+#[ignore = "comparison record; run by scripts/bench-faults.sh"]
+fn ffmpeg_cli_under_the_same_faults() {
+    if !require_tools(&["nginx", "ffmpeg"]) {
+        return;
+    }
+    let _serial = serial();
+    for fault in ["reset", "blackhole", "throttle60"] {
+        let nginx = nginx_for_faults();
+        let proxy = FaultProxy::start(nginx.addr()).expect("proxy");
+        let mut cmd = std::process::Command::new("ffmpeg");
+        cmd.args([
+            "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "25",
+            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-b:v", "2500k",
+            "-maxrate", "2500k", "-bufsize", "2500k", "-g", "60", "-c:a", "aac", "-b:a", "160k",
+            "-f", "flv",
+        ])
+        .arg(proxy.rtmp_url("ffmpeg"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        let mut child = onair_testkit::procs::spawn(&mut cmd).expect("ffmpeg");
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(4 * SEC);
+        let fault_at = t0.elapsed();
+        match fault {
+            "reset" => proxy.reset_all(),
+            "blackhole" => proxy.blackhole(),
+            _ => proxy.throttle(Some((f64::from(VIDEO_BPS + AUDIO_BPS) * 0.6 / 8.0) as u64)),
+        }
+        let status = child.wait_timeout(40 * SEC).expect("wait");
+        let ended = t0.elapsed();
+        if fault == "blackhole" {
+            proxy.resume();
+        }
+        let recs = nginx.stop_and_collect();
+        let recorded: f64 = recs
+            .iter()
+            .filter_map(|r| onair_testkit::ffmpeg::probe(r).ok())
+            .filter_map(|p| p.video().map(|v| v.nb_read_frames as f64 / f64::from(FPS)))
+            .sum();
+        eprintln!(
+            "ffmpeg CLI, {fault} at {:.1} s: {} at {:.1} s; server recorded {recorded:.1} s of video in {} file(s)",
+            fault_at.as_secs_f64(),
+            match status {
+                Some(s) if s.success() => "finished (exit 0)".to_string(),
+                Some(s) => format!("exited with {s}"),
+                None => "still running after 40 s (killed)".to_string(),
+            },
+            ended.as_secs_f64(),
+            recs.len()
+        );
+    }
+}
