@@ -1,6 +1,7 @@
 //! Video side of the engines: sources, the CaptureThread and the VideoEncoder.
 
 pub mod capture;
+pub mod convert;
 pub mod encoder;
 pub mod frame;
 pub mod source;
