@@ -60,8 +60,8 @@ impl Rate {
 
     /// Stream time of unit `index` (frame or sample), rounded down to the ns.
     pub fn time_of(self, index: u64) -> u64 {
-        let ns = u128::from(index) * NANOS_PER_SEC * u128::from(self.den)
-            / u128::from(self.num.max(1));
+        let ns =
+            u128::from(index) * NANOS_PER_SEC * u128::from(self.den) / u128::from(self.num.max(1));
         u64::try_from(ns).unwrap_or(u64::MAX)
     }
 
@@ -80,7 +80,10 @@ mod tests {
         let fps = Rate::per_second(30);
         let day_ns = 24 * 3600 * 1_000_000_000u64;
         assert_eq!(fps.expected_frames(day_ns), 24 * 3600 * 30);
-        let ntsc = Rate { num: 30000, den: 1001 };
+        let ntsc = Rate {
+            num: 30000,
+            den: 1001,
+        };
         // 1001 seconds of NTSC video hold exactly 30000 frames.
         assert_eq!(ntsc.expected_frames(1001 * 1_000_000_000), 30000);
         let audio = Rate::per_second(48_000);
@@ -91,7 +94,10 @@ mod tests {
     fn time_of_and_expected_frames_agree_without_drift() {
         for rate in [
             Rate::per_second(30),
-            Rate { num: 30000, den: 1001 },
+            Rate {
+                num: 30000,
+                den: 1001,
+            },
             Rate::per_second(44_100),
             Rate::per_second(48_000),
         ] {
@@ -100,8 +106,14 @@ mod tests {
             for n in [1u64, 2, 999, 1_000_003, 10_000_000_019] {
                 let t = rate.time_of(n);
                 assert!(rate.expected_frames(t) <= n, "{rate:?} {n}");
-                assert!(rate.expected_frames(t + rate.interval_ns() + 1) >= n, "{rate:?} {n}");
-                assert!(rate.expected_frames(rate.time_of(n + 1)) >= n, "{rate:?} {n}");
+                assert!(
+                    rate.expected_frames(t + rate.interval_ns() + 1) >= n,
+                    "{rate:?} {n}"
+                );
+                assert!(
+                    rate.expected_frames(rate.time_of(n + 1)) >= n,
+                    "{rate:?} {n}"
+                );
             }
         }
     }

@@ -109,9 +109,8 @@ impl BgraToI420 {
         }
         let (ow, oh) = (self.out_width, self.out_height);
         let mut frame = self.take_frame();
-        let target = Arc::get_mut(&mut frame).ok_or_else(|| {
-            ConvertError::Library("pooled frame unexpectedly shared".to_string())
-        })?;
+        let target = Arc::get_mut(&mut frame)
+            .ok_or_else(|| ConvertError::Library("pooled frame unexpectedly shared".to_string()))?;
         if (width, height) == (ow, oh) {
             bgra_into_i420(bgra, stride, target)?;
         } else {
@@ -130,13 +129,9 @@ impl BgraToI420 {
             let src = fir::images::ImageRef::new(width, height, &tight, fir::PixelType::U8x4)
                 .map_err(|e| ConvertError::Library(e.to_string()))?;
             self.scaled.resize(ow as usize * oh as usize * 4, 0);
-            let mut dst = fir::images::Image::from_slice_u8(
-                ow,
-                oh,
-                &mut self.scaled,
-                fir::PixelType::U8x4,
-            )
-            .map_err(|e| ConvertError::Library(e.to_string()))?;
+            let mut dst =
+                fir::images::Image::from_slice_u8(ow, oh, &mut self.scaled, fir::PixelType::U8x4)
+                    .map_err(|e| ConvertError::Library(e.to_string()))?;
             self.resizer
                 .resize(&src, &mut dst, &self.options)
                 .map_err(|e| ConvertError::Library(e.to_string()))?;
@@ -183,21 +178,38 @@ fn bgra_into_i420(bgra: &[u8], stride: usize, f: &mut I420Frame) -> Result<(), C
     .map_err(|e| ConvertError::Library(e.to_string()))
 }
 
-/// Alpha-blends a premultiplied ARGB image (XFixes cursor format: one `u32`
-/// per pixel, `0xAARRGGBB`) onto a BGRA picture at `(x, y)`, clipped.
-/// Only the cursor's pixels are touched (a few hundred), so a scalar loop is
-/// fine here.
+/// A cursor picture: premultiplied ARGB (XFixes format, one `u32` per pixel,
+/// `0xAARRGGBB`), placed with its top-left corner at `(x, y)`.
+#[derive(Debug, Clone, Copy)]
+pub struct CursorImage<'a> {
+    /// `width * height` pixels, row-major.
+    pub pixels: &'a [u32],
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Left edge in picture coordinates (may be negative).
+    pub x: i32,
+    /// Top edge in picture coordinates (may be negative).
+    pub y: i32,
+}
+
+/// Alpha-blends `cursor` onto a BGRA picture, clipped. Only the cursor's
+/// pixels are touched (a few hundred), so a scalar loop is fine here.
 pub fn blend_argb_premultiplied(
     bgra: &mut [u8],
     width: u32,
     height: u32,
     stride: usize,
-    cursor: &[u32],
-    cursor_width: u32,
-    cursor_height: u32,
-    x: i32,
-    y: i32,
+    cursor: &CursorImage<'_>,
 ) {
+    let CursorImage {
+        pixels: cursor,
+        width: cursor_width,
+        height: cursor_height,
+        x,
+        y,
+    } = *cursor;
     for cy in 0..cursor_height as i32 {
         let py = y + cy;
         if py < 0 || py >= height as i32 {
@@ -247,7 +259,9 @@ mod tests {
         // Red: Y 81, U 90, V 240. Green: Y 145, U 54, V 34.
         for ((b, g, r), (y, u, v)) in [((0, 0, 255), (81, 90, 240)), ((0, 255, 0), (145, 54, 34))] {
             for (w, h) in [(64, 48), (128, 96), (100, 70)] {
-                let f = c.convert(&solid(w, h, b, g, r), w, h, w as usize * 4).unwrap();
+                let f = c
+                    .convert(&solid(w, h, b, g, r), w, h, w as usize * 4)
+                    .unwrap();
                 assert_eq!((f.width, f.height), (64, 48));
                 let mid = f.y.len() / 2 + 32;
                 assert!(near(f.y[mid], y), "{w}x{h} y {}", f.y[mid]);
@@ -281,7 +295,9 @@ mod tests {
         drop(a);
         let b = c.convert(&img, 32, 32, 128).unwrap();
         assert_eq!(b.y.as_ptr(), p);
-        let held: Vec<_> = (0..10).map(|_| c.convert(&img, 32, 32, 128).unwrap()).collect();
+        let held: Vec<_> = (0..10)
+            .map(|_| c.convert(&img, 32, 32, 128).unwrap())
+            .collect();
         assert_eq!(held.len(), 10);
         assert!(c.pool.len() <= CONVERT_POOL_SIZE);
     }
@@ -290,14 +306,35 @@ mod tests {
     fn cursor_blend_clips_and_blends() {
         let mut img = solid(4, 4, 0, 0, 0);
         // Opaque white 2x2 cursor at (3, 3): only one pixel lands.
-        blend_argb_premultiplied(&mut img, 4, 4, 16, &[0xffff_ffff; 4], 2, 2, 3, 3);
+        let c = CursorImage {
+            pixels: &[0xffff_ffff; 4],
+            width: 2,
+            height: 2,
+            x: 3,
+            y: 3,
+        };
+        blend_argb_premultiplied(&mut img, 4, 4, 16, &c);
         assert_eq!(&img[15 * 4..15 * 4 + 3], &[255, 255, 255]);
         assert_eq!(&img[14 * 4..14 * 4 + 3], &[0, 0, 0]);
         // Half-transparent premultiplied red over white.
         let mut img = solid(1, 1, 255, 255, 255);
-        blend_argb_premultiplied(&mut img, 1, 1, 4, &[0x8080_0000], 1, 1, 0, 0);
+        let c = CursorImage {
+            pixels: &[0x8080_0000],
+            width: 1,
+            height: 1,
+            x: 0,
+            y: 0,
+        };
+        blend_argb_premultiplied(&mut img, 1, 1, 4, &c);
         assert!(img[2] >= 254 && (126..=128).contains(&img[0]), "{img:?}");
-        blend_argb_premultiplied(&mut img, 1, 1, 4, &[0xffff_ffff], 1, 1, -5, 9);
+        let c = CursorImage {
+            pixels: &[0xffff_ffff],
+            width: 1,
+            height: 1,
+            x: -5,
+            y: 9,
+        };
+        blend_argb_premultiplied(&mut img, 1, 1, 4, &c);
     }
 
     /// A screen-like BGRA picture: gradients plus some noise, so neither
@@ -380,7 +417,9 @@ mod tests {
             let ready = if (iw, ih) == (ow, oh) { &img } else { &scaled };
             // Colour conversion alone: yuvutils-rs vs dcv-color-primitives.
             let mut f = I420Frame::black(ow, oh);
-            let yuv = time_it(RUNS, || bgra_into_i420(ready, ow as usize * 4, &mut f).unwrap());
+            let yuv = time_it(RUNS, || {
+                bgra_into_i420(ready, ow as usize * 4, &mut f).unwrap()
+            });
             let dcv = time_it(RUNS, || dcv_convert(ready, ow, oh, &mut f));
             eprintln!(
                 "{iw}x{ih} -> {ow}x{oh}: scale+yuvutils {a:?} | scale {scale:?} | \

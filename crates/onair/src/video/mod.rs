@@ -4,4 +4,5 @@ pub mod capture;
 pub mod convert;
 pub mod encoder;
 pub mod frame;
+pub mod screen;
 pub mod source;
