@@ -19,12 +19,18 @@
 //!   oldest samples beyond [`JITTER_MAX_MS`] down to [`JITTER_START_MS`], so
 //!   device clock drift never accumulates into latency. Whatever it cannot
 //!   give, the engine fills with silence and counts.
-//! - PulseAudio/PipeWire are reached through ALSA's `pulse` plugin
-//!   (Debian: `libasound2-plugins`). That plugin records from the server's
-//!   default source, which libpulse takes from `PULSE_SOURCE`; so a Pulse
+//! - PulseAudio/PipeWire are reached through ALSA's `pulse` plugin (Debian:
+//!   `libasound2-plugins`), which records the server's default source. A
 //!   source by name (`pulse:NAME`, and `desktop` = `pulse:@DEFAULT_MONITOR@`,
-//!   the default sink's monitor) is opened with `PULSE_SOURCE` set for the
-//!   duration of the open (serialised by a lock).
+//!   the default sink's monitor) is chosen with `PULSE_SOURCE`, which libpulse
+//!   honours. Measured here: the plugin reads it again after the open (the
+//!   callbacks stop when it is removed right after), so it is set for the
+//!   whole process and left set: one named Pulse source per process, and on a
+//!   Pulse/PipeWire desktop `desktop+mic` records the monitor twice (the
+//!   ALSA default device is the same plugin). Mixing desktop with an ALSA
+//!   `hw:` microphone works. A native libpulse path would lift this (tried
+//!   libpulse-simple: reads with a 10-40 ms fragment never returned on a null
+//!   sink's monitor within 1.5 s; not pursued yet).
 //!
 //! Spec grammar for [`open_audio`]:
 //! ```text
@@ -61,6 +67,9 @@ pub const JITTER_START_MS: u32 = 40;
 /// Never hold more than this; beyond it the oldest samples are dropped down to
 /// `JITTER_START_MS` (bounded latency whatever the device clock does).
 pub const JITTER_MAX_MS: u32 = 150;
+/// Period asked of the device, in ms: small enough that the jitter buffer
+/// stays short, large enough not to wake the callback thread too often.
+pub const DEVICE_PERIOD_MS: u32 = 10;
 /// Resampler input chunk, in ms of device audio.
 const RESAMPLE_CHUNK_MS: u32 = 10;
 /// Largest per-input volume accepted in a spec.
@@ -71,9 +80,6 @@ const WATCH_PERIOD: Duration = Duration::from_millis(20);
 pub const DEFAULT_MONITOR: &str = "@DEFAULT_MONITOR@";
 /// The ALSA device name of the PulseAudio plugin.
 pub const PULSE_ALSA_DEVICE: &str = "pulse";
-
-/// Serialises opens that set `PULSE_SOURCE`.
-static PULSE_ENV_LOCK: Mutex<()> = Mutex::new(());
 
 /// One input of a spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -264,11 +270,13 @@ impl DeviceSource {
         self.shared.opens.load(Ordering::Relaxed)
     }
 
+    /// Tells the device thread to end, without waiting for it: a stalled
+    /// server can hold it in a blocking read, and whoever drops the source
+    /// (the pipeline stopping) must not hang on that. The thread ends at its
+    /// next check (within `WATCH_PERIOD`, or when the read returns).
     fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        drop(self.thread.take());
     }
 
     fn ms_frames(&self, ms: u32) -> usize {
@@ -520,14 +528,22 @@ fn device_thread(
                 }
             }
         }
-        let until = Instant::now() + RETRY_INTERVAL;
-        while Instant::now() < until {
-            if shared.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            std::thread::sleep(WATCH_PERIOD);
+        if !wait_retry(&shared) {
+            return;
         }
     }
+}
+
+/// Sleeps `RETRY_INTERVAL` in small steps; false when told to stop.
+fn wait_retry(shared: &Shared) -> bool {
+    let until = Instant::now() + RETRY_INTERVAL;
+    while Instant::now() < until {
+        if shared.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(WATCH_PERIOD);
+    }
+    true
 }
 
 type OpenedStream = (
@@ -566,9 +582,34 @@ fn find_device(host: &cpal::Host, target: &InputTarget) -> Result<cpal::Device, 
             .default_input_device()
             .ok_or_else(|| "no default input device".to_string()),
         InputTarget::Pulse(_) => by_name(PULSE_ALSA_DEVICE).map_err(|e| {
-            format!("{e}; PulseAudio/PipeWire is reached through ALSA's pulse plugin (Debian: libasound2-plugins)")
+            format!(
+                "{e}; PulseAudio/PipeWire is reached through ALSA's pulse plugin \
+                 (Debian: libasound2-plugins)"
+            )
         }),
         InputTarget::Device(n) => by_name(n),
+    }
+}
+
+/// The Pulse source this process records through the ALSA pulse plugin.
+static PULSE_SOURCE_SET: Mutex<Option<String>> = Mutex::new(None);
+
+/// Points the ALSA pulse plugin at `source` by setting `PULSE_SOURCE` for the
+/// whole process, and leaves it set: the plugin reads it again after the
+/// open (measured: callbacks stop when it is removed). Hence one named Pulse
+/// source per process; asking for a second, different one is an error.
+fn select_pulse_source(source: &str) -> Result<(), String> {
+    let mut set = PULSE_SOURCE_SET.lock().unwrap_or_else(|p| p.into_inner());
+    match set.as_deref() {
+        Some(s) if s != source => Err(format!(
+            "only one PulseAudio source by name per process (already recording {s:?})"
+        )),
+        Some(_) => Ok(()),
+        None => {
+            std::env::set_var("PULSE_SOURCE", source);
+            *set = Some(source.to_string());
+            Ok(())
+        }
     }
 }
 
@@ -614,14 +655,9 @@ fn open_stream(target: &InputTarget, shared: &Arc<Shared>) -> Result<OpenedStrea
             [] => (0.0, 0.0),
         }
     };
-    let guard = match target {
-        InputTarget::Pulse(src) => {
-            let g = PULSE_ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-            std::env::set_var("PULSE_SOURCE", src);
-            Some(g)
-        }
-        _ => None,
-    };
+    if let InputTarget::Pulse(src) = target {
+        select_pulse_source(src)?;
+    }
     let built = match format {
         cpal::SampleFormat::F32 => device.build_input_stream(
             &stream_config,
@@ -647,17 +683,12 @@ fn open_stream(target: &InputTarget, shared: &Arc<Shared>) -> Result<OpenedStrea
             )
         }
         other => {
-            drop(guard);
             return Err(format!("unsupported sample format {other:?}"));
         }
     };
     let started_stream = built
         .map_err(|e| e.to_string())
         .and_then(|s| s.play().map(|()| s).map_err(|e| e.to_string()));
-    if guard.is_some() {
-        std::env::remove_var("PULSE_SOURCE");
-    }
-    drop(guard);
     let stream = started_stream?;
     Ok((stream, consumer, rate, failed, last_data))
 }
@@ -668,4 +699,202 @@ pub(crate) fn input_device_names() -> Vec<String> {
     host.input_devices()
         .map(|it| it.filter_map(|d| d.name().ok()).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{require_tool, wait_for, ChildGuard};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn parses_specs() {
+        let s = parse_audio_spec("desktop+mic@0.5").unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].target, InputTarget::Pulse(DEFAULT_MONITOR.into()));
+        assert_eq!(
+            (s[1].target.clone(), s[1].volume),
+            (InputTarget::Default, 0.5)
+        );
+        let s = parse_audio_spec("pulse:@DEFAULT_MONITOR@").unwrap();
+        assert_eq!(s[0].target, InputTarget::Pulse(DEFAULT_MONITOR.into()));
+        assert_eq!(s[0].volume, 1.0);
+        let s = parse_audio_spec("hw:CARD=USB,DEV=0@2").unwrap();
+        assert_eq!(s[0].target, InputTarget::Device("hw:CARD=USB,DEV=0".into()));
+        assert_eq!(s[0].volume, 2.0);
+        for bad in ["", "a+", "x@loud", "x@9", "pulse:"] {
+            assert!(parse_audio_spec(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A PulseAudio server with a null sink on a private socket, as root in a
+    /// container: `--system=false` plus a private HOME/runtime dir, no D-Bus,
+    /// anonymous auth on the socket.
+    struct Pulse {
+        guard: ChildGuard,
+        dir: tempfile::TempDir,
+    }
+
+    fn start_pulse(dir: &std::path::Path) -> ChildGuard {
+        let socket = dir.join("native");
+        let _ = std::fs::remove_file(&socket);
+        let guard = ChildGuard::spawn(
+            "pulseaudio",
+            Command::new("pulseaudio")
+                .args([
+                    "-n",
+                    "--daemonize=no",
+                    "--system=false",
+                    "--exit-idle-time=-1",
+                    "--disallow-exit",
+                    "--disable-shm=true",
+                    "-L",
+                    "module-null-sink sink_name=onair_null rate=48000",
+                    "-L",
+                    &format!(
+                        "module-native-protocol-unix socket={} auth-anonymous=1",
+                        socket.display()
+                    ),
+                ])
+                .env("HOME", dir)
+                .env("PULSE_RUNTIME_PATH", dir)
+                .env("XDG_RUNTIME_DIR", dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        let up = wait_for(Duration::from_secs(10), || {
+            Command::new("pactl")
+                .arg("info")
+                .env("PULSE_SERVER", format!("unix:{}", socket.display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .ok()
+                .filter(|s| s.success())
+        });
+        assert!(up.is_some(), "pulseaudio did not come up");
+        guard
+    }
+
+    /// Plays a 1 kHz stereo tone into the null sink with `pacat`, fed from a
+    /// thread (the writer ends when pacat dies).
+    fn play_tone(dir: &std::path::Path) -> ChildGuard {
+        let mut g = ChildGuard::spawn(
+            "pacat",
+            Command::new("pacat")
+                .args([
+                    "--playback",
+                    "--device=onair_null",
+                    "--format=s16le",
+                    "--rate=48000",
+                    "--channels=2",
+                ])
+                .env(
+                    "PULSE_SERVER",
+                    format!("unix:{}", dir.join("native").display()),
+                )
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        if let Some(mut stdin) = g.child.stdin.take() {
+            std::thread::spawn(move || {
+                let mut buf = Vec::with_capacity(48_000 * 4);
+                for i in 0..48_000u32 {
+                    let v = (0.5
+                        * (std::f32::consts::TAU * 1000.0 * i as f32 / 48_000.0).sin()
+                        * 32767.0) as i16;
+                    buf.extend_from_slice(&v.to_le_bytes());
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+                // 1 kHz divides 48 kHz: one second loops seamlessly.
+                for _ in 0..60 {
+                    if stdin.write_all(&buf).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        g
+    }
+
+    /// Reads like the AudioEngine (every 10 ms) for `dur`, returning the
+    /// left channel and the slowest read.
+    fn capture(src: &mut dyn AudioSource, dur: Duration) -> (Vec<f32>, Duration) {
+        let mut left = Vec::new();
+        let mut buf = vec![0.0f32; 480 * 2];
+        let mut slowest = Duration::ZERO;
+        let end = Instant::now() + dur;
+        while Instant::now() < end {
+            let t = Instant::now();
+            let n = src.read(&mut buf);
+            slowest = slowest.max(t.elapsed());
+            left.extend(buf[..2 * n].chunks_exact(2).map(|f| f[0]));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (left, slowest)
+    }
+
+    fn dominant_hz(x: &[f32], rate: f32) -> f32 {
+        let crossings = x
+            .windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+            .count();
+        crossings as f32 / 2.0 / (x.len() as f32 / rate)
+    }
+
+    #[test]
+    fn pulse_monitor_tone_then_server_death_then_recovery() {
+        for (tool, pkg) in [("pulseaudio", "pulseaudio"), ("pacat", "pulseaudio-utils")] {
+            if require_tool(tool, pkg).is_none() {
+                return;
+            }
+            let _ = require_tool("pactl", "pulseaudio-utils");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut pulse = Pulse {
+            guard: start_pulse(dir.path()),
+            dir,
+        };
+        // The ALSA pulse plugin (in this process) finds the server here.
+        std::env::set_var(
+            "PULSE_SERVER",
+            format!("unix:{}", pulse.dir.path().join("native").display()),
+        );
+        let mut tone = play_tone(pulse.dir.path());
+        let mut src = open_audio("desktop", 48_000, 2).expect("open desktop monitor");
+        let (left, slowest) = capture(src.as_mut(), Duration::from_millis(1500));
+        // Skip the start (priming, resampler warm-up).
+        let loud: Vec<f32> = left.iter().copied().skip(48_00).collect();
+        assert!(loud.len() > 24_000, "captured only {} frames", left.len());
+        let peak = loud.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(peak > 0.2, "tone too quiet: peak {peak}");
+        let hz = dominant_hz(&loud, 48_000.0);
+        assert!((950.0..=1050.0).contains(&hz), "dominant {hz} Hz");
+        assert!(slowest < Duration::from_millis(5), "read took {slowest:?}");
+
+        // Kill the server mid-capture: reads stay fast and turn to 0.
+        pulse.guard.kill();
+        tone.kill();
+        let (after, slowest) = capture(src.as_mut(), Duration::from_millis(1500));
+        assert!(slowest < Duration::from_millis(5), "read took {slowest:?}");
+        assert!(
+            after.len() < 48_000 * JITTER_MAX_MS as usize / 1000 + 4800,
+            "{} frames after death",
+            after.len()
+        );
+        let mut buf = vec![0.0f32; 960];
+        assert_eq!(src.read(&mut buf), 0, "silence while the server is gone");
+
+        // Restart it: the device thread reopens and audio flows again.
+        pulse.guard = start_pulse(pulse.dir.path());
+        let _tone2 = play_tone(pulse.dir.path());
+        let back = wait_for(RETRY_INTERVAL * 5 + STALL_TIMEOUT, || {
+            let (got, _) = capture(src.as_mut(), Duration::from_millis(200));
+            (got.len() > 1000).then_some(got)
+        });
+        let back = back.expect("audio did not come back after the server restarted");
+        eprintln!("recovered: {} frames in 200 ms", back.len());
+    }
 }
