@@ -864,10 +864,19 @@ mod tests {
         );
         let mut tone = play_tone(pulse.dir.path());
         let mut src = open_audio("desktop", 48_000, 2).expect("open desktop monitor");
-        let (left, slowest) = capture(src.as_mut(), Duration::from_millis(1500));
+        // Wait for audio to flow. Measured: a cpal stream on the ALSA pulse
+        // plugin sometimes stops calling back right after it starts; the
+        // device thread's stall watchdog reopens it after STALL_TIMEOUT.
+        let flowing = wait_for(STALL_TIMEOUT + RETRY_INTERVAL * 2, || {
+            let (got, _) = capture(src.as_mut(), Duration::from_millis(100));
+            (got.len() > 1000).then_some(())
+        });
+        assert!(flowing.is_some(), "no audio from the monitor");
+        let (left, slowest) = capture(src.as_mut(), Duration::from_millis(1200));
         // Skip the start (priming, resampler warm-up).
-        let loud: Vec<f32> = left.iter().copied().skip(48_00).collect();
+        let loud: Vec<f32> = left.iter().copied().skip(4800).collect();
         assert!(loud.len() > 24_000, "captured only {} frames", left.len());
+        eprintln!("captured {} frames in 1.2 s", left.len());
         let peak = loud.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert!(peak > 0.2, "tone too quiet: peak {peak}");
         let hz = dominant_hz(&loud, 48_000.0);
