@@ -421,9 +421,30 @@ mod tests {
                 bgra_into_i420(ready, ow as usize * 4, &mut f).unwrap()
             });
             let dcv = time_it(RUNS, || dcv_convert(ready, ow, oh, &mut f));
+            // Other order: convert at the input size, then scale the planes
+            // (1.5 bytes per pixel to scale instead of 4).
+            let mut full = I420Frame::black(iw, ih);
+            let mut out = I420Frame::black(ow, oh);
+            let planes_first = time_it(RUNS, || {
+                bgra_into_i420(&img, iw as usize * 4, &mut full).unwrap();
+                if (iw, ih) == (ow, oh) {
+                    return;
+                }
+                for (src, dst, w, h, dw, dh) in [
+                    (&full.y, &mut out.y, iw, ih, ow, oh),
+                    (&full.u, &mut out.u, iw / 2, ih / 2, ow / 2, oh / 2),
+                    (&full.v, &mut out.v, iw / 2, ih / 2, ow / 2, oh / 2),
+                ] {
+                    let s = fir::images::ImageRef::new(w, h, src, fir::PixelType::U8).unwrap();
+                    let mut d =
+                        fir::images::Image::from_slice_u8(dw, dh, dst, fir::PixelType::U8).unwrap();
+                    resizer.resize(&s, &mut d, &opts).unwrap();
+                }
+            });
             eprintln!(
                 "{iw}x{ih} -> {ow}x{oh}: scale+yuvutils {a:?} | scale {scale:?} | \
-                 yuvutils-rs {yuv:?} | dcv-color-primitives {dcv:?}"
+                 yuvutils-rs {yuv:?} | dcv-color-primitives {dcv:?} | \
+                 convert-then-scale-planes {planes_first:?}"
             );
         }
     }
