@@ -81,3 +81,21 @@ pub fn list_devices() -> Vec<DeviceInfo> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_default_audio_and_names_screens_as_options() {
+        let t = std::time::Instant::now();
+        let list = list_devices();
+        assert!(t.elapsed() < std::time::Duration::from_secs(10));
+        assert!(list
+            .iter()
+            .any(|d| d.kind == DeviceKind::AudioInput && d.name == "default"));
+        for d in list.iter().filter(|d| d.kind == DeviceKind::Screen) {
+            assert!(d.name.starts_with("screen:"), "{d:?}");
+        }
+    }
+}

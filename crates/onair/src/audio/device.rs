@@ -155,13 +155,13 @@ pub fn open_audio(
             reason: format!("unsupported output {sample_rate} Hz x {channels} channels"),
         });
     }
-    let mut sources = Vec::new();
+    let mut sources: Vec<Box<dyn AudioSource>> = Vec::new();
     for input in inputs {
-        sources.push(DeviceSource::open(input, sample_rate, channels)?);
+        sources.push(Box::new(DeviceSource::open(input, sample_rate, channels)?));
     }
     if sources.len() == 1 {
         if let Some(s) = sources.pop() {
-            return Ok(Box::new(s));
+            return Ok(s);
         }
     }
     Ok(Box::new(MixSource::new(sources, channels)))
@@ -412,20 +412,20 @@ impl Drop for DeviceSource {
 
 /// Sums several inputs, each with its own volume (applied by the input).
 /// The result has as many frames as the input that had the most; inputs with
-/// fewer contribute silence for the rest.
+/// fewer contribute silence for the rest. The sum is clipped to -1..=1.
 pub struct MixSource {
-    inputs: Vec<DeviceSource>,
+    inputs: Vec<Box<dyn AudioSource>>,
     scratch: Vec<f32>,
     name: String,
     channels: usize,
 }
 
 impl MixSource {
-    /// Mixes `inputs` (all at the same rate and channel count).
-    pub fn new(inputs: Vec<DeviceSource>, channels: u32) -> Self {
+    /// Mixes `inputs` (all at the same rate and `channels`).
+    pub fn new(inputs: Vec<Box<dyn AudioSource>>, channels: u32) -> Self {
         let name = inputs
             .iter()
-            .map(|i| i.name.as_str())
+            .map(|i| i.name().to_string())
             .collect::<Vec<_>>()
             .join("+");
         Self {
@@ -439,30 +439,15 @@ impl MixSource {
 
 impl AudioSource for MixSource {
     fn read(&mut self, out: &mut [f32]) -> usize {
+        out.fill(0.0);
         self.scratch.resize(out.len(), 0.0);
         let mut most = 0;
-        for (k, input) in self.inputs.iter_mut().enumerate() {
+        for input in &mut self.inputs {
             let got = input.read(&mut self.scratch);
-            let samples = got * self.channels;
-            if k == 0 {
-                out[..samples].copy_from_slice(&self.scratch[..samples]);
-            } else {
-                // Beyond what earlier inputs wrote, start from silence.
-                let written = most * self.channels;
-                if samples > written {
-                    out[written..samples].fill(0.0);
-                }
-                for (o, s) in out.iter_mut().zip(&self.scratch[..samples]) {
-                    *o += *s;
-                }
+            for (o, s) in out.iter_mut().zip(&self.scratch[..got * self.channels]) {
+                *o += *s;
             }
-            if got > most {
-                if k == 0 {
-                    most = got;
-                } else {
-                    most = most.max(got);
-                }
-            }
+            most = most.max(got);
         }
         for s in &mut out[..most * self.channels] {
             *s = s.clamp(-1.0, 1.0);
@@ -726,6 +711,63 @@ mod tests {
         for bad in ["", "a+", "x@loud", "x@9", "pulse:"] {
             assert!(parse_audio_spec(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Gives `left` frames of a constant, then nothing.
+    struct Fixed {
+        value: f32,
+        left: usize,
+    }
+
+    impl AudioSource for Fixed {
+        fn read(&mut self, out: &mut [f32]) -> usize {
+            let n = (out.len() / 2).min(self.left);
+            out[..2 * n].fill(self.value);
+            self.left -= n;
+            n
+        }
+        fn name(&self) -> &str {
+            "fixed"
+        }
+    }
+
+    #[test]
+    fn mix_sums_pads_and_clips() {
+        let a = Box::new(Fixed {
+            value: 0.25,
+            left: 10,
+        });
+        let b = Box::new(Fixed {
+            value: 0.5,
+            left: 4,
+        });
+        let mut m = MixSource::new(vec![a, b], 2);
+        assert_eq!(m.name(), "fixed+fixed");
+        let mut out = vec![9.0f32; 2 * 16];
+        assert_eq!(m.read(&mut out), 10);
+        assert!(out[..8].iter().all(|&v| (v - 0.75).abs() < 1e-6));
+        assert!(out[8..20].iter().all(|&v| (v - 0.25).abs() < 1e-6));
+        assert_eq!(m.read(&mut out), 0);
+        let loud = Box::new(Fixed {
+            value: 0.8,
+            left: 2,
+        });
+        let loud2 = Box::new(Fixed {
+            value: 0.8,
+            left: 2,
+        });
+        let mut m = MixSource::new(vec![loud, loud2], 2);
+        assert_eq!(m.read(&mut out), 2);
+        assert_eq!(out[0], 1.0);
+    }
+
+    #[test]
+    fn open_audio_rejects_bad_specs_and_missing_devices() {
+        assert!(open_audio("x@loud", 48_000, 2).is_err());
+        assert!(open_audio("default", 48_000, 6).is_err());
+        let t = Instant::now();
+        assert!(open_audio("no-such-device-xyz", 48_000, 2).is_err());
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 
     /// A PulseAudio server with a null sink on a private socket, as root in a

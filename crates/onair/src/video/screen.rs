@@ -180,7 +180,11 @@ pub fn open_screen_with(
 
 /// Why there is no display to capture, naming what is supported.
 fn no_display_reason() -> String {
-    if std::env::var_os("WAYLAND_DISPLAY").is_some() {
+    no_display_reason_for(std::env::var_os("WAYLAND_DISPLAY").is_some())
+}
+
+fn no_display_reason_for(wayland: bool) -> String {
+    if wayland {
         "no X11 display found (DISPLAY is unset) but WAYLAND_DISPLAY is set: screen capture \
          supports X11 (including XWayland via DISPLAY); Wayland capture through the PipeWire \
          desktop portal is not supported yet"
@@ -637,6 +641,13 @@ mod tests {
         ] {
             assert!(ScreenSpec::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn wayland_only_message_names_what_is_supported() {
+        let m = no_display_reason_for(true);
+        assert!(m.contains("X11") && m.contains("Wayland") && m.contains("not supported yet"));
+        assert!(!no_display_reason_for(false).contains("Wayland"));
     }
 
     #[test]
