@@ -811,6 +811,18 @@ mod tests {
         let display = x.display.clone();
         let mut src = open_screen(&display, 320, 240).expect("open");
         assert!(src.grab(0, 0).is_some());
+        // A stalled server (stopped, socket open): grab gives up after
+        // X_IO_TIMEOUT instead of blocking the CaptureThread.
+        let pid = x._guard.child.id() as libc::pid_t;
+        // SAFETY: signalling our own child, which the guard still owns.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let t = Instant::now();
+        let stalled = src.grab(1, 0);
+        let waited = t.elapsed();
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        assert!(stalled.is_none(), "a stopped server cannot answer");
+        assert!(waited < X_IO_TIMEOUT * 3, "grab blocked {waited:?}");
         x._guard.kill();
         let t = Instant::now();
         assert!(src.grab(1, 0).is_none());
