@@ -11,14 +11,18 @@
 
 pub mod audio;
 pub mod clock;
+pub mod devices;
 pub mod error;
 pub mod flv;
 pub mod output;
 pub mod packet;
 pub mod pipeline;
 pub mod stats;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod video;
 
+pub use devices::{list_devices, DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
 
 /// True when openh264 was built with its assembly (nasm was found at build time).

@@ -1,6 +1,7 @@
 //! Audio side of the engines: sources, the AudioEngine (master clock ticks)
 //! and the AudioEncoder.
 
+pub mod device;
 pub mod encoder;
 pub mod engine;
 pub mod source;

@@ -1,6 +1,8 @@
 //! Video side of the engines: sources, the CaptureThread and the VideoEncoder.
 
 pub mod capture;
+pub mod convert;
 pub mod encoder;
 pub mod frame;
+pub mod screen;
 pub mod source;
