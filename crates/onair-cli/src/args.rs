@@ -29,6 +29,8 @@ pub enum Command {
     /// Publish to an RTMP server. Without URL, publish to a built-in local
     /// receiver that records what it gets (nothing else needed).
     Stream(StreamArgs),
+    /// List the screens and audio inputs, with the names the options accept.
+    Devices,
     /// Record to a file only (FLV), no network.
     Record(RecordArgs),
 }
@@ -56,10 +58,11 @@ pub struct RecordArgs {
 /// Options shared by stream and record.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Video source: test | screen[:DISPLAY] | none.
+    /// Video source: test | screen[:DISPLAY][+X,Y,WxH] | none (X11; e.g. screen::0+0,0,1280x720).
     #[arg(long, default_value = "test", value_parser = parse_video)]
     pub video: VideoChoice,
-    /// Audio source: test | none | default | DEVICE.
+    /// Audio source: test | none | default | desktop | mic | DEVICE, mixed with '+' and an
+    /// optional @volume each (e.g. desktop+mic@0.6). `onair devices` lists names.
     #[arg(long, default_value = "test", value_parser = parse_audio)]
     pub audio: AudioChoice,
     /// Output size WxH (even, 160..3840 per side).
@@ -136,9 +139,7 @@ fn parse_video(s: &str) -> Result<VideoChoice, String> {
     match s {
         "test" => Ok(VideoChoice::Some(VideoSourceSpec::TestPattern)),
         "none" => Ok(VideoChoice::None),
-        "screen" => Ok(VideoChoice::Some(VideoSourceSpec::Screen(
-            std::env::var("DISPLAY").unwrap_or_else(|_| ":0".into()),
-        ))),
+        "screen" => Ok(VideoChoice::Some(VideoSourceSpec::Screen(String::new()))),
         _ => match s.strip_prefix("screen:") {
             Some(display) if !display.is_empty() => {
                 Ok(VideoChoice::Some(VideoSourceSpec::Screen(display.into())))

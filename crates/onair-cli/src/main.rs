@@ -71,6 +71,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Stream(a) => run_stream(a.url.as_deref(), &a.common, &a.net),
         Command::Record(a) => run_record(&a.file, &a.common),
+        Command::Devices => {
+            print_devices();
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,6 +138,27 @@ fn run_stream(url: Option<&str>, common: &CommonArgs, net: &NetArgs) -> Result<(
         }
     }
     result
+}
+
+fn print_devices() {
+    let devices = onair::list_devices();
+    println!("video (--video):");
+    println!("  {:<24} moving test pattern with frame numbers", "test");
+    for d in devices
+        .iter()
+        .filter(|d| d.kind == onair::DeviceKind::Screen)
+    {
+        println!("  {:<24} {}", d.name, d.description);
+    }
+    println!("audio (--audio):");
+    println!("  {:<24} 440 Hz tone with a 1 kHz beep each second", "test");
+    println!("  {:<24} no audio", "none");
+    for d in devices
+        .iter()
+        .filter(|d| d.kind == onair::DeviceKind::AudioInput)
+    {
+        println!("  {:<24} {}", d.name, d.description);
+    }
 }
 
 fn run_record(_file: &std::path::Path, _common: &CommonArgs) -> Result<(), Failure> {

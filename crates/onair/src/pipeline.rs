@@ -50,7 +50,8 @@ pub const FPS_RANGE: (u32, u32) = (1, 120);
 pub enum VideoSourceSpec {
     /// The moving test pattern that carries its frame number.
     TestPattern,
-    /// An X11 screen, e.g. ":0" (not available yet).
+    /// An X11 screen: `[DISPLAY][+X,Y,WxH]` (empty = $DISPLAY), see
+    /// `video::screen::ScreenSpec`.
     Screen(String),
 }
 
@@ -59,7 +60,8 @@ pub enum VideoSourceSpec {
 pub enum AudioSourceSpec {
     /// A 440 Hz tone with a 1 kHz beep at the start of every second.
     Tone,
-    /// A capture device by name, or "default" (not available yet).
+    /// Capture devices: `default`, `desktop`, `mic`, a device name, or a mix
+    /// such as `desktop+mic@0.5` (see `audio::device`).
     Device(String),
 }
 
@@ -279,28 +281,21 @@ impl Streamer {
             audio: audio_encoder.as_ref().map(|e| e.params().clone()),
             encoder_name: format!("onair {}", env!("CARGO_PKG_VERSION")),
         };
-        let video_source: Option<Box<dyn VideoSource>> =
-            match &config.video {
-                None => None,
-                Some(v) => Some(match &v.source {
-                    VideoSourceSpec::TestPattern => Box::new(TestPattern::new(v.width, v.height)),
-                    VideoSourceSpec::Screen(display) => return Err(Error::Source {
-                        name: format!("screen:{display}"),
-                        reason:
-                            "screen capture is not available in this build yet; use --video test"
-                                .into(),
-                    }),
-                }),
-            };
+        let video_source: Option<Box<dyn VideoSource>> = match &config.video {
+            None => None,
+            Some(v) => Some(match &v.source {
+                VideoSourceSpec::TestPattern => Box::new(TestPattern::new(v.width, v.height)),
+                VideoSourceSpec::Screen(spec) => {
+                    Box::new(crate::video::screen::open_screen(spec, v.width, v.height)?)
+                }
+            }),
+        };
         let audio_source: Option<Box<dyn AudioSource>> = match &config.audio {
             None => None,
             Some(a) => Some(match &a.source {
                 AudioSourceSpec::Tone => Box::new(ToneSource::new(a.sample_rate, a.channels)),
-                AudioSourceSpec::Device(name) => {
-                    return Err(Error::Source {
-                        name: name.clone(),
-                        reason: "audio device capture is not available in this build yet; use --audio test or none".into(),
-                    })
+                AudioSourceSpec::Device(spec) => {
+                    crate::audio::device::open_audio(spec, a.sample_rate, a.channels)?
                 }
             }),
         };

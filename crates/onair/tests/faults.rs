@@ -562,7 +562,11 @@ fn soak_ten_minutes_of_dead_link_keeps_memory_flat() {
         s.video_dropped_disconnected,
         s.audio_frames_dropped
     );
-    assert!(max.saturating_sub(before) < 5 * 1024, "memory grew {} KiB", max - before);
+    assert!(
+        max.saturating_sub(before) < 5 * 1024,
+        "memory grew {} KiB",
+        max - before
+    );
 }
 
 /// The FFmpeg CLI publishing through the same faults, for docs/benchmarks.md:
@@ -580,11 +584,40 @@ fn ffmpeg_cli_under_the_same_faults() {
         let proxy = FaultProxy::start(nginx.addr()).expect("proxy");
         let mut cmd = std::process::Command::new("ffmpeg");
         cmd.args([
-            "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "25",
-            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-b:v", "2500k",
-            "-maxrate", "2500k", "-bufsize", "2500k", "-g", "60", "-c:a", "aac", "-b:a", "160k",
-            "-f", "flv",
+            "-nostdin",
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "25",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-b:v",
+            "2500k",
+            "-maxrate",
+            "2500k",
+            "-bufsize",
+            "2500k",
+            "-g",
+            "60",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "160k",
+            "-f",
+            "flv",
         ])
         .arg(proxy.rtmp_url("ffmpeg"))
         .stdout(std::process::Stdio::null())

@@ -1,0 +1,264 @@
+//! Real capture end to end (issue 5): a real X server (Xvfb) whose screen the
+//! test repaints, a real PulseAudio with a 1 kHz tone playing into a null
+//! sink, `onair stream --video screen:... --audio desktop` to nginx-rtmp, and
+//! FFmpeg checking that the viewer sees the colour change and hears the tone;
+//! then the sound server is killed mid-stream and the stream must go on with
+//! silence.
+
+use onair_testkit::procs::{spawn, ChildGuard};
+use onair_testkit::{ffmpeg, require_tools, stats, NginxOptions, NginxRtmp};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ONAIR: &str = env!("CARGO_BIN_EXE_onair");
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn start_xvfb() -> (ChildGuard, String) {
+    let n = (200..260)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        })
+        .expect("a free display number");
+    let display = format!(":{n}");
+    let guard = spawn(
+        Command::new("Xvfb")
+            .args([
+                &display,
+                "-screen",
+                "0",
+                "1920x1080x24",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("Xvfb");
+    assert!(
+        wait_until(Duration::from_secs(10), || Path::new(&format!(
+            "/tmp/.X11-unix/X{n}"
+        ))
+        .exists()),
+        "Xvfb did not come up"
+    );
+    (guard, display)
+}
+
+fn paint(display: &str, colour: &str) {
+    let ok = Command::new("xsetroot")
+        .args(["-display", display, "-solid", colour])
+        .status()
+        .expect("xsetroot")
+        .success();
+    assert!(ok);
+}
+
+fn start_pulse(dir: &Path) -> ChildGuard {
+    let socket = dir.join("native");
+    let guard = spawn(
+        Command::new("pulseaudio")
+            .args([
+                "-n",
+                "--daemonize=no",
+                "--system=false",
+                "--exit-idle-time=-1",
+                "--disallow-exit",
+                "--disable-shm=true",
+                "-L",
+                "module-null-sink sink_name=onair_null rate=48000",
+                "-L",
+                &format!(
+                    "module-native-protocol-unix socket={} auth-anonymous=1",
+                    socket.display()
+                ),
+            ])
+            .env("HOME", dir)
+            .env("PULSE_RUNTIME_PATH", dir)
+            .env("XDG_RUNTIME_DIR", dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("pulseaudio");
+    let server = format!("unix:{}", socket.display());
+    assert!(
+        wait_until(Duration::from_secs(10), || Command::new("pactl")
+            .arg("info")
+            .env("PULSE_SERVER", &server)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())),
+        "pulseaudio did not come up"
+    );
+    guard
+}
+
+/// A 1 kHz tone into the null sink, for a minute.
+fn play_tone(server: &str) -> ChildGuard {
+    // Not testkit's `spawn`: it gives the child a null stdin.
+    let child = Command::new("pacat")
+        .args([
+            "--playback",
+            "--device=onair_null",
+            "--format=s16le",
+            "--rate=48000",
+            "--channels=2",
+        ])
+        .env("PULSE_SERVER", server)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pacat");
+    let mut guard = ChildGuard::new("pacat", child);
+    if let Some(mut stdin) = guard.child_mut().and_then(|c| c.stdin.take()) {
+        std::thread::spawn(move || {
+            let mut second = Vec::with_capacity(48_000 * 4);
+            for i in 0..48_000u32 {
+                let v = (0.5
+                    * (std::f32::consts::TAU * 1000.0 * i as f32 / 48_000.0).sin()
+                    * 32767.0) as i16;
+                second.extend_from_slice(&v.to_le_bytes());
+                second.extend_from_slice(&v.to_le_bytes());
+            }
+            for _ in 0..60 {
+                if stdin.write_all(&second).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    guard
+}
+
+fn mean(v: &[u8]) -> f64 {
+    v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64
+}
+
+#[test]
+fn screen_and_desktop_audio_reach_the_viewer_and_survive_the_sound_server_dying() {
+    if !require_tools(&[
+        "nginx",
+        "ffmpeg",
+        "Xvfb",
+        "xsetroot",
+        "pulseaudio",
+        "pacat",
+        "pactl",
+    ]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_x, display) = start_xvfb();
+    paint(&display, "#ff0000");
+    let mut pulse = start_pulse(dir.path());
+    let server = format!("unix:{}", dir.path().join("native").display());
+    let mut tone = play_tone(&server);
+    let nginx = NginxRtmp::start(NginxOptions::default()).expect("nginx");
+    let stats_path = dir.path().join("stats.jsonl");
+    let mut onair = spawn(
+        Command::new(ONAIR)
+            .args([
+                "stream",
+                &nginx.url("screen"),
+                "--video",
+                &format!("screen:{display}"),
+                "--audio",
+                "desktop",
+                "--duration",
+                "12",
+                "-q",
+                "--stats-json",
+            ])
+            .arg(&stats_path)
+            .env_remove("DISPLAY")
+            .env("PULSE_SERVER", &server)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("onair.err")).expect("stderr file")),
+    )
+    .expect("onair");
+    std::thread::sleep(Duration::from_secs(5));
+    paint(&display, "#00ff00");
+    std::thread::sleep(Duration::from_secs(3));
+    tone.kill();
+    pulse.kill();
+    let status = onair
+        .wait_timeout(Duration::from_secs(40))
+        .expect("wait")
+        .expect("onair exits");
+    let err = std::fs::read_to_string(dir.path().join("onair.err")).unwrap_or_default();
+    eprintln!("onair stderr:\n{err}");
+    assert!(status.success(), "onair failed: {status}");
+
+    let lines = stats::read_stats(&stats_path).expect("stats");
+    let last = stats::last(&lines).expect("final stats");
+    let silence = stats::field_u64(last, "audio_silence_frames").unwrap_or(0);
+    eprintln!("final stats: {last}");
+    assert!(
+        silence > 20,
+        "silence inserted after the sound server died: {silence}"
+    );
+    assert_eq!(stats::field_u64(last, "reconnects"), Some(0));
+
+    let recs = nginx.stop_and_collect();
+    assert_eq!(recs.len(), 1);
+    let rec = &recs[0];
+    assert_eq!(ffmpeg::decode_errors(rec).expect("decode"), "");
+    let frames: Vec<Vec<u8>> = ffmpeg::gray_frames(rec, 1280, 720)
+        .expect("frames")
+        .collect();
+    assert!(frames.len() >= 330, "{} frames in 12 s", frames.len());
+    // Red is Y≈81 and green Y≈145 (BT.601, video range).
+    let early = mean(&frames[30]);
+    let late = mean(&frames[frames.len() - 30]);
+    eprintln!("luma: early {early:.1}, late {late:.1}");
+    assert!(
+        (early - 81.0).abs() < 12.0,
+        "early frames are not red: Y={early}"
+    );
+    assert!(
+        (late - 145.0).abs() < 12.0,
+        "late frames are not green: Y={late}"
+    );
+
+    eprintln!("recording: {}", rec.display());
+    let pcm = ffmpeg::audio_pcm(rec).expect("pcm");
+    let secs = pcm.len() as f64 / 48_000.0;
+    assert!(
+        (secs - 12.0).abs() < 1.0,
+        "audio lasts {secs} s: the stream went on"
+    );
+    let per_second: Vec<String> = pcm
+        .chunks(48_000)
+        .map(|c| format!("{:.3}", ffmpeg::rms(c)))
+        .collect();
+    eprintln!("audio rms per second: {per_second:?}");
+    let toned = &pcm[48_000..48_000 * 4];
+    let p1k = ffmpeg::tone_power(toned, 48_000, 1000.0);
+    let p700 = ffmpeg::tone_power(toned, 48_000, 700.0);
+    eprintln!("tone power 1 kHz {p1k:.4}, 700 Hz {p700:.6}");
+    assert!(
+        p1k > 20.0 * p700.max(1e-9),
+        "no 1 kHz tone: {p1k} vs {p700}"
+    );
+    let after = &pcm[pcm.len() - 48_000 * 2..];
+    assert!(
+        ffmpeg::rms(after) < 300.0,
+        "silence after the server died: rms {}",
+        ffmpeg::rms(after)
+    );
+}
