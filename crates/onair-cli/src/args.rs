@@ -29,7 +29,8 @@ pub enum Command {
     /// Publish to an RTMP server. Without URL, publish to a built-in local
     /// receiver that records what it gets (nothing else needed).
     Stream(StreamArgs),
-    /// Record to a file only (FLV), no network.
+    /// Record to a file only (.flv, or .mp4 written as fragmented MP4 so a
+    /// crash leaves a playable file), no network.
     Record(RecordArgs),
 }
 
@@ -47,7 +48,7 @@ pub struct StreamArgs {
 /// `onair record`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Output file (.flv).
+    /// Output file: .flv or .mp4 (fragmented). Refused if it exists, unless --overwrite.
     pub file: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -86,14 +87,23 @@ pub struct CommonArgs {
     /// No live status line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Replace the recording file if it exists (otherwise onair refuses, exit 2).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Network options of `onair stream`.
 #[derive(Debug, Args)]
 pub struct NetArgs {
-    /// Also record what is encoded to this file (.flv), whatever the network does.
+    /// Also record what is encoded to this file (.flv or .mp4), whatever the
+    /// network does: the recorder has its own queue and thread.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Also publish to this URL (repeatable). Each destination has its own
+    /// buffer, send and reconnect threads; one that is down never affects
+    /// another. ONAIR_STREAM_KEY applies to the main URL only.
+    #[arg(long = "also", value_name = "URL")]
+    pub also: Vec<String>,
     /// StreamBuffer bound in packets.
     #[arg(long, default_value_t = onair::output::buffer::DEFAULT_MAX_PACKETS as u64, value_parser = clap::value_parser!(u64).range(4..=100_000))]
     pub buffer_packets: u64,

@@ -104,6 +104,19 @@ impl StatsSink {
     /// One closing line per output.
     pub fn summary(&mut self, stats: &[Stats]) {
         for s in stats {
+            if let Some(dropped) = s.record_packets_dropped {
+                eprintln!(
+                    "onair: recording {} {}: wrote {} bytes, video {} packets, audio {} frames, lost {} packets, {} write errors",
+                    s.output,
+                    s.state,
+                    s.bytes_sent,
+                    s.video_packets_sent,
+                    s.audio_frames_sent,
+                    dropped,
+                    s.record_errors.unwrap_or(0)
+                );
+                continue;
+            }
             eprintln!(
                 "onair: {} {}: sent {} bytes, video {} packets, audio {} frames, dropped video {}/{} (congestion/disconnected), audio {}, reconnects {}",
                 s.output,

@@ -28,6 +28,7 @@ pub use output::record::{RecordConfig, RecordFormat, Recorder};
 pub use output::stream::StreamOutputConfig;
 pub use output::Event;
 pub use pipeline::{
-    AudioSettings, AudioSourceSpec, OutputId, Streamer, StreamerConfig, VideoSettings, VideoSourceSpec,
+    AudioSettings, AudioSourceSpec, OutputId, Streamer, StreamerConfig, VideoSettings,
+    VideoSourceSpec,
 };
 pub use stats::{LinkState, Stats};

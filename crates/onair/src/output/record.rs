@@ -706,8 +706,16 @@ mod tests {
 
     #[test]
     fn record_rejects_unknown_extension_and_unwritable_dir() {
-        let err = RecordFormat::from_path(Path::new("a.avi")).err().expect("avi");
-        assert!(matches!(err, Error::InvalidConfig { option: "record", .. }));
+        let err = RecordFormat::from_path(Path::new("a.avi"))
+            .err()
+            .expect("avi");
+        assert!(matches!(
+            err,
+            Error::InvalidConfig {
+                option: "record",
+                ..
+            }
+        ));
         let err = Recorder::start(
             0,
             RecordConfig::new("/nonexistent-dir/x.mp4"),
@@ -724,8 +732,8 @@ mod tests {
     fn record_flv_starts_with_keyframe_and_counts_written() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.flv");
-        let mut r =
-            Recorder::start(0, RecordConfig::new(&path), &headers(), None, events()).expect("start");
+        let mut r = Recorder::start(0, RecordConfig::new(&path), &headers(), None, events())
+            .expect("start");
         let sink = r.sink();
         sink.push(video(0, false)); // before the first keyframe: skipped
         sink.push(video(1, true));

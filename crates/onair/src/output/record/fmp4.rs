@@ -20,9 +20,9 @@
 
 use crate::packet::{EncodedPacket, MediaKind, StreamHeaders};
 use mp4_atom::{
-    Audio, Avc1, Avcc, Codec, Dinf, Dref, Encode, Esds, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd,
-    Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd,
-    Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
+    Audio, Avc1, Avcc, Codec, Dinf, Dref, Encode, Esds, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf,
+    Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf,
+    Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
 };
 use std::io;
 
@@ -503,7 +503,14 @@ mod tests {
         let mut out = w.init_segment().expect("init");
         let start = 5_000_000_000u64; // the origin is the first packet, not 0
         let mut events: Vec<EncodedPacket> = (0..105u64)
-            .map(|i| packet(MediaKind::Video, start + i * 1_000_000_000 / 30, i % 60 == 0, 100))
+            .map(|i| {
+                packet(
+                    MediaKind::Video,
+                    start + i * 1_000_000_000 / 30,
+                    i % 60 == 0,
+                    100,
+                )
+            })
             .collect();
         events.extend((0..164u64).map(|i| {
             packet(
@@ -548,14 +555,21 @@ mod tests {
                         let run = &t.trun[0];
                         let start = last_moof_start + run.data_offset.expect("offset") as usize;
                         let mdat_data_start = pos + 8;
-                        assert_eq!(start, mdat_data_start + offset, "data offset points into mdat");
+                        assert_eq!(
+                            start,
+                            mdat_data_start + offset,
+                            "data offset points into mdat"
+                        );
                         let total: u32 = run.samples.iter().map(|s| s.size.unwrap_or(0)).sum();
                         offset += total as usize;
                         let base = t.tfdt.as_ref().expect("tfdt").base_media_decode_time;
                         if t.tfhd.track_id == 1 {
                             assert_eq!(base, video_time, "video decode times are continuous");
-                            video_time +=
-                                run.samples.iter().map(|s| u64::from(s.duration.unwrap_or(0))).sum::<u64>();
+                            video_time += run
+                                .samples
+                                .iter()
+                                .map(|s| u64::from(s.duration.unwrap_or(0)))
+                                .sum::<u64>();
                             video_samples += run.samples.len();
                         } else {
                             audio_samples += run.samples.len();
