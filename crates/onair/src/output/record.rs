@@ -706,9 +706,7 @@ mod tests {
 
     #[test]
     fn record_rejects_unknown_extension_and_unwritable_dir() {
-        let err = RecordFormat::from_path(Path::new("a.avi"))
-            .err()
-            .expect("avi");
+        let err = RecordFormat::from_path(Path::new("a.avi")).expect_err("avi");
         assert!(matches!(
             err,
             Error::InvalidConfig {
@@ -777,5 +775,74 @@ mod tests {
         }
         assert!(r.counters.packets_dropped.load(Ordering::Relaxed) >= 1);
         assert!(sink.queue.state.lock().expect("lock").wait_keyframe);
+    }
+
+    /// First (body) bytes of every FLV tag of type `tag_type` in `bytes`.
+    fn flv_tags(bytes: &[u8], tag_type: u8) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut pos = 13;
+        while pos + 11 <= bytes.len() {
+            let size = u32::from_be_bytes([0, bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]);
+            let body = pos + 11;
+            let end = body + size as usize;
+            if end > bytes.len() {
+                break;
+            }
+            if bytes[pos] == tag_type {
+                out.push(bytes[body..end.min(body + 2)].to_vec());
+            }
+            pos = end + 4;
+        }
+        out
+    }
+
+    #[test]
+    fn record_added_and_removed_while_running() {
+        use crate::pipeline::{AudioSettings, Streamer, StreamerConfig, VideoSettings};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = dir.path().join("first.flv");
+        let video = VideoSettings {
+            width: 320,
+            height: 240,
+            bitrate_bps: 300_000,
+            ..VideoSettings::default()
+        };
+        let streamer = Streamer::start(StreamerConfig {
+            video: Some(video),
+            audio: Some(AudioSettings::default()),
+            outputs: Vec::new(),
+            records: vec![RecordConfig::new(&first)],
+        })
+        .expect("record-only pipeline starts at once");
+        std::thread::sleep(Duration::from_millis(1500));
+        let second = dir.path().join("second.flv");
+        let id = streamer
+            .add_recorder(RecordConfig::new(&second))
+            .expect("add");
+        assert_eq!(streamer.stats().len(), 2);
+        std::thread::sleep(Duration::from_millis(1500));
+        let removed = streamer.remove_output(id).expect("remove");
+        assert_eq!(removed.state, "stopped");
+        assert!(removed.video_packets_sent > 10, "{removed:?}");
+        assert_eq!(removed.record_packets_dropped, Some(0));
+        assert!(streamer.remove_output(id).is_err(), "already removed");
+        assert_eq!(streamer.stats().len(), 1);
+        std::thread::sleep(Duration::from_millis(500));
+        let stats = streamer.stop();
+        assert_eq!(stats.len(), 1);
+        assert!(stats[0].video_packets_sent > removed.video_packets_sent);
+        for path in [&first, &second] {
+            let bytes = std::fs::read(path).expect("read");
+            let video = flv_tags(&bytes, flv::TAG_VIDEO);
+            // [0] is the sequence header; the first frame must be a keyframe.
+            assert!(video.len() > 10, "{}", path.display());
+            assert_eq!(video[0], [0x17, 0x00]);
+            assert_eq!(
+                video[1],
+                [0x17, 0x01],
+                "{}: first frame is a keyframe",
+                path.display()
+            );
+        }
     }
 }
