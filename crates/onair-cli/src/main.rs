@@ -170,6 +170,7 @@ fn run_streamer(config: StreamerConfig, common: &CommonArgs) -> Result<(), Failu
     let mut sink = StatsSink::open(common.stats_json.as_deref(), !common.quiet, fps)
         .map_err(|e| Failure::Runtime(format!("opening the stats file: {e}")))?;
     let streamer = Streamer::start(config)?;
+    sink.set_output_names(streamer.stats().into_iter().map(|s| s.output).collect());
     let started = Instant::now();
     let mut next_stats = started + STATS_PERIOD;
     let mut failure = None;
