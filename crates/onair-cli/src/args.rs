@@ -19,7 +19,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure (one-line reason on stderr), 2 usage error.\n\
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure (one-line reason on stderr), 2 usage error \
+(including a recording file that exists without --overwrite).\n\
+Outputs are isolated: a failed recording (disk full, I/O error) does not stop the streams, but makes \
+onair exit 1 at the end; an --also destination that gives up does not stop the others.\n\
 The stream key may be given in ONAIR_STREAM_KEY instead of the URL, so it stays out of shell history and `ps`; \
 it is never printed.";
 

@@ -423,7 +423,17 @@ impl Streamer {
             fanout.add(slot.id, sink);
         }
 
-        wait_for_first_session(&outputs)?;
+        if let Err(e) = wait_for_first_session(&outputs) {
+            // A recording does not depend on the network: with a recorder
+            // the pipeline runs even if every stream output gave up.
+            if !outputs
+                .iter()
+                .any(|o| matches!(o.kind, OutputKind::Record(_)))
+            {
+                return Err(e);
+            }
+            tracing::error!("{e}; recording anyway");
+        }
 
         let clock = MasterClock::start();
         let engine = Arc::new(EngineCounters::default());
