@@ -97,7 +97,7 @@ impl Failure {
                 ErrorCode::ERR_PUBLISH_REJECTED
             }
             E::Publish { .. } => ErrorCode::ERR_CONNECT,
-            E::Io { .. } => ErrorCode::ERR_IO,
+            E::Io { .. } | E::FileExists { .. } => ErrorCode::ERR_IO,
         };
         let message = match e {
             E::InvalidConfig { option, reason } => {

@@ -318,6 +318,7 @@ impl StreamerOptions {
             video,
             audio,
             outputs: vec![out],
+            records: Vec::new(),
         };
         config
             .validate()

@@ -19,7 +19,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure (one-line reason on stderr), 2 usage error.\n\
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure (one-line reason on stderr), 2 usage error \
+(including a recording file that exists without --overwrite).\n\
+Outputs are isolated: a failed recording (disk full, I/O error) does not stop the streams, but makes \
+onair exit 1 at the end; an --also destination that gives up does not stop the others.\n\
 The stream key may be given in ONAIR_STREAM_KEY instead of the URL, so it stays out of shell history and `ps`; \
 it is never printed.";
 
@@ -31,7 +34,8 @@ pub enum Command {
     Stream(StreamArgs),
     /// List the screens and audio inputs, with the names the options accept.
     Devices,
-    /// Record to a file only (FLV), no network.
+    /// Record to a file only (.flv, or .mp4 written as fragmented MP4 so a
+    /// crash leaves a playable file), no network.
     Record(RecordArgs),
 }
 
@@ -49,7 +53,7 @@ pub struct StreamArgs {
 /// `onair record`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Output file (.flv).
+    /// Output file: .flv or .mp4 (fragmented). Refused if it exists, unless --overwrite.
     pub file: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -89,14 +93,23 @@ pub struct CommonArgs {
     /// No live status line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Replace the recording file if it exists (otherwise onair refuses, exit 2).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Network options of `onair stream`.
 #[derive(Debug, Args)]
 pub struct NetArgs {
-    /// Also record what is encoded to this file (.flv), whatever the network does.
+    /// Also record what is encoded to this file (.flv or .mp4), whatever the
+    /// network does: the recorder has its own queue and thread.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Also publish to this URL (repeatable). Each destination has its own
+    /// buffer, send and reconnect threads; one that is down never affects
+    /// another. ONAIR_STREAM_KEY applies to the main URL only.
+    #[arg(long = "also", value_name = "URL")]
+    pub also: Vec<String>,
     /// StreamBuffer bound in packets.
     #[arg(long, default_value_t = onair::output::buffer::DEFAULT_MAX_PACKETS as u64, value_parser = clap::value_parser!(u64).range(4..=100_000))]
     pub buffer_packets: u64,
@@ -171,7 +184,7 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     if !(lo..=hi).contains(&w) || !(lo..=hi).contains(&h) {
         return Err(format!("{w}x{h} is outside {lo}..{hi} per side"));
     }
-    if w % 2 != 0 || h % 2 != 0 {
+    if !w.is_multiple_of(2) || !h.is_multiple_of(2) {
         return Err(format!("{w}x{h}: width and height must be even"));
     }
     Ok((w, h))

@@ -11,7 +11,7 @@ use args::{Cli, Command, CommonArgs, NetArgs};
 use clap::Parser;
 use onair::output::server::LocalReceiver;
 use onair::output::url::RtmpUrl;
-use onair::{Error, Stats, StreamOutputConfig, Streamer, StreamerConfig};
+use onair::{Error, RecordConfig, Stats, StreamOutputConfig, Streamer, StreamerConfig};
 use status::StatsSink;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +36,11 @@ enum Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         match e {
-            Error::InvalidConfig { .. } | Error::InvalidUrl(_) => Self::Usage(e.to_string()),
+            // An existing recording file is a usage error: the command asks
+            // for something that --overwrite would allow.
+            Error::InvalidConfig { .. } | Error::InvalidUrl(_) | Error::FileExists { .. } => {
+                Self::Usage(e.to_string())
+            }
             other => Self::Runtime(other.to_string()),
         }
     }
@@ -110,24 +114,35 @@ fn run_stream(url: Option<&str>, common: &CommonArgs, net: &NetArgs) -> Result<(
             url
         }
     };
-    if net.record.is_some() {
-        return Err(Failure::Usage(
-            "--record is not available in this build yet (stream only)".into(),
-        ));
+    let mut urls = vec![url];
+    for extra in &net.also {
+        urls.push(RtmpUrl::parse(extra, None)?);
     }
     let video = common.video_settings();
     let audio = common.audio_settings();
     let total_bps = video.as_ref().map_or(0, |v| u64::from(v.bitrate_bps))
         + audio.as_ref().map_or(0, |a| u64::from(a.bitrate_bps));
-    let mut out = StreamOutputConfig::new(url);
-    out.limits = Some(net.limits(total_bps));
-    out.stall_timeout = net.stall_timeout;
-    out.reconnect.max_delay = net.reconnect_max_delay;
-    out.reconnect.max_retries = net.max_retries;
+    let outputs = urls
+        .into_iter()
+        .map(|url| {
+            let mut out = StreamOutputConfig::new(url);
+            out.limits = Some(net.limits(total_bps));
+            out.stall_timeout = net.stall_timeout;
+            out.reconnect.max_delay = net.reconnect_max_delay;
+            out.reconnect.max_retries = net.max_retries;
+            out
+        })
+        .collect();
+    let records = net
+        .record
+        .iter()
+        .map(|path| record_config(path, common))
+        .collect();
     let config = StreamerConfig {
         video,
         audio,
-        outputs: vec![out],
+        outputs,
+        records,
     };
     let result = run_streamer(config, common);
     if let Some(r) = receiver {
@@ -161,10 +176,22 @@ fn print_devices() {
     }
 }
 
-fn run_record(_file: &std::path::Path, _common: &CommonArgs) -> Result<(), Failure> {
-    Err(Failure::Runtime(
-        "record is not available in this build yet".into(),
-    ))
+fn record_config(path: &std::path::Path, common: &CommonArgs) -> RecordConfig {
+    let mut cfg = RecordConfig::new(path);
+    cfg.overwrite = common.overwrite;
+    cfg
+}
+
+/// `onair record FILE`: the Streamer runs with no stream output, so the
+/// clock starts at once.
+fn run_record(file: &std::path::Path, common: &CommonArgs) -> Result<(), Failure> {
+    let config = StreamerConfig {
+        video: common.video_settings(),
+        audio: common.audio_settings(),
+        outputs: Vec::new(),
+        records: vec![record_config(file, common)],
+    };
+    run_streamer(config, common)
 }
 
 /// Runs until the duration elapses, a signal arrives, or every output failed.
@@ -178,6 +205,7 @@ fn run_streamer(config: StreamerConfig, common: &CommonArgs) -> Result<(), Failu
     let mut sink = StatsSink::open(common.stats_json.as_deref(), !common.quiet, fps)
         .map_err(|e| Failure::Runtime(format!("opening the stats file: {e}")))?;
     let streamer = Streamer::start(config)?;
+    sink.set_output_names(streamer.stats().into_iter().map(|s| s.output).collect());
     let started = Instant::now();
     let mut next_stats = started + STATS_PERIOD;
     let mut failure = None;
@@ -212,7 +240,17 @@ fn run_streamer(config: StreamerConfig, common: &CommonArgs) -> Result<(), Failu
     sink.write(&final_stats, true)
         .map_err(|e| Failure::Runtime(format!("writing stats: {e}")))?;
     sink.summary(&final_stats);
-    match failure {
+    // A recording that failed (disk full, I/O error) makes the run a runtime
+    // failure (exit 1) even though the streams went on to the end.
+    let record_failure = final_stats
+        .iter()
+        .find(|s| s.record_errors.is_some_and(|n| n > 0))
+        .map(|s| {
+            s.last_error
+                .clone()
+                .unwrap_or_else(|| format!("recording {} failed", s.output))
+        });
+    match failure.or(record_failure) {
         Some(f) => Err(Failure::Runtime(f)),
         None => Ok(()),
     }

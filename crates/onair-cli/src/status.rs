@@ -15,6 +15,8 @@ pub struct StatsSink {
     fps: u32,
     last_captured: u64,
     line_shown: bool,
+    /// Output names by event index, when there are several outputs.
+    names: Vec<String>,
 }
 
 impl StatsSink {
@@ -28,6 +30,7 @@ impl StatsSink {
             fps,
             last_captured: 0,
             line_shown: false,
+            names: Vec::new(),
         })
     }
 
@@ -83,20 +86,39 @@ impl StatsSink {
         }
     }
 
+    /// Names the outputs in event lines (only useful with several outputs;
+    /// `names[i]` is the output whose events carry index `i`).
+    pub fn set_output_names(&mut self, names: Vec<String>) {
+        self.names = if names.len() > 1 { names } else { Vec::new() };
+    }
+
     /// Prints an event as its own line.
     pub fn event(&mut self, e: &Event) {
         self.clear_line();
+        let index = match e {
+            Event::State { output, .. }
+            | Event::Reconnecting { output, .. }
+            | Event::Reconnected { output, .. }
+            | Event::Error { output, .. } => *output,
+        };
+        let who = self
+            .names
+            .get(index)
+            .map_or_else(String::new, |n| format!("{n}: "));
         match e {
-            Event::State { state, .. } => eprintln!("onair: {}", state.as_str()),
+            Event::State { state, .. } => eprintln!("onair: {who}{}", state.as_str()),
             Event::Reconnecting {
                 attempt,
                 delay_ms,
                 reason,
                 ..
-            } => eprintln!("onair: attempt {attempt} failed ({reason}); retrying in {delay_ms} ms"),
+            } => eprintln!(
+                "onair: {who}attempt {attempt} failed ({reason}); retrying in {delay_ms} ms"
+            ),
             Event::Reconnected { downtime_ms, .. } => {
-                eprintln!("onair: reconnected after {downtime_ms} ms")
+                eprintln!("onair: {who}reconnected after {downtime_ms} ms")
             }
+            // Error messages already name their output.
             Event::Error { message, .. } => eprintln!("onair: {message}"),
         }
     }
@@ -104,6 +126,19 @@ impl StatsSink {
     /// One closing line per output.
     pub fn summary(&mut self, stats: &[Stats]) {
         for s in stats {
+            if let Some(dropped) = s.record_packets_dropped {
+                eprintln!(
+                    "onair: recording {} {}: wrote {} bytes, video {} packets, audio {} frames, lost {} packets, {} write errors",
+                    s.output,
+                    s.state,
+                    s.bytes_sent,
+                    s.video_packets_sent,
+                    s.audio_frames_sent,
+                    dropped,
+                    s.record_errors.unwrap_or(0)
+                );
+                continue;
+            }
             eprintln!(
                 "onair: {} {}: sent {} bytes, video {} packets, audio {} frames, dropped video {}/{} (congestion/disconnected), audio {}, reconnects {}",
                 s.output,

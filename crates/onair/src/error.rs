@@ -47,6 +47,13 @@ pub enum Error {
         /// Why (key redacted).
         reason: String,
     },
+    /// A recording would replace an existing file and overwriting was not
+    /// asked for (CLI: `--overwrite`).
+    #[error("{path} already exists; pass --overwrite to replace it")]
+    FileExists {
+        /// The file, as given.
+        path: String,
+    },
     /// Local I/O (files, threads).
     #[error("{context}: {source}")]
     Io {

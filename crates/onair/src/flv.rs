@@ -332,6 +332,11 @@ impl<W: Write> FlvWriter<W> {
         self.out.flush()
     }
 
+    /// The underlying writer (e.g. to commit what was written so far).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Returns the underlying writer.
     pub fn into_inner(self) -> W {
         self.out

@@ -28,9 +28,11 @@ pub use error::{Error, Result};
 /// True when openh264 was built with its assembly (nasm was found at build time).
 pub const BUILT_WITH_NASM: bool = matches!(env!("ONAIR_BUILT_WITH_NASM").as_bytes(), b"1");
 
+pub use output::record::{RecordConfig, RecordFormat, Recorder};
 pub use output::stream::StreamOutputConfig;
 pub use output::Event;
 pub use pipeline::{
-    AudioSettings, AudioSourceSpec, Streamer, StreamerConfig, VideoSettings, VideoSourceSpec,
+    AudioSettings, AudioSourceSpec, OutputId, Streamer, StreamerConfig, VideoSettings,
+    VideoSourceSpec,
 };
 pub use stats::{LinkState, Stats};

@@ -6,6 +6,11 @@
 //! StreamMuxer -> StreamBuffer -> `onair-send`; `onair-reconnect` per output;
 //! `onair-audio` (master clock ticks) -> channel -> `onair-audio-enc` -> Fanout.
 //!
+//! Recorders (`output/record.rs`) are more sinks on the same Fanout, each
+//! with its own queue and `onair-record` thread: one set of encoders feeds
+//! every output. Outputs can be added and removed while running
+//! (`add_stream_output`, `add_recorder`, `remove_output`).
+//!
 //! Stop order matters: engines first (they close their channels), encoders
 //! drain and exit, then each output drains its buffer and closes its session.
 
@@ -14,6 +19,7 @@ use crate::audio::engine::AudioEngine;
 use crate::audio::source::{AudioSource, ToneSource};
 use crate::clock::{MasterClock, Rate};
 use crate::output::muxer::KeyframeRequester;
+use crate::output::record::{RecordConfig, Recorder};
 use crate::output::stream::{StreamOutput, StreamOutputConfig};
 use crate::output::Event;
 use crate::packet::{EncodedPacket, PacketSink, StreamHeaders};
@@ -22,9 +28,9 @@ use crate::video::capture::CaptureThread;
 use crate::video::encoder::{self as venc, VideoControl, VideoEncoder, VideoEncoderConfig};
 use crate::video::source::{TestPattern, VideoSource};
 use crate::{Error, Result};
-use crossbeam_channel::Receiver;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 /// Frames waiting between the CaptureThread and the VideoEncoder: one. A
@@ -128,6 +134,8 @@ pub struct StreamerConfig {
     pub audio: Option<AudioSettings>,
     /// Stream destinations.
     pub outputs: Vec<StreamOutputConfig>,
+    /// Files to record to (each its own queue and writer thread).
+    pub records: Vec<RecordConfig>,
 }
 
 impl StreamerConfig {
@@ -197,24 +205,92 @@ impl KeyframeRequester for NoVideo {
 }
 
 /// Hands every encoded packet to every output. Outputs can be added and
-/// removed while running; the lock is taken for writing only then.
+/// removed while running; the lock is taken for writing only then. Each
+/// sink's `push` is non-blocking, so a dead or slow output never delays
+/// another.
 #[derive(Default)]
 struct Fanout {
-    sinks: RwLock<Vec<Arc<dyn PacketSink>>>,
+    sinks: RwLock<Vec<(OutputId, Arc<dyn PacketSink>)>>,
+}
+
+impl Fanout {
+    fn add(&self, id: OutputId, sink: Arc<dyn PacketSink>) {
+        let mut sinks = self.sinks.write().unwrap_or_else(|e| e.into_inner());
+        sinks.push((id, sink));
+    }
+
+    fn remove(&self, id: OutputId) {
+        let mut sinks = self.sinks.write().unwrap_or_else(|e| e.into_inner());
+        sinks.retain(|(i, _)| *i != id);
+    }
 }
 
 impl PacketSink for Fanout {
     fn push(&self, packet: EncodedPacket) {
         let sinks = self.sinks.read().unwrap_or_else(|e| e.into_inner());
-        for sink in sinks.iter() {
+        for (_, sink) in sinks.iter() {
             sink.push(packet.clone());
         }
     }
 }
 
-/// Waits until one output is live (Ok), every output failed (Err with the
-/// first failure), or `INITIAL_CONNECT_WAIT` passed (Ok: they keep trying).
-fn wait_for_first_session(outputs: &[StreamOutput]) -> Result<()> {
+/// Identifies one output of a running [`Streamer`]; its number is the
+/// `output` field of the [`Event`]s that output sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OutputId(pub usize);
+
+/// One running output: an RTMP destination or a file.
+enum OutputKind {
+    Stream(StreamOutput),
+    Record(Recorder),
+}
+
+struct OutputSlot {
+    id: OutputId,
+    kind: OutputKind,
+}
+
+impl OutputSlot {
+    fn state(&self) -> LinkState {
+        match &self.kind {
+            OutputKind::Stream(o) => o.state(),
+            OutputKind::Record(r) => r.state(),
+        }
+    }
+
+    fn last_error(&self) -> Option<String> {
+        match &self.kind {
+            OutputKind::Stream(o) => o.last_error(),
+            OutputKind::Record(r) => r.last_error(),
+        }
+    }
+
+    fn stats(&self, engine: &EngineCounters, audio_frame_samples: u64) -> Stats {
+        match &self.kind {
+            OutputKind::Stream(o) => o.stats(engine, audio_frame_samples),
+            OutputKind::Record(r) => r.stats(engine, audio_frame_samples),
+        }
+    }
+
+    fn stop(&mut self) {
+        match &mut self.kind {
+            OutputKind::Stream(o) => o.stop(),
+            OutputKind::Record(r) => r.stop(),
+        }
+    }
+}
+
+/// Waits until one stream output is live (Ok), every stream output failed
+/// (Err with the first failure), or `INITIAL_CONNECT_WAIT` passed (Ok: they
+/// keep trying). Without stream outputs (record only) it returns at once.
+fn wait_for_first_session(slots: &[OutputSlot]) -> Result<()> {
+    let outputs: Vec<&StreamOutput> = slots
+        .iter()
+        .filter_map(|s| match &s.kind {
+            OutputKind::Stream(o) => Some(o),
+            OutputKind::Record(_) => None,
+        })
+        .collect();
     let deadline = std::time::Instant::now() + INITIAL_CONNECT_WAIT;
     while !outputs.is_empty() && std::time::Instant::now() < deadline {
         if outputs.iter().any(|o| o.state() == LinkState::Live) {
@@ -238,7 +314,12 @@ pub struct Streamer {
     clock: MasterClock,
     engine: Arc<EngineCounters>,
     audio_frame_samples: u64,
-    outputs: Vec<StreamOutput>,
+    outputs: Mutex<Vec<OutputSlot>>,
+    next_output: AtomicUsize,
+    fanout: Arc<Fanout>,
+    headers: StreamHeaders,
+    keyframes: Arc<dyn KeyframeRequester>,
+    events_tx: Sender<Event>,
     events: Receiver<Event>,
     video_control: Option<VideoControl>,
     stop: Arc<AtomicBool>,
@@ -306,22 +387,48 @@ impl Streamer {
             None => Arc::new(NoVideo),
         };
         let (events_tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
-        let mut outputs = Vec::with_capacity(config.outputs.len());
-        for (i, out) in config.outputs.into_iter().enumerate() {
-            outputs.push(StreamOutput::start(
-                i,
-                out,
-                &headers,
-                keyframes.clone(),
-                events_tx.clone(),
-            )?);
-        }
         let fanout = Arc::new(Fanout::default());
-        if let Ok(mut sinks) = fanout.sinks.write() {
-            sinks.extend(outputs.iter().map(StreamOutput::sink));
+        // Stream outputs come first in the list (the first is the primary
+        // output of the stats line); files are opened first so that a bad
+        // path fails before any connection starts.
+        let n_streams = config.outputs.len();
+        let mut records = Vec::with_capacity(config.records.len());
+        for (i, rec) in config.records.into_iter().enumerate() {
+            let id = OutputId(n_streams + i);
+            let r = Recorder::start(id.0, rec, &headers, None, events_tx.clone())?;
+            records.push(OutputSlot {
+                id,
+                kind: OutputKind::Record(r),
+            });
+        }
+        let mut outputs = Vec::with_capacity(n_streams + records.len());
+        for (i, out) in config.outputs.into_iter().enumerate() {
+            let o = StreamOutput::start(i, out, &headers, keyframes.clone(), events_tx.clone())?;
+            outputs.push(OutputSlot {
+                id: OutputId(i),
+                kind: OutputKind::Stream(o),
+            });
+        }
+        outputs.extend(records);
+        for slot in &outputs {
+            let sink = match &slot.kind {
+                OutputKind::Stream(o) => o.sink(),
+                OutputKind::Record(r) => r.sink(),
+            };
+            fanout.add(slot.id, sink);
         }
 
-        wait_for_first_session(&outputs)?;
+        if let Err(e) = wait_for_first_session(&outputs) {
+            // A recording does not depend on the network: with a recorder
+            // the pipeline runs even if every stream output gave up.
+            if !outputs
+                .iter()
+                .any(|o| matches!(o.kind, OutputKind::Record(_)))
+            {
+                return Err(e);
+            }
+            tracing::error!("{e}; recording anyway");
+        }
 
         let clock = MasterClock::start();
         let engine = Arc::new(EngineCounters::default());
@@ -376,11 +483,17 @@ impl Streamer {
                 .map_err(|e| Error::io("spawning the audio engine", e))?,
             );
         }
+        let next_output = AtomicUsize::new(outputs.len());
         Ok(Self {
             clock,
             engine,
             audio_frame_samples,
-            outputs,
+            outputs: Mutex::new(outputs),
+            next_output,
+            fanout,
+            headers,
+            keyframes,
+            events_tx,
             events,
             video_control,
             stop,
@@ -396,10 +509,17 @@ impl Streamer {
         self.clock.now_ns() / 1_000_000
     }
 
-    /// One stats object per output (the engine fields are shared).
+    fn slots(&self) -> std::sync::MutexGuard<'_, Vec<OutputSlot>> {
+        self.outputs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One stats object per output, in order (stream outputs of the config,
+    /// then its recorders, then outputs added later); the engine fields are
+    /// shared. Recorders report `output` = file path, `bytes_sent` = bytes
+    /// written, and `record_packets_dropped` / `record_errors`.
     pub fn stats(&self) -> Vec<Stats> {
         let t_ms = self.t_ms();
-        self.outputs
+        self.slots()
             .iter()
             .map(|o| {
                 let mut s = o.stats(&self.engine, self.audio_frame_samples);
@@ -407,6 +527,73 @@ impl Streamer {
                 s
             })
             .collect()
+    }
+
+    /// The ids of the running outputs, in `stats()` order.
+    pub fn output_ids(&self) -> Vec<OutputId> {
+        self.slots().iter().map(|s| s.id).collect()
+    }
+
+    /// Starts one more RTMP destination while running; it gets every packet
+    /// from its first keyframe on (an IDR is requested when it goes live).
+    pub fn add_stream_output(&self, cfg: StreamOutputConfig) -> Result<OutputId> {
+        let id = OutputId(self.next_output.fetch_add(1, Ordering::Relaxed));
+        let o = StreamOutput::start(
+            id.0,
+            cfg,
+            &self.headers,
+            self.keyframes.clone(),
+            self.events_tx.clone(),
+        )?;
+        let sink = o.sink();
+        self.slots().push(OutputSlot {
+            id,
+            kind: OutputKind::Stream(o),
+        });
+        self.fanout.add(id, sink);
+        Ok(id)
+    }
+
+    /// Starts recording to one more file while running. The file starts at
+    /// the next keyframe (one is requested at once).
+    pub fn add_recorder(&self, cfg: RecordConfig) -> Result<OutputId> {
+        let id = OutputId(self.next_output.fetch_add(1, Ordering::Relaxed));
+        let r = Recorder::start(
+            id.0,
+            cfg,
+            &self.headers,
+            Some(self.keyframes.clone()),
+            self.events_tx.clone(),
+        )?;
+        let sink = r.sink();
+        self.slots().push(OutputSlot {
+            id,
+            kind: OutputKind::Record(r),
+        });
+        self.fanout.add(id, sink);
+        Ok(id)
+    }
+
+    /// Stops one output while the others run: it stops receiving packets,
+    /// drains (stream: up to its drain timeout; file: everything queued) and
+    /// closes. Returns its final stats.
+    pub fn remove_output(&self, id: OutputId) -> Result<Stats> {
+        self.fanout.remove(id);
+        let slot = {
+            let mut slots = self.slots();
+            let pos = slots.iter().position(|s| s.id == id);
+            pos.map(|p| slots.remove(p))
+        };
+        let Some(mut slot) = slot else {
+            return Err(Error::InvalidConfig {
+                option: "output",
+                reason: format!("no running output has id {}", id.0),
+            });
+        };
+        slot.stop();
+        let mut s = slot.stats(&self.engine, self.audio_frame_samples);
+        s.t_ms = self.t_ms();
+        Ok(s)
     }
 
     /// Engine counters (frames, silence, lateness), shared by every output.
@@ -421,8 +608,10 @@ impl Streamer {
 
     /// Skips the backoff wait of every output that is reconnecting.
     pub fn reconnect_now(&self) {
-        for o in &self.outputs {
-            o.reconnect_now();
+        for o in self.slots().iter() {
+            if let OutputKind::Stream(s) = &o.kind {
+                s.reconnect_now();
+            }
         }
     }
 
@@ -433,17 +622,19 @@ impl Streamer {
         }
     }
 
-    /// True when every output has failed for good: nothing left to do.
+    /// True when every output (streams and recorders) has failed for good:
+    /// nothing left to do.
     pub fn all_outputs_failed(&self) -> bool {
-        !self.outputs.is_empty() && self.outputs.iter().all(|o| o.state() == LinkState::Failed)
+        let slots = self.slots();
+        !slots.is_empty() && slots.iter().all(|o| o.state() == LinkState::Failed)
     }
 
     /// The first error of a failed output (key redacted).
     pub fn failure(&self) -> Option<String> {
-        self.outputs
+        self.slots()
             .iter()
             .find(|o| o.state() == LinkState::Failed)
-            .and_then(StreamOutput::last_error)
+            .and_then(OutputSlot::last_error)
     }
 
     /// Stops engines, encoders and outputs (draining them), and returns the
@@ -470,7 +661,8 @@ impl Streamer {
                 tracing::error!("an encoder thread panicked");
             }
         }
-        for o in &mut self.outputs {
+        let mut slots = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        for o in slots.iter_mut() {
             o.stop();
         }
     }

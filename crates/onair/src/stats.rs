@@ -282,6 +282,13 @@ pub struct Stats {
     pub idr_requests: u64,
     /// Extra: output name with any stream key redacted.
     pub output: String,
+    /// Extra (recorders only): packets the recorder lost because the disk
+    /// could not keep up or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_packets_dropped: Option<u64>,
+    /// Extra (recorders only): write errors (the first one stops the recorder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_errors: Option<u64>,
     /// Extra: last error, key redacted, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,

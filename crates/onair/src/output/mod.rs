@@ -1,10 +1,12 @@
 //! Outputs: everything after the encoders. One stream output = one
 //! StreamMuxer, one StreamBuffer, one NetworkSendThread and one
-//! ReconnectThread, isolated from every other output.
+//! ReconnectThread, isolated from every other output. One recorder = one
+//! bounded queue and one writer thread (`record.rs`).
 
 pub mod buffer;
 pub mod muxer;
 pub mod reconnect;
+pub mod record;
 pub mod rtmp;
 pub mod send;
 pub mod server;

@@ -198,7 +198,7 @@ mod tests {
     }
     impl VideoSource for EveryOther {
         fn grab(&mut self, index: u64, _pts_ns: u64) -> Option<Arc<I420Frame>> {
-            let new = (index % 2 == 0) != self.first_none;
+            let new = index.is_multiple_of(2) != self.first_none;
             new.then(|| {
                 let mut f = I420Frame::black(16, 16);
                 f.y[0] = (index % 256) as u8;

@@ -107,7 +107,11 @@ impl VideoEncoderConfig {
     fn validate(&self) -> Result<(), Error> {
         let bad =
             |option: &'static str, reason: String| Err(Error::InvalidConfig { option, reason });
-        if self.width % 2 != 0 || self.height % 2 != 0 || self.width < 16 || self.height < 16 {
+        if !self.width.is_multiple_of(2)
+            || !self.height.is_multiple_of(2)
+            || self.width < 16
+            || self.height < 16
+        {
             return bad(
                 "size",
                 format!(
