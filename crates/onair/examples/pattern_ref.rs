@@ -66,7 +66,11 @@ fn parse() -> Result<Args, String> {
                 let (w, h) = v.split_once('x').ok_or(format!("bad size {v:?}"))?;
                 a.width = w.parse().map_err(|_| format!("bad width {w:?}"))?;
                 a.height = h.parse().map_err(|_| format!("bad height {h:?}"))?;
-                if a.width % 2 != 0 || a.height % 2 != 0 || a.width < 16 || a.height < 16 {
+                if !a.width.is_multiple_of(2)
+                    || !a.height.is_multiple_of(2)
+                    || a.width < 16
+                    || a.height < 16
+                {
                     return Err(format!("size {v} must be even and at least 16x16"));
                 }
             }

@@ -43,6 +43,7 @@ pub fn config(url: &str) -> StreamerConfig {
             ..AudioSettings::default()
         }),
         outputs: vec![StreamOutputConfig::new(url)],
+        records: Vec::new(),
     }
 }
 
