@@ -322,6 +322,27 @@ fn throttled_link_keeps_audio_bounds_latency_and_stays_decodable() {
         s.audio_frames_dropped,
         s.idr_requests
     );
+    // Diagnostics: the samples leading to the first audio drop, if any.
+    if let Some(i) = run
+        .samples
+        .iter()
+        .position(|x| x.stats.audio_frames_dropped > 0)
+    {
+        {
+            for y in &run.samples[i.saturating_sub(10)..=i] {
+                eprintln!(
+                    "  t={} buffer {} ms {} pkts {} B kernel {} B drops v{} a{}",
+                    y.stats.t_ms,
+                    y.stats.buffer_ms,
+                    y.stats.buffer_packets,
+                    y.stats.buffer_bytes,
+                    y.stats.kernel_unsent_bytes,
+                    y.stats.video_dropped_congestion,
+                    y.stats.audio_frames_dropped
+                );
+            }
+        }
+    }
     assert_eq!(s.reconnects, 0, "a slow link is not a dead link");
     assert!(run.samples.iter().all(|x| x.stats.state == "live"));
     assert_eq!(
