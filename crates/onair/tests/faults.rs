@@ -514,13 +514,13 @@ fn kernel_tbf_throttle_in_a_namespace() {
     let link_kbit = u64::from(VIDEO_BPS + AUDIO_BPS) * 6 / 10 / 1000;
     let run = run_script(
         streamer,
-        20 * SEC,
+        36 * SEC,
         vec![
             (
                 3 * SEC,
                 Box::new(|| ns.tbf(link_kbit, 32 * 1024, 400).expect("tbf")),
             ),
-            (17 * SEC, Box::new(|| ns.clear_qdisc().expect("clear"))),
+            (33 * SEC, Box::new(|| ns.clear_qdisc().expect("clear"))),
         ],
     );
     let s = &run.final_stats;
