@@ -9,6 +9,28 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The JS-facing recorder; `lib.js` wraps it as `VideoAudioRecorder`. */
+export declare class NativeRecorder {
+  /**
+   * Validates `options`; throws `ERR_INVALID_OPTION` naming the option.
+   * The file is not touched until `start()`.
+   */
+  constructor(options: RecorderOptions)
+  /**
+   * Creates the file and starts capture and encoders; resolves once
+   * writing; rejects with `ERR_FILE_EXISTS`, `ERR_IO`, `ERR_ENCODER`,
+   * `ERR_SOURCE`. Throws `ERR_INVALID_STATE` if already started or stopped.
+   */
+  start(listener: (arg: NativeEvent) => void): Promise<void>
+  /**
+   * Stops, writes what is queued and closes the file; resolves with the
+   * final stats. Calling it again resolves with the same stats.
+   */
+  stop(): Promise<RecorderStats>
+  /** The current stats snapshot. */
+  stats(): RecorderStats
+}
+
 /** The JS-facing streamer; `lib.js` wraps it as `VideoAudioStreamer`. */
 export declare class NativeStreamer {
   /**
@@ -19,8 +41,8 @@ export declare class NativeStreamer {
   /**
    * Starts the pipeline; resolves once the first session is live (or the
    * outputs keep trying in the background after 20 s); rejects with
-   * `ERR_PUBLISH_REJECTED`, `ERR_CONNECT`, `ERR_ENCODER`... Throws
-   * `ERR_INVALID_STATE` if already started or stopped.
+   * `ERR_PUBLISH_REJECTED`, `ERR_CONNECT`, `ERR_ENCODER`, `ERR_FILE_EXISTS`...
+   * Throws `ERR_INVALID_STATE` if already started or stopped.
    */
   start(listener: (arg: NativeEvent) => void): Promise<void>
   /**
@@ -50,7 +72,7 @@ export interface BufferOptions {
 }
 
 /** Stable error codes, set as `err.code` on every error the addon throws. */
-export type ErrorCode = 'ERR_INVALID_OPTION' | 'ERR_INVALID_URL' | 'ERR_PUBLISH_REJECTED' | 'ERR_CONNECT' | 'ERR_ENCODER' | 'ERR_SOURCE' | 'ERR_IO' | 'ERR_INVALID_STATE' | 'ERR_NOT_IMPLEMENTED'
+export type ErrorCode = 'ERR_INVALID_OPTION' | 'ERR_INVALID_URL' | 'ERR_PUBLISH_REJECTED' | 'ERR_CONNECT' | 'ERR_ENCODER' | 'ERR_SOURCE' | 'ERR_IO' | 'ERR_FILE_EXISTS' | 'ERR_INVALID_STATE' | 'ERR_NOT_IMPLEMENTED'
 
 /** Which event a `NativeEvent` is. */
 export type EventKind = 'state' | 'stats' | 'error' | 'reconnecting' | 'reconnected'
@@ -64,8 +86,10 @@ export interface NativeEvent {
   kind: EventKind
   /** New state (`state` events). */
   state?: StreamState
-  /** Snapshot (`stats` events). */
+  /** Snapshot (`stats` events of a streamer). */
   stats?: StreamStats
+  /** Snapshot (`stats` events of a recorder). */
+  recordStats?: RecorderStats
   /** Error code (`error` events). */
   code?: ErrorCode
   /** Error message, key redacted (`error` events). */
@@ -86,6 +110,87 @@ export interface ReconnectOptions {
   maxDelayMs?: number
   /** Retries per outage before giving up (0..=1000000); absent = retry forever. */
   maxRetries?: number
+}
+
+/** Options of `new VideoAudioRecorder(options)`; they mirror `onair record FILE`. */
+export interface RecorderOptions {
+  /** File to write: `.flv` or `.mp4` (fragmented MP4, playable after a crash). */
+  path: string
+  /** Replace an existing file (default `false`: `start()` rejects with `ERR_FILE_EXISTS`). */
+  overwrite?: boolean
+  /** Video source (default `'test'`). */
+  video?: VideoSource
+  /** X11 display for `video: 'screen'` (default `$DISPLAY`). */
+  display?: string
+  /** Audio source (default `'test'`). */
+  audio?: AudioSource
+  /** A capture device by name (overrides `audio`). */
+  audioDevice?: string
+  /** `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`. */
+  size?: string
+  /** Width in pixels (even, 160..=3840). */
+  width?: number
+  /** Height in pixels (even, 160..=3840). */
+  height?: number
+  /** Frames per second (1..=120, default 30). */
+  fps?: number
+  /** H.264 bitrate: bit/s as a number, or a string like `'2500k'`, `'6M'` (default 2500k). */
+  videoBitrate?: number | string
+  /** AAC bitrate: bit/s or `'160k'` (default 160k). */
+  audioBitrate?: number | string
+  /** Keyframe interval, seconds (0.1..=20, default 2). */
+  keyint?: number
+}
+
+/**
+ * One stats snapshot of a recorder (a `VideoAudioRecorder`, or the
+ * streamer's `record` option). Names follow `StreamStats`.
+ */
+export interface RecorderStats {
+  /** Milliseconds since the pipeline started. */
+  t_ms: number
+  /** `'live'` while writing, then `'stopped'`, or `'failed'` after a write error. */
+  state: StreamState
+  /** The file, as given. */
+  output: string
+  /** Bytes written to the file. */
+  bytes_sent: number
+  /** Latency of the write queue (timestamp span), ms. */
+  buffer_ms: number
+  /** Packets waiting in the write queue. */
+  buffer_packets: number
+  /** Bytes waiting in the write queue. */
+  buffer_bytes: number
+  /** Frames captured from the source. */
+  video_frames_captured: number
+  /** Frames repeated because the source had nothing new. */
+  video_frames_duplicated: number
+  /** Frames the encoder could not take. */
+  video_frames_skipped: number
+  /** Video packets written to the file. */
+  video_packets_sent: number
+  /** Audio frames written to the file. */
+  audio_frames_sent: number
+  /** AAC frames' worth of silence inserted by the AudioEngine. */
+  audio_silence_frames: number
+  /** Worst capture tick lateness, ms. */
+  capture_late_max_ms: number
+  /** Worst audio tick lateness, ms. */
+  audio_late_max_ms: number
+  /** Packets lost because the disk could not keep up (queue full) or after a write error. */
+  record_packets_dropped: number
+  /** Write errors (the first one stops the recorder: state `'failed'`). */
+  record_errors: number
+  /** Last error, if any. */
+  last_error?: string
+}
+
+/** The streamer's `record` option in its object form. */
+export interface RecordOptions {
+  /** File to write: `.flv` or `.mp4` (fragmented MP4, playable after a crash). */
+  path: string
+  /** Replace an existing file (default `false`: `start()` rejects with `ERR_FILE_EXISTS`). */
+  overwrite?: boolean
 }
 
 /**
@@ -129,8 +234,11 @@ export interface StreamerOptions {
   stallTimeoutMs?: number
   /** Reconnect backoff. */
   reconnect?: ReconnectOptions
-  /** Also record to this file; not available in this build yet (see VideoAudioRecorder). */
-  record?: string
+  /**
+   * Also record to a local file (`.flv` or `.mp4`): a path, or `{ path, overwrite }`.
+   * The recording gets the same encoded packets as the stream.
+   */
+  record?: string | RecordOptions
 }
 
 /** Link state of the stream (the SPEC's state machine). */
@@ -186,6 +294,8 @@ export interface StreamStats {
   output: string
   /** Extra: last error, stream key redacted, if any. */
   last_error?: string
+  /** Extra: the `record` option's recorder, when set. */
+  recording?: RecorderStats
 }
 
 /** Where pictures come from. */

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeRecorder = nativeBinding.NativeRecorder
 module.exports.NativeStreamer = nativeBinding.NativeStreamer
 module.exports.AudioSource = nativeBinding.AudioSource
 module.exports.ErrorCode = nativeBinding.ErrorCode

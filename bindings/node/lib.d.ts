@@ -6,6 +6,9 @@ import type {
   BufferOptions,
   ErrorCode,
   ReconnectOptions,
+  RecordOptions,
+  RecorderOptions,
+  RecorderStats,
   StreamerOptions,
   StreamState,
   StreamStats,
@@ -17,6 +20,9 @@ export type {
   BufferOptions,
   ErrorCode,
   ReconnectOptions,
+  RecordOptions,
+  RecorderOptions,
+  RecorderStats,
   StreamerOptions,
   StreamState,
   StreamStats,
@@ -50,7 +56,8 @@ export interface StreamerEvents {
   state: [state: StreamState]
   /** Once a second while running (coalesced if the JS thread is busy). */
   stats: [stats: StreamStats]
-  /** The output gave up (`ERR_PUBLISH_REJECTED`, `ERR_CONNECT`). */
+  /** The stream output gave up (`ERR_PUBLISH_REJECTED`, `ERR_CONNECT`). A failure of the
+   * `record` file is not an error event: see `stats.recording.state` / `last_error`. */
   error: [error: OnairError]
   /** A connection attempt failed; another follows after `delayMs`. */
   reconnecting: [event: ReconnectingEvent]
@@ -65,7 +72,8 @@ export declare class VideoAudioStreamer extends EventEmitter {
   /**
    * Starts capture, encoders and the output. Resolves once live (or after
    * 20 s while the output keeps trying); rejects with `ERR_CONNECT`,
-   * `ERR_PUBLISH_REJECTED`, `ERR_ENCODER`, ...; rejects with
+   * `ERR_PUBLISH_REJECTED`, `ERR_ENCODER`, `ERR_FILE_EXISTS` (the `record`
+   * file exists and `overwrite` is not set), ...; rejects with
    * `ERR_INVALID_STATE` when already started or stopped.
    */
   start(): Promise<void>
@@ -86,55 +94,39 @@ export declare class VideoAudioStreamer extends EventEmitter {
   emit<E extends keyof StreamerEvents>(event: E, ...args: StreamerEvents[E]): boolean
 }
 
-/** Options of `new VideoAudioRecorder(options)`; they mirror `onair record FILE`. */
-export interface RecorderOptions {
-  /** File to write (FLV/MP4 by extension, as `onair record` decides). */
-  path: string
-  /** Video source (default `'test'`). */
-  video?: VideoSource
-  /** X11 display for `video: 'screen'`. */
-  display?: string
-  /** Audio source (default `'test'`). */
-  audio?: AudioSource
-  /** A capture device by name (overrides `audio`). */
-  audioDevice?: string
-  /** `'WxH'` (default `'1280x720'`); or `width` and `height`. */
-  size?: string
-  /** Width in pixels (even, 160..3840). */
-  width?: number
-  /** Height in pixels (even, 160..3840). */
-  height?: number
-  /** Frames per second (1..120, default 30). */
-  fps?: number
-  /** H.264 bitrate: bit/s or `'2500k'`. */
-  videoBitrate?: number | string
-  /** AAC bitrate: bit/s or `'160k'`. */
-  audioBitrate?: number | string
-  /** Keyframe interval, seconds (0.1..20, default 2). */
-  keyint?: number
-}
-
 /** Events of a VideoAudioRecorder. */
 export interface RecorderEvents {
-  /** `'live'` while writing, then `'stopped'` or `'failed'`. */
+  /** `'live'` once writing, then `'stopped'`, or `'failed'` after a write error. */
   state: [state: StreamState]
-  /** Once a second while recording. */
-  stats: [stats: StreamStats]
-  /** Writing failed (`ERR_IO`). */
+  /** Once a second while recording (coalesced if the JS thread is busy). */
+  stats: [stats: RecorderStats]
+  /** Writing failed (`ERR_IO`: disk full, I/O error); the recorder stops writing. */
   error: [error: OnairError]
 }
 
-/**
- * Records to a local file. NOT AVAILABLE YET: the constructor throws
- * `ERR_NOT_IMPLEMENTED` until the library's Recorder lands.
- */
+/** Records video (test pattern or screen) and audio to a local `.flv` or `.mp4` file. */
 export declare class VideoAudioRecorder extends EventEmitter {
+  /**
+   * Throws `ERR_INVALID_OPTION` naming the option (`path` must end in
+   * `.flv` or `.mp4`). Does not touch the file.
+   */
   constructor(options: RecorderOptions)
+  /**
+   * Creates the file and starts capture and encoders; resolves once writing.
+   * Rejects with `ERR_FILE_EXISTS` (file exists and `overwrite` is not set; the
+   * file is left untouched and `start()` may be retried), `ERR_IO`,
+   * `ERR_ENCODER`, `ERR_SOURCE`; with `ERR_INVALID_STATE` when already started or stopped.
+   */
   start(): Promise<void>
-  stop(): Promise<StreamStats>
-  stats(): StreamStats
+  /** Writes what is queued, closes the file; resolves with the final stats. Idempotent. */
+  stop(): Promise<RecorderStats>
+  /** The current stats snapshot. */
+  stats(): RecorderStats
+
   on<E extends keyof RecorderEvents>(event: E, listener: (...args: RecorderEvents[E]) => void): this
   once<E extends keyof RecorderEvents>(event: E, listener: (...args: RecorderEvents[E]) => void): this
   off<E extends keyof RecorderEvents>(event: E, listener: (...args: RecorderEvents[E]) => void): this
+  addListener<E extends keyof RecorderEvents>(event: E, listener: (...args: RecorderEvents[E]) => void): this
+  removeListener<E extends keyof RecorderEvents>(event: E, listener: (...args: RecorderEvents[E]) => void): this
   emit<E extends keyof RecorderEvents>(event: E, ...args: RecorderEvents[E]): boolean
 }

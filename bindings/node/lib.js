@@ -20,9 +20,11 @@ const STREAMER_OPTIONS = new Set([
 const NESTED_OPTIONS = {
   buffer: new Set(['packets', 'ms', 'bytes']),
   reconnect: new Set(['maxDelayMs', 'maxRetries']),
+  // `record` may also be a string (the path).
+  record: new Set(['path', 'overwrite']),
 }
 const RECORDER_OPTIONS = new Set([
-  'path', 'video', 'display', 'audio', 'audioDevice', 'size', 'width', 'height', 'fps',
+  'path', 'overwrite', 'video', 'display', 'audio', 'audioDevice', 'size', 'width', 'height', 'fps',
   'videoBitrate', 'audioBitrate', 'keyint',
 ])
 
@@ -43,7 +45,7 @@ function checkKeys(options, allowed, nested) {
       throw codedError('ERR_INVALID_OPTION', `invalid option ${key}: unknown option`)
     }
     const sub = nested[key]
-    if (sub !== undefined && options[key] !== undefined) {
+    if (sub !== undefined && options[key] !== undefined && typeof options[key] !== 'string') {
       const value = options[key]
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
         throw codedError('ERR_INVALID_OPTION', `invalid option ${key}: expected an object`)
@@ -89,7 +91,7 @@ function emitNative(emitter, ev) {
       emitter.emit('state', ev.state)
       break
     case 'stats':
-      emitter.emit('stats', ev.stats)
+      emitter.emit('stats', ev.stats ?? ev.recordStats)
       break
     case 'error':
       emitter.emit('error', codedError(ev.code, ev.message))
@@ -103,15 +105,24 @@ function emitNative(emitter, ev) {
   }
 }
 
-/** Publishes a test pattern (or a screen) and audio to an RTMP server. */
-class VideoAudioStreamer extends EventEmitter {
+/**
+ * What both classes share: the native object, and a `start()` whose native
+ * listener holds the emitter only through a WeakRef (so GC can collect a
+ * running object; its native Drop stops the pipeline).
+ */
+class NativeBacked extends EventEmitter {
   #native
 
-  constructor(options) {
+  /** The native object, for subclasses (not part of the API). */
+  static nativeOf(obj) {
+    return obj.#native
+  }
+
+  constructor(NativeClass, options, allowed, nested) {
     super()
-    checkKeys(options, STREAMER_OPTIONS, NESTED_OPTIONS)
+    checkKeys(options, allowed, nested)
     try {
-      this.#native = new native.NativeStreamer(options)
+      this.#native = new NativeClass(options)
     } catch (err) {
       throw normalizeError(err)
     }
@@ -136,45 +147,38 @@ class VideoAudioStreamer extends EventEmitter {
     return this.#native.stop()
   }
 
-  reconnectNow() {
-    this.#native.reconnectNow()
-  }
-
-  setVideoBitrate(bps) {
-    this.#native.setVideoBitrate(bps)
-  }
-
   stats() {
     return this.#native.stats()
   }
 }
 
-/**
- * Records to a local file (no network). NOT AVAILABLE YET: the library's
- * Recorder output is being written on another branch; the API below is the
- * designed one, and the constructor throws ERR_NOT_IMPLEMENTED until the
- * native side lands.
- */
-class VideoAudioRecorder extends EventEmitter {
+/** Publishes a test pattern (or a screen) and audio to an RTMP server. */
+class VideoAudioStreamer extends NativeBacked {
   constructor(options) {
-    super()
+    super(native.NativeStreamer, options, STREAMER_OPTIONS, NESTED_OPTIONS)
+  }
+
+  reconnectNow() {
+    NativeBacked.nativeOf(this).reconnectNow()
+  }
+
+  setVideoBitrate(bps) {
+    NativeBacked.nativeOf(this).setVideoBitrate(bps)
+  }
+}
+
+/**
+ * Records the test pattern (or a screen) and audio to a local .flv or .mp4
+ * file, no network. The file is created by `start()`, which rejects with
+ * ERR_FILE_EXISTS when it exists and `overwrite` is not set.
+ */
+class VideoAudioRecorder extends NativeBacked {
+  constructor(options) {
     checkKeys(options, RECORDER_OPTIONS, {})
-    if (typeof options.path !== 'string' || options.path.length === 0) {
+    if (typeof options.path !== 'string') {
       throw codedError('ERR_INVALID_OPTION', 'invalid option path: expected a file path')
     }
-    throw codedError('ERR_NOT_IMPLEMENTED', 'VideoAudioRecorder is not available in this build yet')
-  }
-
-  start() {
-    return Promise.reject(codedError('ERR_NOT_IMPLEMENTED', 'VideoAudioRecorder is not available in this build yet'))
-  }
-
-  stop() {
-    return Promise.reject(codedError('ERR_NOT_IMPLEMENTED', 'VideoAudioRecorder is not available in this build yet'))
-  }
-
-  stats() {
-    throw codedError('ERR_NOT_IMPLEMENTED', 'VideoAudioRecorder is not available in this build yet')
+    super(native.NativeRecorder, options, RECORDER_OPTIONS, {})
   }
 }
 

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     ERR_SOURCE,
     /// Local I/O (threads, files) failed.
     ERR_IO,
+    /// A recording file already exists and `overwrite` was not set.
+    ERR_FILE_EXISTS,
     /// The call is not valid in the object's current state (e.g. `start()` twice).
     ERR_INVALID_STATE,
     /// The feature is not available in this build.
@@ -43,6 +45,7 @@ impl ErrorCode {
             Self::ERR_ENCODER => "ERR_ENCODER",
             Self::ERR_SOURCE => "ERR_SOURCE",
             Self::ERR_IO => "ERR_IO",
+            Self::ERR_FILE_EXISTS => "ERR_FILE_EXISTS",
             Self::ERR_INVALID_STATE => "ERR_INVALID_STATE",
             Self::ERR_NOT_IMPLEMENTED => "ERR_NOT_IMPLEMENTED",
         }
@@ -97,11 +100,16 @@ impl Failure {
                 ErrorCode::ERR_PUBLISH_REJECTED
             }
             E::Publish { .. } => ErrorCode::ERR_CONNECT,
-            E::Io { .. } | E::FileExists { .. } => ErrorCode::ERR_IO,
+            E::FileExists { .. } => ErrorCode::ERR_FILE_EXISTS,
+            E::Io { .. } => ErrorCode::ERR_IO,
         };
         let message = match e {
             E::InvalidConfig { option, reason } => {
                 format!("invalid option {}: {reason}", js_option_name(option))
+            }
+            // The library's text names the CLI flag (`--overwrite`).
+            E::FileExists { path } => {
+                format!("{path} already exists; set overwrite: true to replace it")
             }
             other => other.to_string(),
         };

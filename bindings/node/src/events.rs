@@ -8,7 +8,7 @@ use onair::{Event, LinkState, Stats};
 
 /// Link state of the stream (the SPEC's state machine).
 #[napi(string_enum = "lowercase")]
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamState {
     /// First connection attempt in progress.
     Connecting,
@@ -35,7 +35,8 @@ impl From<LinkState> for StreamState {
 }
 
 impl StreamState {
-    fn from_name(name: &str) -> Self {
+    /// From the library's state name.
+    pub fn from_name(name: &str) -> Self {
         match name {
             "connecting" => Self::Connecting,
             "live" => Self::Live,
@@ -118,6 +119,93 @@ pub struct StreamStats {
     /// Extra: last error, stream key redacted, if any.
     #[napi(js_name = "last_error")]
     pub last_error: Option<String>,
+    /// Extra: the `record` option's recorder, when set.
+    pub recording: Option<RecorderStats>,
+}
+
+/// One stats snapshot of a recorder (a `VideoAudioRecorder`, or the
+/// streamer's `record` option). Names follow `StreamStats`.
+#[napi(object)]
+#[derive(Debug)]
+pub struct RecorderStats {
+    /// Milliseconds since the pipeline started.
+    #[napi(js_name = "t_ms")]
+    pub t_ms: f64,
+    /// `'live'` while writing, then `'stopped'`, or `'failed'` after a write error.
+    pub state: StreamState,
+    /// The file, as given.
+    pub output: String,
+    /// Bytes written to the file.
+    #[napi(js_name = "bytes_sent")]
+    pub bytes_sent: f64,
+    /// Latency of the write queue (timestamp span), ms.
+    #[napi(js_name = "buffer_ms")]
+    pub buffer_ms: f64,
+    /// Packets waiting in the write queue.
+    #[napi(js_name = "buffer_packets")]
+    pub buffer_packets: f64,
+    /// Bytes waiting in the write queue.
+    #[napi(js_name = "buffer_bytes")]
+    pub buffer_bytes: f64,
+    /// Frames captured from the source.
+    #[napi(js_name = "video_frames_captured")]
+    pub video_frames_captured: f64,
+    /// Frames repeated because the source had nothing new.
+    #[napi(js_name = "video_frames_duplicated")]
+    pub video_frames_duplicated: f64,
+    /// Frames the encoder could not take.
+    #[napi(js_name = "video_frames_skipped")]
+    pub video_frames_skipped: f64,
+    /// Video packets written to the file.
+    #[napi(js_name = "video_packets_sent")]
+    pub video_packets_sent: f64,
+    /// Audio frames written to the file.
+    #[napi(js_name = "audio_frames_sent")]
+    pub audio_frames_sent: f64,
+    /// AAC frames' worth of silence inserted by the AudioEngine.
+    #[napi(js_name = "audio_silence_frames")]
+    pub audio_silence_frames: f64,
+    /// Worst capture tick lateness, ms.
+    #[napi(js_name = "capture_late_max_ms")]
+    pub capture_late_max_ms: f64,
+    /// Worst audio tick lateness, ms.
+    #[napi(js_name = "audio_late_max_ms")]
+    pub audio_late_max_ms: f64,
+    /// Packets lost because the disk could not keep up (queue full) or after a write error.
+    #[napi(js_name = "record_packets_dropped")]
+    pub record_packets_dropped: f64,
+    /// Write errors (the first one stops the recorder: state `'failed'`).
+    #[napi(js_name = "record_errors")]
+    pub record_errors: f64,
+    /// Last error, if any.
+    #[napi(js_name = "last_error")]
+    pub last_error: Option<String>,
+}
+
+impl RecorderStats {
+    /// Converts a recorder's library snapshot.
+    pub fn from_stats(s: &Stats) -> Self {
+        Self {
+            t_ms: s.t_ms as f64,
+            state: StreamState::from_name(s.state),
+            output: s.output.clone(),
+            bytes_sent: s.bytes_sent as f64,
+            buffer_ms: s.buffer_ms as f64,
+            buffer_packets: s.buffer_packets as f64,
+            buffer_bytes: s.buffer_bytes as f64,
+            video_frames_captured: s.video_frames_captured as f64,
+            video_frames_duplicated: s.video_frames_duplicated as f64,
+            video_frames_skipped: s.video_frames_skipped as f64,
+            video_packets_sent: s.video_packets_sent as f64,
+            audio_frames_sent: s.audio_frames_sent as f64,
+            audio_silence_frames: s.audio_silence_frames as f64,
+            capture_late_max_ms: s.capture_late_max_ms,
+            audio_late_max_ms: s.audio_late_max_ms,
+            record_packets_dropped: s.record_packets_dropped.unwrap_or(0) as f64,
+            record_errors: s.record_errors.unwrap_or(0) as f64,
+            last_error: s.last_error.clone(),
+        }
+    }
 }
 
 impl StreamStats {
@@ -148,6 +236,7 @@ impl StreamStats {
             idr_requests: s.idr_requests as f64,
             output: scrub(&s.output, key),
             last_error: s.last_error.as_deref().map(|e| scrub(e, key)),
+            recording: None,
         }
     }
 }
@@ -177,8 +266,10 @@ pub struct NativeEvent {
     pub kind: EventKind,
     /// New state (`state` events).
     pub state: Option<StreamState>,
-    /// Snapshot (`stats` events).
+    /// Snapshot (`stats` events of a streamer).
     pub stats: Option<StreamStats>,
+    /// Snapshot (`stats` events of a recorder).
+    pub record_stats: Option<RecorderStats>,
     /// Error code (`error` events).
     pub code: Option<ErrorCode>,
     /// Error message, key redacted (`error` events).
@@ -199,6 +290,7 @@ impl NativeEvent {
             kind,
             state: None,
             stats: None,
+            record_stats: None,
             code: None,
             message: None,
             attempt: None,
@@ -224,6 +316,14 @@ impl NativeEvent {
         }
     }
 
+    /// A recorder's `stats` event.
+    pub fn record_stats(stats: RecorderStats) -> Self {
+        Self {
+            record_stats: Some(stats),
+            ..Self::empty(EventKind::Stats)
+        }
+    }
+
     /// An `error` event.
     pub fn error(code: ErrorCode, message: String) -> Self {
         Self {
@@ -233,8 +333,9 @@ impl NativeEvent {
         }
     }
 
-    /// Converts a library event (only output 0 exists); `key` is scrubbed.
-    pub fn from_event(e: &Event, key: Option<&str>) -> Self {
+    /// Converts a library event of the object's primary output (index 0);
+    /// `key` is scrubbed. A recorder's failure is `ERR_IO`.
+    pub fn from_event(e: &Event, key: Option<&str>, recorder: bool) -> Self {
         match e {
             Event::State { state, .. } => Self {
                 state: Some((*state).into()),
@@ -258,7 +359,9 @@ impl NativeEvent {
             Event::Error {
                 rejected, message, ..
             } => Self::error(
-                if *rejected {
+                if recorder {
+                    ErrorCode::ERR_IO
+                } else if *rejected {
                     ErrorCode::ERR_PUBLISH_REJECTED
                 } else {
                     ErrorCode::ERR_CONNECT

@@ -29,6 +29,9 @@ mod options;
 mod streamer;
 
 pub use errors::ErrorCode;
-pub use events::{EventKind, NativeEvent, StreamState, StreamStats};
-pub use options::{AudioSource, BufferOptions, ReconnectOptions, StreamerOptions, VideoSource};
-pub use streamer::{shutdown_all, NativeStreamer};
+pub use events::{EventKind, NativeEvent, RecorderStats, StreamState, StreamStats};
+pub use options::{
+    AudioSource, BufferOptions, ReconnectOptions, RecordOptions, RecorderOptions, StreamerOptions,
+    VideoSource,
+};
+pub use streamer::{shutdown_all, NativeRecorder, NativeStreamer};

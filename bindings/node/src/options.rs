@@ -9,11 +9,13 @@
 use crate::errors::Failure;
 use napi::bindgen_prelude::Either;
 use onair::output::buffer::BufferLimits;
+use onair::output::record::RecordFormat;
 use onair::output::url::RtmpUrl;
 use onair::{
-    AudioSettings, AudioSourceSpec, StreamOutputConfig, StreamerConfig, VideoSettings,
-    VideoSourceSpec,
+    AudioSettings, AudioSourceSpec, RecordConfig, StreamOutputConfig, StreamerConfig,
+    VideoSettings, VideoSourceSpec,
 };
+use std::path::Path;
 use std::time::Duration;
 
 /// Environment variable read for the stream key when `streamKey` is absent.
@@ -21,7 +23,7 @@ pub const STREAM_KEY_ENV: &str = "ONAIR_STREAM_KEY";
 
 /// Where pictures come from.
 #[napi(string_enum = "lowercase")]
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VideoSource {
     /// The moving test pattern (default).
     Test,
@@ -33,7 +35,7 @@ pub enum VideoSource {
 
 /// Where sound comes from.
 #[napi(string_enum = "lowercase")]
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AudioSource {
     /// A 440 Hz tone with a beep every second (default).
     Test,
@@ -101,8 +103,246 @@ pub struct StreamerOptions {
     pub stall_timeout_ms: Option<f64>,
     /// Reconnect backoff.
     pub reconnect: Option<ReconnectOptions>,
-    /// Also record to this file; not available in this build yet (see VideoAudioRecorder).
-    pub record: Option<String>,
+    /// Also record to a local file (`.flv` or `.mp4`): a path, or `{ path, overwrite }`.
+    /// The recording gets the same encoded packets as the stream.
+    pub record: Option<Either<String, RecordOptions>>,
+}
+
+/// The streamer's `record` option in its object form.
+#[napi(object)]
+#[derive(Debug, Default)]
+pub struct RecordOptions {
+    /// File to write: `.flv` or `.mp4` (fragmented MP4, playable after a crash).
+    pub path: String,
+    /// Replace an existing file (default `false`: `start()` rejects with `ERR_FILE_EXISTS`).
+    pub overwrite: Option<bool>,
+}
+
+/// Options of `new VideoAudioRecorder(options)`; they mirror `onair record FILE`.
+#[napi(object)]
+#[derive(Debug, Default)]
+pub struct RecorderOptions {
+    /// File to write: `.flv` or `.mp4` (fragmented MP4, playable after a crash).
+    pub path: String,
+    /// Replace an existing file (default `false`: `start()` rejects with `ERR_FILE_EXISTS`).
+    pub overwrite: Option<bool>,
+    /// Video source (default `'test'`).
+    pub video: Option<VideoSource>,
+    /// X11 display for `video: 'screen'` (default `$DISPLAY`).
+    pub display: Option<String>,
+    /// Audio source (default `'test'`).
+    pub audio: Option<AudioSource>,
+    /// A capture device by name (overrides `audio`).
+    pub audio_device: Option<String>,
+    /// `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`.
+    pub size: Option<String>,
+    /// Width in pixels (even, 160..=3840).
+    pub width: Option<f64>,
+    /// Height in pixels (even, 160..=3840).
+    pub height: Option<f64>,
+    /// Frames per second (1..=120, default 30).
+    pub fps: Option<f64>,
+    /// H.264 bitrate: bit/s as a number, or a string like `'2500k'`, `'6M'` (default 2500k).
+    pub video_bitrate: Option<Either<f64, String>>,
+    /// AAC bitrate: bit/s or `'160k'` (default 160k).
+    pub audio_bitrate: Option<Either<f64, String>>,
+    /// Keyframe interval, seconds (0.1..=20, default 2).
+    pub keyint: Option<f64>,
+}
+
+/// The capture and encoder options both classes take, borrowed, so one
+/// parser serves `StreamerOptions` and `RecorderOptions`.
+struct Media<'a> {
+    video: Option<VideoSource>,
+    display: Option<&'a String>,
+    audio: Option<AudioSource>,
+    audio_device: Option<&'a String>,
+    size: Option<&'a String>,
+    width: Option<f64>,
+    height: Option<f64>,
+    fps: Option<f64>,
+    video_bitrate: Option<&'a Either<f64, String>>,
+    audio_bitrate: Option<&'a Either<f64, String>>,
+    keyint: Option<f64>,
+}
+
+/// Borrows the shared capture/encoder fields of an options struct.
+macro_rules! media_of {
+    ($o:expr) => {
+        Media {
+            video: $o.video,
+            display: $o.display.as_ref(),
+            audio: $o.audio,
+            audio_device: $o.audio_device.as_ref(),
+            size: $o.size.as_ref(),
+            width: $o.width,
+            height: $o.height,
+            fps: $o.fps,
+            video_bitrate: $o.video_bitrate.as_ref(),
+            audio_bitrate: $o.audio_bitrate.as_ref(),
+            keyint: $o.keyint,
+        }
+    };
+}
+
+/// A validated recorder configuration.
+#[derive(Clone, Debug)]
+pub struct ValidatedRecorder {
+    /// What `onair::Streamer::start` gets: no stream output, one record.
+    pub config: StreamerConfig,
+}
+
+/// A `RecordConfig` for `path`, its format checked now so the constructor
+/// throws naming `option`.
+fn record_config(
+    option: &str,
+    path: &str,
+    overwrite: Option<bool>,
+) -> Result<RecordConfig, Failure> {
+    if path.trim().is_empty() {
+        return Err(Failure::option(option, "expected a file path"));
+    }
+    if path.contains('\0') {
+        return Err(Failure::option(option, "contains a NUL byte"));
+    }
+    let format = RecordFormat::from_path(Path::new(path)).map_err(|_| {
+        Failure::option(
+            option,
+            format!("'{path}': unknown file type; use a .flv or .mp4 name"),
+        )
+    })?;
+    let mut cfg = RecordConfig::new(path);
+    cfg.format = Some(format);
+    cfg.overwrite = overwrite.unwrap_or(false);
+    Ok(cfg)
+}
+
+impl RecorderOptions {
+    /// Validates everything and builds the library's config (record only).
+    pub fn validate(&self) -> Result<ValidatedRecorder, Failure> {
+        let record = record_config("path", &self.path, self.overwrite)?;
+        let (video, audio) = media_of!(self).settings()?;
+        let config = StreamerConfig {
+            video,
+            audio,
+            outputs: Vec::new(),
+            records: vec![record],
+        };
+        config.validate().map_err(|e| {
+            let mut f = Failure::from_engine(&e, None);
+            if let onair::Error::InvalidConfig {
+                option: "record",
+                reason,
+            } = &e
+            {
+                f = Failure::option("path", reason);
+            }
+            f
+        })?;
+        Ok(ValidatedRecorder { config })
+    }
+}
+
+impl StreamerOptions {
+    fn media(&self) -> Media<'_> {
+        media_of!(self)
+    }
+}
+
+impl Media<'_> {
+    /// Video and audio settings; errors name the option.
+    fn settings(&self) -> Result<(Option<VideoSettings>, Option<AudioSettings>), Failure> {
+        let mut video = VideoSettings::default();
+        match (&self.size, self.width, self.height) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(Failure::option(
+                    "size",
+                    "give either size or width and height, not both",
+                ));
+            }
+            (Some(s), None, None) => {
+                let (w, h) = size(s)?;
+                video.width = int("size", w, 0.0, 1e9)? as u32;
+                video.height = int("size", h, 0.0, 1e9)? as u32;
+            }
+            (None, w, h) => {
+                if let Some(w) = w {
+                    video.width = int("width", w, 0.0, 1e9)? as u32;
+                }
+                if let Some(h) = h {
+                    video.height = int("height", h, 0.0, 1e9)? as u32;
+                }
+            }
+        }
+        let (lo, hi) = onair::pipeline::SIZE_RANGE;
+        for (name, v) in [("width", video.width), ("height", video.height)] {
+            let name = if self.size.is_some() { "size" } else { name };
+            if !(lo..=hi).contains(&v) {
+                return Err(Failure::option(name, format!("{v} is outside {lo}..{hi}")));
+            }
+            if v % 2 != 0 {
+                return Err(Failure::option(
+                    name,
+                    format!("{v} is odd; it must be even"),
+                ));
+            }
+        }
+        if let Some(fps) = self.fps {
+            let (lo, hi) = onair::pipeline::FPS_RANGE;
+            video.fps = int("fps", fps, f64::from(lo), f64::from(hi))? as u32;
+        }
+        if let Some(b) = &self.video_bitrate {
+            video.bitrate_bps = bitrate("videoBitrate", b)?;
+        }
+        if let Some(k) = self.keyint {
+            if !k.is_finite() || !(0.1..=20.0).contains(&k) {
+                return Err(Failure::option(
+                    "keyint",
+                    format!("{k} s is outside 0.1..20"),
+                ));
+            }
+            video.keyint_secs = k as f32;
+        }
+        video.source = match self.video {
+            None | Some(VideoSource::Test) => VideoSourceSpec::TestPattern,
+            Some(VideoSource::Screen) => VideoSourceSpec::Screen(
+                self.display
+                    .cloned()
+                    .or_else(|| std::env::var("DISPLAY").ok())
+                    .unwrap_or_else(|| ":0".into()),
+            ),
+            Some(VideoSource::None) => VideoSourceSpec::TestPattern,
+        };
+        let video = (self.video != Some(VideoSource::None)).then_some(video);
+
+        let mut audio = AudioSettings::default();
+        if let Some(b) = &self.audio_bitrate {
+            audio.bitrate_bps = bitrate("audioBitrate", b)?;
+        }
+        let audio = match (&self.audio_device, &self.audio) {
+            (Some(d), _) if d.trim().is_empty() => {
+                return Err(Failure::option("audioDevice", "is empty"));
+            }
+            (Some(d), _) => Some(AudioSettings {
+                source: AudioSourceSpec::Device((*d).clone()),
+                ..audio
+            }),
+            (None, None | Some(AudioSource::Test)) => Some(audio),
+            (None, Some(AudioSource::Default)) => Some(AudioSettings {
+                source: AudioSourceSpec::Device("default".into()),
+                ..audio
+            }),
+            (None, Some(AudioSource::None)) => None,
+        };
+        if video.is_none() && audio.is_none() {
+            return Err(Failure::option(
+                "video",
+                "nothing to stream: no video and no audio",
+            ));
+        }
+
+        Ok((video, audio))
+    }
 }
 
 /// A validated streamer configuration, plus the key for scrubbing messages.
@@ -171,12 +411,6 @@ impl StreamerOptions {
     /// Validates everything and builds the library's config. Reads
     /// `$ONAIR_STREAM_KEY` when `streamKey` is absent.
     pub fn validate(&self) -> Result<Validated, Failure> {
-        if self.record.is_some() {
-            return Err(Failure::new(
-                crate::ErrorCode::ERR_NOT_IMPLEMENTED,
-                "invalid option record: recording is not available in this build yet",
-            ));
-        }
         let key = match &self.stream_key {
             Some(k) if k.trim().is_empty() => {
                 return Err(Failure::option("streamKey", "is empty"));
@@ -196,95 +430,7 @@ impl StreamerOptions {
         })?;
         let key = Some(url.stream_key.clone());
 
-        let mut video = VideoSettings::default();
-        match (&self.size, self.width, self.height) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err(Failure::option(
-                    "size",
-                    "give either size or width and height, not both",
-                ));
-            }
-            (Some(s), None, None) => {
-                let (w, h) = size(s)?;
-                video.width = int("size", w, 0.0, 1e9)? as u32;
-                video.height = int("size", h, 0.0, 1e9)? as u32;
-            }
-            (None, w, h) => {
-                if let Some(w) = w {
-                    video.width = int("width", w, 0.0, 1e9)? as u32;
-                }
-                if let Some(h) = h {
-                    video.height = int("height", h, 0.0, 1e9)? as u32;
-                }
-            }
-        }
-        let (lo, hi) = onair::pipeline::SIZE_RANGE;
-        for (name, v) in [("width", video.width), ("height", video.height)] {
-            let name = if self.size.is_some() { "size" } else { name };
-            if !(lo..=hi).contains(&v) {
-                return Err(Failure::option(name, format!("{v} is outside {lo}..{hi}")));
-            }
-            if v % 2 != 0 {
-                return Err(Failure::option(
-                    name,
-                    format!("{v} is odd; it must be even"),
-                ));
-            }
-        }
-        if let Some(fps) = self.fps {
-            let (lo, hi) = onair::pipeline::FPS_RANGE;
-            video.fps = int("fps", fps, f64::from(lo), f64::from(hi))? as u32;
-        }
-        if let Some(b) = &self.video_bitrate {
-            video.bitrate_bps = bitrate("videoBitrate", b)?;
-        }
-        if let Some(k) = self.keyint {
-            if !k.is_finite() || !(0.1..=20.0).contains(&k) {
-                return Err(Failure::option(
-                    "keyint",
-                    format!("{k} s is outside 0.1..20"),
-                ));
-            }
-            video.keyint_secs = k as f32;
-        }
-        video.source = match self.video {
-            None | Some(VideoSource::Test) => VideoSourceSpec::TestPattern,
-            Some(VideoSource::Screen) => VideoSourceSpec::Screen(
-                self.display
-                    .clone()
-                    .or_else(|| std::env::var("DISPLAY").ok())
-                    .unwrap_or_else(|| ":0".into()),
-            ),
-            Some(VideoSource::None) => VideoSourceSpec::TestPattern,
-        };
-        let video = (self.video != Some(VideoSource::None)).then_some(video);
-
-        let mut audio = AudioSettings::default();
-        if let Some(b) = &self.audio_bitrate {
-            audio.bitrate_bps = bitrate("audioBitrate", b)?;
-        }
-        let audio = match (&self.audio_device, &self.audio) {
-            (Some(d), _) if d.trim().is_empty() => {
-                return Err(Failure::option("audioDevice", "is empty"));
-            }
-            (Some(d), _) => Some(AudioSettings {
-                source: AudioSourceSpec::Device(d.clone()),
-                ..audio
-            }),
-            (None, None | Some(AudioSource::Test)) => Some(audio),
-            (None, Some(AudioSource::Default)) => Some(AudioSettings {
-                source: AudioSourceSpec::Device("default".into()),
-                ..audio
-            }),
-            (None, Some(AudioSource::None)) => None,
-        };
-        if video.is_none() && audio.is_none() {
-            return Err(Failure::option(
-                "video",
-                "nothing to stream: no video and no audio",
-            ));
-        }
-
+        let (video, audio) = self.media().settings()?;
         let total_bps = video.as_ref().map_or(0, |v| u64::from(v.bitrate_bps))
             + audio.as_ref().map_or(0, |a| u64::from(a.bitrate_bps));
         let mut out = StreamOutputConfig::new(url);
@@ -318,7 +464,11 @@ impl StreamerOptions {
             video,
             audio,
             outputs: vec![out],
-            records: Vec::new(),
+            records: match &self.record {
+                None => Vec::new(),
+                Some(Either::A(path)) => vec![record_config("record", path, None)?],
+                Some(Either::B(r)) => vec![record_config("record.path", &r.path, r.overwrite)?],
+            },
         };
         config
             .validate()
@@ -392,5 +542,57 @@ mod tests {
             .expect_err("port");
         assert_eq!(e.code, ErrorCode::ERR_INVALID_URL);
         assert!(!e.message.contains("SECRET"), "{}", e.message);
+    }
+
+    #[test]
+    fn recorder_options_share_the_parser_and_check_the_path() {
+        let o = RecorderOptions {
+            path: "/tmp/out.MP4".into(),
+            size: Some("640x360".into()),
+            overwrite: Some(true),
+            ..RecorderOptions::default()
+        };
+        let v = o.validate().expect("valid");
+        assert!(v.config.outputs.is_empty());
+        let rec = &v.config.records[0];
+        assert_eq!(rec.format, Some(RecordFormat::Mp4));
+        assert!(rec.overwrite);
+        assert_eq!(v.config.video.expect("video").width, 640);
+
+        for path in ["", "out.avi", "noext"] {
+            let o = RecorderOptions {
+                path: path.into(),
+                ..RecorderOptions::default()
+            };
+            let e = o.validate().expect_err(path);
+            assert_eq!(e.code, ErrorCode::ERR_INVALID_OPTION);
+            assert!(
+                e.message.starts_with("invalid option path:"),
+                "{}",
+                e.message
+            );
+        }
+        let o = RecorderOptions {
+            path: "a.flv".into(),
+            fps: Some(0.0),
+            ..RecorderOptions::default()
+        };
+        assert!(o.validate().expect_err("fps").message.contains("fps"));
+
+        let mut s = opts("rtmp://127.0.0.1/live");
+        s.record = Some(Either::B(RecordOptions {
+            path: "x.txt".into(),
+            overwrite: None,
+        }));
+        let e = s.validate().expect_err("record.path");
+        assert!(
+            e.message.starts_with("invalid option record.path:"),
+            "{}",
+            e.message
+        );
+        s.record = Some(Either::A("copy.flv".into()));
+        let v = s.validate().expect("valid");
+        assert_eq!(v.config.records[0].format, Some(RecordFormat::Flv));
+        assert!(!v.config.records[0].overwrite);
     }
 }

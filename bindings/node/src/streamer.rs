@@ -1,4 +1,7 @@
-//! `NativeStreamer`: one `onair::Streamer` driven from JS.
+//! `NativeStreamer` and `NativeRecorder`: one `onair::Streamer` driven
+//! from JS. Both are the same `Core` (a recorder is a Streamer with no
+//! stream output and one record); they differ in options, in which stats
+//! type JS gets and in how output 0's failure is coded (`ERR_IO` for a file).
 //!
 //! Why the threads are arranged this way:
 //! - `Streamer::start` waits for the first session (up to 20 s) and
@@ -15,8 +18,8 @@
 //!   `process.on('exit')`) stops every live pipeline before the process dies.
 
 use crate::errors::{ErrorCode, Failure};
-use crate::events::{NativeEvent, StreamState, StreamStats};
-use crate::options::StreamerOptions;
+use crate::events::{NativeEvent, RecorderStats, StreamState, StreamStats};
+use crate::options::{RecorderOptions, StreamerOptions};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{
@@ -66,12 +69,17 @@ struct Shared {
     phase_changed: Condvar,
     streamer: Mutex<Option<Streamer>>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
-    final_stats: Mutex<Option<Stats>>,
-    stats_slot: Mutex<Option<Stats>>,
+    final_stats: Mutex<Option<Vec<Stats>>>,
+    stats_slot: Mutex<Option<Vec<Stats>>>,
     stats_pending: AtomicBool,
     quit: AtomicBool,
     key: Option<String>,
-    output: String,
+    /// Output names in `Streamer::stats()` order (streams, then records).
+    outputs: Vec<String>,
+    /// How many of `outputs` are streams.
+    n_streams: usize,
+    /// A `NativeRecorder` (output 0 is a file).
+    recorder: bool,
 }
 
 /// Locks, recovering from a poisoned mutex (a panicked holder leaves data
@@ -89,20 +97,27 @@ impl Shared {
         self.phase_changed.notify_all();
     }
 
-    /// A zeroed snapshot in `state` (before start / after a failed start).
-    fn empty_stats(&self, state: &'static str) -> Stats {
-        Stats {
-            state,
-            output: self.output.clone(),
-            ..Stats::default()
-        }
+    /// Zeroed snapshots in `state` (before start / after a failed start).
+    fn empty_stats(&self, state: &'static str) -> Vec<Stats> {
+        self.outputs
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let record = i >= self.n_streams;
+                Stats {
+                    state,
+                    output: name.clone(),
+                    record_packets_dropped: record.then_some(0),
+                    record_errors: record.then_some(0),
+                    ..Stats::default()
+                }
+            })
+            .collect()
     }
 
-    fn current_stats(&self) -> Stats {
+    fn current_stats(&self) -> Vec<Stats> {
         if let Some(s) = lock(&self.streamer).as_ref() {
-            if let Some(first) = s.stats().into_iter().next() {
-                return first;
-            }
+            return s.stats();
         }
         if let Some(f) = lock(&self.final_stats).as_ref() {
             return f.clone();
@@ -116,7 +131,7 @@ impl Shared {
 
     /// Stops the pipeline (waiting for a start in progress), joins the
     /// dispatcher, and returns the final stats. Idempotent; blocks.
-    fn stop_blocking(&self) -> Stats {
+    fn stop_blocking(&self) -> Vec<Stats> {
         {
             let mut phase = lock(&self.phase);
             loop {
@@ -148,17 +163,44 @@ impl Shared {
         }
         let streamer = lock(&self.streamer).take();
         let last = streamer
-            .and_then(|s| s.stop().into_iter().next())
+            .map(Streamer::stop)
             .unwrap_or_else(|| self.empty_stats("stopped"));
+        // Before joining: the dispatcher reads the final state from here.
+        *lock(&self.final_stats) = Some(last.clone());
         self.quit.store(true, Ordering::Release);
         if let Some(handle) = lock(&self.dispatcher).take() {
             if handle.join().is_err() {
                 tracing::error!("the event dispatcher thread panicked");
             }
         }
-        *lock(&self.final_stats) = Some(last.clone());
         self.set_phase(Phase::Stopped);
         last
+    }
+
+    /// The stats event JS gets for `stats` (as `Streamer::stats()` returns them).
+    fn stats_event(&self, stats: &[Stats]) -> NativeEvent {
+        match self.js_stats(stats) {
+            Either::A(s) => NativeEvent::stats(s),
+            Either::B(r) => NativeEvent::record_stats(r),
+        }
+    }
+
+    /// Output 0's stats as its class types them; a streamer's `record`
+    /// output (index `n_streams`) rides along as `recording`.
+    fn js_stats(&self, stats: &[Stats]) -> Either<StreamStats, RecorderStats> {
+        let fallback;
+        let stats = if stats.is_empty() {
+            fallback = self.empty_stats("stopped");
+            &fallback[..]
+        } else {
+            stats
+        };
+        if self.recorder {
+            return Either::B(RecorderStats::from_stats(&stats[0]));
+        }
+        let mut s = StreamStats::from_stats(&stats[0], self.key.as_deref());
+        s.recording = stats.get(self.n_streams).map(RecorderStats::from_stats);
+        Either::A(s)
     }
 }
 
@@ -166,6 +208,7 @@ impl Shared {
 /// event channel closes (the Streamer was stopped) or `quit` is set.
 fn dispatch(shared: Arc<Shared>, events: Receiver<Event>, listener: Listener) {
     let mut next_stats = Instant::now() + STATS_PERIOD;
+    let mut last_state = None;
     let send = |e: NativeEvent| {
         let status = listener.call(
             Payload::Event(Box::new(e)),
@@ -175,20 +218,43 @@ fn dispatch(shared: Arc<Shared>, events: Receiver<Event>, listener: Listener) {
             tracing::debug!("event not delivered to JS: {status}");
         }
     };
+    let mut send_state = |state: StreamState| {
+        if last_state != Some(state) {
+            last_state = Some(state);
+            send(NativeEvent::state(state));
+        }
+    };
+    // A file is written from the start; the library sends no state event for it.
+    if shared.recorder {
+        send_state(StreamState::Live);
+    }
     loop {
         let wait = next_stats.saturating_duration_since(Instant::now());
         match events.recv_timeout(wait) {
-            Ok(e) => send(NativeEvent::from_event(&e, shared.key.as_deref())),
+            // Only output 0 is this object's; a streamer's `record` output
+            // reports through `stats.recording` (`state`, `last_error`).
+            Ok(e) if event_output(&e) != 0 => {
+                tracing::debug!("event of output {}: {e:?}", event_output(&e));
+            }
+            Ok(e) => {
+                let ev = NativeEvent::from_event(&e, shared.key.as_deref(), shared.recorder);
+                match ev.state {
+                    Some(state) => send_state(state),
+                    None => {
+                        send(ev);
+                        if shared.recorder && matches!(e, Event::Error { .. }) {
+                            send_state(StreamState::Failed);
+                        }
+                    }
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {
                 next_stats += STATS_PERIOD;
                 if shared.quit.load(Ordering::Acquire) {
                     break;
                 }
-                let stats = match lock(&shared.streamer).as_ref() {
-                    Some(s) => s.stats().into_iter().next(),
-                    None => None,
-                };
-                if let Some(stats) = stats {
+                let stats = lock(&shared.streamer).as_ref().map(Streamer::stats);
+                if let Some(stats) = stats.filter(|s| !s.is_empty()) {
                     *lock(&shared.stats_slot) = Some(stats);
                     // One pending stats call at most: if JS has not taken the
                     // previous snapshot yet, it will read this newer one.
@@ -206,30 +272,35 @@ fn dispatch(shared: Arc<Shared>, events: Receiver<Event>, listener: Listener) {
     }
     // The library marks a stopped output without an event; JS listeners
     // still want to see the last transition.
-    send(NativeEvent::state(StreamState::Stopped));
+    let last = lock(&shared.final_stats)
+        .as_ref()
+        .and_then(|v| v.first().map(|s| StreamState::from_name(s.state)))
+        .unwrap_or(StreamState::Stopped);
+    send_state(last);
 }
 
-/// The JS-facing streamer; `lib.js` wraps it as `VideoAudioStreamer`.
-#[napi]
-pub struct NativeStreamer {
+/// The output index of a library event.
+fn event_output(e: &Event) -> usize {
+    match e {
+        Event::State { output, .. }
+        | Event::Reconnecting { output, .. }
+        | Event::Reconnected { output, .. }
+        | Event::Error { output, .. } => *output,
+    }
+}
+
+/// What both native classes are: the shared state and the config to start.
+struct Core {
     shared: Arc<Shared>,
     config: StreamerConfig,
 }
 
-#[napi]
-impl NativeStreamer {
-    /// Validates `options`; throws `ERR_INVALID_OPTION` / `ERR_INVALID_URL`
-    /// naming the option.
-    #[napi(constructor)]
-    pub fn new(options: StreamerOptions) -> Result<Self, ErrorCode> {
-        let v = options.validate().map_err(Failure::into_napi)?;
-        let output = v
-            .config
-            .outputs
-            .first()
-            .map(|o| o.url.redacted())
-            .unwrap_or_default();
-        Ok(Self {
+impl Core {
+    fn new(config: StreamerConfig, key: Option<String>, recorder: bool) -> Self {
+        let mut outputs: Vec<String> = config.outputs.iter().map(|o| o.url.redacted()).collect();
+        let n_streams = outputs.len();
+        outputs.extend(config.records.iter().map(|r| r.path.display().to_string()));
+        Self {
             shared: Arc::new(Shared {
                 phase: Mutex::new(Phase::Idle),
                 phase_changed: Condvar::new(),
@@ -239,19 +310,20 @@ impl NativeStreamer {
                 stats_slot: Mutex::new(None),
                 stats_pending: AtomicBool::new(false),
                 quit: AtomicBool::new(false),
-                key: v.key,
-                output,
+                key,
+                outputs,
+                n_streams,
+                recorder,
             }),
-            config: v.config,
-        })
+            config,
+        }
     }
 
     /// Starts the pipeline; resolves once the first session is live (or the
     /// outputs keep trying in the background after 20 s); rejects with
     /// `ERR_PUBLISH_REJECTED`, `ERR_CONNECT`, `ERR_ENCODER`... Throws
     /// `ERR_INVALID_STATE` if already started or stopped.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn start(
+    fn start(
         &self,
         listener: Function<NativeEvent, ()>,
     ) -> Result<AsyncTask<StartTask>, ErrorCode> {
@@ -286,7 +358,7 @@ impl NativeStreamer {
                         let stats = lock(&shared.stats_slot)
                             .clone()
                             .unwrap_or_else(|| shared.empty_stats("connecting"));
-                        NativeEvent::stats(StreamStats::from_stats(&stats, shared.key.as_deref()))
+                        shared.stats_event(&stats)
                     }
                 })
             });
@@ -305,19 +377,54 @@ impl NativeStreamer {
         }))
     }
 
+    fn stop(&self) -> AsyncTask<StopTask> {
+        AsyncTask::new(StopTask {
+            shared: self.shared.clone(),
+        })
+    }
+}
+
+/// The JS-facing streamer; `lib.js` wraps it as `VideoAudioStreamer`.
+#[napi]
+pub struct NativeStreamer {
+    core: Core,
+}
+
+#[napi]
+impl NativeStreamer {
+    /// Validates `options`; throws `ERR_INVALID_OPTION` / `ERR_INVALID_URL`
+    /// naming the option.
+    #[napi(constructor)]
+    pub fn new(options: StreamerOptions) -> Result<Self, ErrorCode> {
+        let v = options.validate().map_err(Failure::into_napi)?;
+        Ok(Self {
+            core: Core::new(v.config, v.key, false),
+        })
+    }
+
+    /// Starts the pipeline; resolves once the first session is live (or the
+    /// outputs keep trying in the background after 20 s); rejects with
+    /// `ERR_PUBLISH_REJECTED`, `ERR_CONNECT`, `ERR_ENCODER`, `ERR_FILE_EXISTS`...
+    /// Throws `ERR_INVALID_STATE` if already started or stopped.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn start(
+        &self,
+        listener: Function<NativeEvent, ()>,
+    ) -> Result<AsyncTask<StartTask>, ErrorCode> {
+        self.core.start(listener)
+    }
+
     /// Stops (draining outputs) on a worker thread; resolves with the final
     /// stats. Calling it again resolves with the same stats.
     #[napi(ts_return_type = "Promise<StreamStats>")]
     pub fn stop(&self) -> AsyncTask<StopTask> {
-        AsyncTask::new(StopTask {
-            shared: self.shared.clone(),
-        })
+        self.core.stop()
     }
 
     /// Skips the backoff wait of a reconnecting output.
     #[napi]
     pub fn reconnect_now(&self) {
-        if let Some(s) = lock(&self.shared.streamer).as_ref() {
+        if let Some(s) = lock(&self.core.shared.streamer).as_ref() {
             s.reconnect_now();
         }
     }
@@ -332,7 +439,7 @@ impl NativeStreamer {
             )
             .into_napi());
         }
-        if let Some(s) = lock(&self.shared.streamer).as_ref() {
+        if let Some(s) = lock(&self.core.shared.streamer).as_ref() {
             s.set_video_bitrate(bps as u32);
         }
         Ok(())
@@ -341,11 +448,60 @@ impl NativeStreamer {
     /// The current stats snapshot (never blocks on the network).
     #[napi]
     pub fn stats(&self) -> StreamStats {
-        StreamStats::from_stats(&self.shared.current_stats(), self.shared.key.as_deref())
+        match self.core.shared.js_stats(&self.core.shared.current_stats()) {
+            Either::A(s) => s,
+            Either::B(_) => unreachable!("a streamer's stats are StreamStats"),
+        }
     }
 }
 
-impl Drop for NativeStreamer {
+/// The JS-facing recorder; `lib.js` wraps it as `VideoAudioRecorder`.
+#[napi]
+pub struct NativeRecorder {
+    core: Core,
+}
+
+#[napi]
+impl NativeRecorder {
+    /// Validates `options`; throws `ERR_INVALID_OPTION` naming the option.
+    /// The file is not touched until `start()`.
+    #[napi(constructor)]
+    pub fn new(options: RecorderOptions) -> Result<Self, ErrorCode> {
+        let v = options.validate().map_err(Failure::into_napi)?;
+        Ok(Self {
+            core: Core::new(v.config, None, true),
+        })
+    }
+
+    /// Creates the file and starts capture and encoders; resolves once
+    /// writing; rejects with `ERR_FILE_EXISTS`, `ERR_IO`, `ERR_ENCODER`,
+    /// `ERR_SOURCE`. Throws `ERR_INVALID_STATE` if already started or stopped.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn start(
+        &self,
+        listener: Function<NativeEvent, ()>,
+    ) -> Result<AsyncTask<StartTask>, ErrorCode> {
+        self.core.start(listener)
+    }
+
+    /// Stops, writes what is queued and closes the file; resolves with the
+    /// final stats. Calling it again resolves with the same stats.
+    #[napi(ts_return_type = "Promise<RecorderStats>")]
+    pub fn stop(&self) -> AsyncTask<StopTask> {
+        self.core.stop()
+    }
+
+    /// The current stats snapshot.
+    #[napi]
+    pub fn stats(&self) -> RecorderStats {
+        match self.core.shared.js_stats(&self.core.shared.current_stats()) {
+            Either::B(r) => r,
+            Either::A(_) => unreachable!("a recorder's stats are RecorderStats"),
+        }
+    }
+}
+
+impl Drop for Core {
     /// The JS object was collected: stop what it started, on a reaper thread
     /// so the GC (on the JS thread) never waits for a drain.
     fn drop(&mut self) {
@@ -442,14 +598,14 @@ pub struct StopTask {
 }
 
 impl Task for StopTask {
-    type Output = Stats;
-    type JsValue = StreamStats;
+    type Output = Vec<Stats>;
+    type JsValue = Either<StreamStats, RecorderStats>;
 
-    fn compute(&mut self) -> Result<Stats> {
+    fn compute(&mut self) -> Result<Vec<Stats>> {
         Ok(self.shared.stop_blocking())
     }
 
-    fn resolve(&mut self, _env: Env, output: Stats) -> Result<StreamStats> {
-        Ok(StreamStats::from_stats(&output, self.shared.key.as_deref()))
+    fn resolve(&mut self, _env: Env, output: Vec<Stats>) -> Result<Self::JsValue> {
+        Ok(self.shared.js_stats(&output))
     }
 }

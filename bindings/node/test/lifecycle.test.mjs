@@ -12,7 +12,7 @@ let nginx
 before(async () => { nginx = await startNginx() })
 after(async () => { await nginx?.stop() })
 
-for (const mode of ['gc', 'exit', 'stop-twice', 'start-after-stop', 'stop-while-starting']) {
+for (const mode of ['gc', 'recorder-gc', 'exit', 'stop-twice', 'start-after-stop', 'stop-while-starting']) {
   test(`lifecycle: ${mode}`, () => {
     const r = spawnSync(process.execPath, ['--expose-gc', FIXTURE, mode, nginx.url(`life-${mode}`)], {
       encoding: 'utf8',

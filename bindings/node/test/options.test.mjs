@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
+import { existsSync } from 'node:fs'
 import { startNginx } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
@@ -72,10 +73,41 @@ test('the stream key may come from ONAIR_STREAM_KEY and is never shown', () => {
   }
 })
 
-test('VideoAudioRecorder is not available yet and says so', () => {
-  assert.throws(() => new VideoAudioRecorder({ path: '/tmp/x.flv' }), { code: 'ERR_NOT_IMPLEMENTED' })
-  assert.throws(() => new VideoAudioRecorder({ file: '/tmp/x.flv' }), { code: 'ERR_INVALID_OPTION' })
-  assert.throws(() => new VideoAudioStreamer({ url: URL, record: '/tmp/x.flv' }), { code: 'ERR_NOT_IMPLEMENTED' })
+function recorderThrowsWith(options, name) {
+  assert.throws(() => new VideoAudioRecorder(options), (err) => {
+    assert.equal(err.code, 'ERR_INVALID_OPTION', `${JSON.stringify(options)}: ${err.code} ${err.message}`)
+    assert.match(err.message, new RegExp(`invalid option ${name.replace('.', '\\.')}\\b`), err.message)
+    return true
+  })
+}
+
+test('recorder and record options are checked synchronously, naming the option', () => {
+  // The path: missing, wrong type, empty, unknown extension.
+  recorderThrowsWith({}, 'path')
+  recorderThrowsWith({ path: 42 }, 'path')
+  recorderThrowsWith({ path: '' }, 'path')
+  recorderThrowsWith({ path: '/tmp/onair-x.avi' }, 'path')
+  recorderThrowsWith({ path: '/tmp/onair-noext' }, 'path')
+  recorderThrowsWith({ file: '/tmp/x.flv' }, 'file')
+  recorderThrowsWith({ path: '/tmp/x.flv', url: URL }, 'url')
+  // The shared capture/encoder options are parsed by the same code.
+  recorderThrowsWith({ path: '/tmp/x.flv', fps: 0 }, 'fps')
+  recorderThrowsWith({ path: '/tmp/x.mp4', size: '1281x720' }, 'size')
+  recorderThrowsWith({ path: '/tmp/x.mp4', videoBitrate: '9G' }, 'videoBitrate')
+  recorderThrowsWith({ path: '/tmp/x.mp4', overwrite: 'yes' }, 'overwrite')
+  // The constructor does not touch the file.
+  const r = new VideoAudioRecorder({ path: '/tmp/onair-never-created.mp4', size: '320x240' })
+  assert.equal(r.stats().state, 'stopped')
+  assert.equal(r.stats().output, '/tmp/onair-never-created.mp4')
+  assert.equal(existsSync('/tmp/onair-never-created.mp4'), false)
+
+  throwsWith({ url: URL, record: '/tmp/x.avi' }, 'ERR_INVALID_OPTION', 'record')
+  throwsWith({ url: URL, record: { path: 'x.txt' } }, 'ERR_INVALID_OPTION', 'record.path')
+  throwsWith({ url: URL, record: { path: 'x.mp4', bogus: 1 } }, 'ERR_INVALID_OPTION', 'record.bogus')
+  throwsWith({ url: URL, record: 7 }, 'ERR_INVALID_OPTION', 'record')
+  const s = new VideoAudioStreamer({ url: URL, record: { path: '/tmp/onair-never-created.flv', overwrite: true } })
+  assert.equal(s.stats().recording.output, '/tmp/onair-never-created.flv')
+  assert.equal(new VideoAudioStreamer({ url: URL }).stats().recording, undefined)
 })
 
 test('runtime errors carry codes and never the key', async (t) => {

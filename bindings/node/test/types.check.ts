@@ -1,7 +1,7 @@
 // Compile-only check of lib.d.ts (`npm run typecheck`): correct uses compile,
 // and the `@ts-expect-error` lines prove wrong ones are rejected.
 import { VideoAudioStreamer, VideoAudioRecorder } from '../lib'
-import type { StreamStats, StreamState, OnairError, ReconnectingEvent } from '../lib'
+import type { StreamStats, StreamState, OnairError, ReconnectingEvent, RecorderStats, ErrorCode } from '../lib'
 
 async function main(): Promise<void> {
   const s = new VideoAudioStreamer({
@@ -49,7 +49,31 @@ async function main(): Promise<void> {
   // @ts-expect-error: fps is a number
   new VideoAudioStreamer({ url: 'rtmp://h/a/k', fps: '30' })
 
-  const r = new VideoAudioRecorder({ path: 'out.flv', size: '1280x720' })
-  r.on('stats', (st) => void st.t_ms)
+  const r = new VideoAudioRecorder({ path: 'out.flv', size: '1280x720', overwrite: true, audio: 'none' })
+  r.on('stats', (st: RecorderStats) => void (st.t_ms + st.bytes_sent + st.record_packets_dropped))
+  r.on('state', (state: StreamState) => void state)
+  r.on('error', (err: OnairError) => void err.code)
+  await r.start()
+  const rfinal: RecorderStats = await r.stop()
+  const errors: number = r.stats().record_errors + rfinal.record_errors
+  void errors
+  const fileExists: ErrorCode = 'ERR_FILE_EXISTS'
+  void fileExists
+  // @ts-expect-error: path is required
+  new VideoAudioRecorder({ size: '1280x720' })
+  // @ts-expect-error: a recorder has no url
+  new VideoAudioRecorder({ path: 'a.mp4', url: 'rtmp://h/a/k' })
+  // @ts-expect-error: recorder stats have no reconnects
+  r.on('stats', (st) => void st.reconnects)
+
+  // The streamer's `record`: a path or { path, overwrite }.
+  new VideoAudioStreamer({ url: 'rtmp://h/a/k', record: 'out.mp4' })
+  const s2 = new VideoAudioStreamer({ url: 'rtmp://h/a/k', record: { path: 'out.flv', overwrite: true } })
+  s2.on('stats', (st) => {
+    const written: number | undefined = st.recording?.bytes_sent
+    void written
+  })
+  // @ts-expect-error: record.path is required
+  new VideoAudioStreamer({ url: 'rtmp://h/a/k', record: { overwrite: true } })
 }
 void main
