@@ -8,12 +8,18 @@ use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
 
+/// More than this many AAC frames of inserted silence in one second (of
+/// ~47) means the audio source is gone or stalled, not just jittery.
+const SILENT_FRAMES_PER_SECOND: u64 = 20;
+
 /// Where snapshots go.
 pub struct StatsSink {
     file: Option<BufWriter<File>>,
     tty: bool,
     fps: u32,
     last_captured: u64,
+    last_new_frames: u64,
+    last_silence: u64,
     line_shown: bool,
     /// Output names by event index, when there are several outputs.
     names: Vec<String>,
@@ -29,6 +35,8 @@ impl StatsSink {
             tty: status && std::io::stderr().is_terminal(),
             fps,
             last_captured: 0,
+            last_new_frames: 0,
+            last_silence: 0,
             line_shown: false,
             names: Vec::new(),
         })
@@ -67,13 +75,27 @@ impl StatsSink {
         let captured = s.video_frames_captured + s.video_frames_duplicated;
         let fps = captured.saturating_sub(self.last_captured);
         self.last_captured = captured;
+        let new_frames = s.video_frames_captured.saturating_sub(self.last_new_frames);
+        self.last_new_frames = s.video_frames_captured;
+        let silence = s.audio_silence_frames.saturating_sub(self.last_silence);
+        self.last_silence = s.audio_silence_frames;
         if !self.tty {
             return;
         }
         let drops = s.video_dropped_congestion + s.video_dropped_disconnected;
+        // A source that delivers nothing is said so: the engines keep going
+        // (repeating the last picture, inserting silence) but the user
+        // should know their screen or microphone is not coming through.
+        let mut sources = String::new();
+        if fps > 0 && new_frames == 0 {
+            sources.push_str("  [video source: no new frames]");
+        }
+        if silence >= SILENT_FRAMES_PER_SECOND {
+            sources.push_str("  [audio source: silence inserted]");
+        }
         eprint!(
-            "\r\x1b[K{:<12} {:>6.0} kbps  {:>3}/{} fps  buffer {:>4} ms  dropped v{} a{}  reconnects {}",
-            s.state, s.kbps, fps, self.fps, s.buffer_ms, drops, s.audio_frames_dropped, s.reconnects
+            "\r\x1b[K{:<12} {:>6.0} kbps  {:>3}/{} fps  buffer {:>4} ms  dropped v{} a{}  reconnects {}{}",
+            s.state, s.kbps, fps, self.fps, s.buffer_ms, drops, s.audio_frames_dropped, s.reconnects, sources
         );
         self.line_shown = true;
     }
