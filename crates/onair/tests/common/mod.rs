@@ -212,3 +212,34 @@ pub fn assert_clean(path: &Path, j: &Judged) {
 pub fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
+
+/// The recordings never add up to more than wall time: no backlog replayed.
+pub fn assert_no_backlog(run: &Run, judged: &[Judged], label: &str) {
+    let wall = run
+        .samples
+        .last()
+        .map_or(Duration::ZERO, |s| s.at - run.started);
+    let total: f64 = judged.iter().map(Judged::video_span_secs).sum();
+    eprintln!(
+        "{label}: recorded {total:.2} s of video in {:.2} s of wall time",
+        wall.as_secs_f64()
+    );
+    assert!(
+        total <= wall.as_secs_f64() + 0.5,
+        "{label}: {total} s recorded > wall {wall:?}"
+    );
+}
+
+/// Judges every session's recording of a fault run: each decodes with zero
+/// errors and no concealed reference loss, frame numbers in order, and
+/// together they hold no more than wall time (no backlog replayed).
+pub fn judge_sessions(recs: &[std::path::PathBuf], run: &Run, label: &str) -> Vec<Judged> {
+    let judged: Vec<Judged> = recs.iter().map(|r| judge(r)).collect();
+    for (r, j) in recs.iter().zip(&judged) {
+        assert_eq!(j.decode_errors, "", "{label}: {}", r.display());
+        assert_eq!(j.frame_num_gaps, 0, "{label}: {}", r.display());
+        assert!(j.indices_in_order(), "{label}: {}", r.display());
+    }
+    assert_no_backlog(run, &judged, label);
+    judged
+}
