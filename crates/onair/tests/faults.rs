@@ -62,7 +62,7 @@ fn reset_is_detected_at_once_and_the_stream_resumes_at_the_present() {
     let run = run_script(
         streamer,
         12 * SEC,
-        vec![(4 * SEC, Box::new(|| proxy.reset_all()))],
+        vec![(4 * SEC, Box::new(|_| proxy.reset_all()))],
     );
     let cut = run.actions_at[0];
     let down = run.first_down_after(cut).expect("the reset was noticed");
@@ -110,15 +110,15 @@ fn server_killed_and_restarted_twice() {
         streamer,
         16 * SEC,
         vec![
-            (3 * SEC, Box::new(|| nginx.borrow_mut().kill())),
+            (3 * SEC, Box::new(|_| nginx.borrow_mut().kill())),
             (
                 5 * SEC,
-                Box::new(|| nginx.borrow_mut().restart().expect("restart")),
+                Box::new(|_| nginx.borrow_mut().restart().expect("restart")),
             ),
-            (8 * SEC, Box::new(|| nginx.borrow_mut().kill())),
+            (8 * SEC, Box::new(|_| nginx.borrow_mut().kill())),
             (
                 10 * SEC,
-                Box::new(|| nginx.borrow_mut().restart().expect("restart")),
+                Box::new(|_| nginx.borrow_mut().restart().expect("restart")),
             ),
         ],
     );
@@ -167,8 +167,8 @@ fn dead_link_is_detected_within_the_stall_timeout() {
         streamer,
         18 * SEC,
         vec![
-            (3 * SEC, Box::new(|| proxy.blackhole())),
-            (11 * SEC, Box::new(|| proxy.resume())),
+            (3 * SEC, Box::new(|_| proxy.blackhole())),
+            (11 * SEC, Box::new(|_| proxy.resume())),
         ],
     );
     let (cut, back) = (run.actions_at[0], run.actions_at[1]);
@@ -209,8 +209,8 @@ fn paused_peer_counts_as_a_stall() {
         streamer,
         16 * SEC,
         vec![
-            (3 * SEC, Box::new(|| proxy.pause())),
-            (10 * SEC, Box::new(|| proxy.resume())),
+            (3 * SEC, Box::new(|_| proxy.pause())),
+            (10 * SEC, Box::new(|_| proxy.resume())),
         ],
     );
     let (cut, back) = (run.actions_at[0], run.actions_at[1]);
@@ -251,18 +251,18 @@ fn throttled_link_keeps_audio_bounds_latency_and_stays_decodable() {
         vec![
             (
                 3 * SEC,
-                Box::new(|| proxy.throttle(Some((link_bps / 8.0) as u64))),
+                Box::new(|_| proxy.throttle(Some((link_bps / 8.0) as u64))),
             ),
             // Measure delivery over the last 15 s of the throttle (after the
             // buffers settled).
-            (8 * SEC, Box::new(|| bytes_at.set((proxy.bytes_up(), 0)))),
+            (8 * SEC, Box::new(|_| bytes_at.set((proxy.bytes_up(), 0)))),
             (
                 23 * SEC,
-                Box::new(|| bytes_at.set((bytes_at.get().0, proxy.bytes_up()))),
+                Box::new(|_| bytes_at.set((bytes_at.get().0, proxy.bytes_up()))),
             ),
             (
                 23 * SEC + Duration::from_millis(1),
-                Box::new(|| proxy.throttle(None)),
+                Box::new(|_| proxy.throttle(None)),
             ),
         ],
     );
@@ -346,6 +346,50 @@ fn throttled_link_keeps_audio_bounds_latency_and_stays_decodable() {
 }
 
 #[test]
+fn reconnect_now_skips_the_backoff_wait() {
+    if !require_tools(&["nginx", "ffmpeg"]) {
+        return;
+    }
+    let _serial = serial();
+    let nginx = nginx_for_faults();
+    let proxy = FaultProxy::start(nginx.addr()).expect("proxy");
+    let streamer = Streamer::start(config(&proxy.rtmp_url("now"))).expect("starts");
+    // Refused for 8.5 s: the backoff has reached its 4-8 s steps by then.
+    let run = run_script(
+        streamer,
+        14 * SEC,
+        vec![
+            (
+                2 * SEC,
+                Box::new(|_| {
+                    proxy.refuse(true);
+                    proxy.reset_all();
+                }),
+            ),
+            (
+                Duration::from_millis(10_500),
+                Box::new(|_| proxy.refuse(false)),
+            ),
+            (
+                Duration::from_millis(10_510),
+                Box::new(|s: &Streamer| s.reconnect_now()),
+            ),
+        ],
+    );
+    let back = run.actions_at[2];
+    let live = run
+        .first_state_after(back, LinkState::Live)
+        .expect("live again");
+    eprintln!("reconnect now: live {} ms after the call", ms(live - back));
+    assert!(
+        live - back <= Duration::from_millis(1500),
+        "took {:?}",
+        live - back
+    );
+    assert_eq!(run.final_stats.reconnects, 1);
+}
+
+#[test]
 fn rejected_key_fails_fast_with_a_clear_error() {
     if !require_tools(&["nginx"]) {
         return;
@@ -401,14 +445,14 @@ fn kernel_dead_link_and_reset_in_a_namespace() {
         vec![
             (
                 3 * SEC,
-                Box::new(|| ns.iptables_drop_port(port).expect("DROP")),
+                Box::new(|_| ns.iptables_drop_port(port).expect("DROP")),
             ),
-            (10 * SEC, Box::new(|| ns.iptables_flush().expect("flush"))),
+            (10 * SEC, Box::new(|_| ns.iptables_flush().expect("flush"))),
             (
                 14 * SEC,
-                Box::new(|| ns.iptables_reject_reset_port(port).expect("REJECT")),
+                Box::new(|_| ns.iptables_reject_reset_port(port).expect("REJECT")),
             ),
-            (16 * SEC, Box::new(|| ns.iptables_flush().expect("flush"))),
+            (16 * SEC, Box::new(|_| ns.iptables_flush().expect("flush"))),
         ],
     );
     let a = &run.actions_at;
@@ -466,9 +510,9 @@ fn kernel_tbf_throttle_in_a_namespace() {
         vec![
             (
                 3 * SEC,
-                Box::new(|| ns.tbf(link_kbit, 32 * 1024, 400).expect("tbf")),
+                Box::new(|_| ns.tbf(link_kbit, 32 * 1024, 400).expect("tbf")),
             ),
-            (33 * SEC, Box::new(|| ns.clear_qdisc().expect("clear"))),
+            (33 * SEC, Box::new(|_| ns.clear_qdisc().expect("clear"))),
         ],
     );
     let s = &run.final_stats;

@@ -63,7 +63,8 @@ pub struct Run {
     pub final_stats: Stats,
 }
 
-pub type Action<'a> = Box<dyn FnOnce() + 'a>;
+/// A scripted fault or control; it may use the running streamer.
+pub type Action<'a> = Box<dyn FnOnce(&Streamer) + 'a>;
 
 /// Runs `streamer` for `total`, doing each action at its offset from the
 /// start, sampling stats every 10 ms; then stops it.
@@ -84,7 +85,7 @@ pub fn run_script(
         {
             if let Some((_, action)) = script.next() {
                 actions_at.push(Instant::now());
-                action();
+                action(&streamer);
             }
         }
         if let Some(stats) = streamer.stats().into_iter().next() {
