@@ -96,9 +96,7 @@ impl Failure {
             E::Output(_) => ErrorCode::ERR_CONNECT,
             // `Publish` carries the output's last error as text only; a
             // rejection's text is `RtmpError::Rejected`'s Display.
-            E::Publish { reason, .. } if is_rejection_text(reason) => {
-                ErrorCode::ERR_PUBLISH_REJECTED
-            }
+            E::Publish { rejected: true, .. } => ErrorCode::ERR_PUBLISH_REJECTED,
             E::Publish { .. } => ErrorCode::ERR_CONNECT,
             E::FileExists { .. } => ErrorCode::ERR_FILE_EXISTS,
             E::Io { .. } => ErrorCode::ERR_IO,
@@ -126,11 +124,6 @@ impl Failure {
         let value = JsError::from(self.into_napi()).into_unknown(*env);
         napi::Error::from(value)
     }
-}
-
-/// True when an output's error text says the server refused the publish.
-pub fn is_rejection_text(reason: &str) -> bool {
-    reason.contains("server rejected the stream")
 }
 
 /// The library names options as the CLI spells them; JS uses camelCase.

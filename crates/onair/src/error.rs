@@ -46,6 +46,9 @@ pub enum Error {
         output: String,
         /// Why (key redacted).
         reason: String,
+        /// The server refused the publish (bad key or app), as opposed to
+        /// a network fault.
+        rejected: bool,
     },
     /// A recording would replace an existing file and overwriting was not
     /// asked for (CLI: `--overwrite`).

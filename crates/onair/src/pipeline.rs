@@ -301,6 +301,7 @@ fn wait_for_first_session(slots: &[OutputSlot]) -> Result<()> {
                 return Err(Error::Publish {
                     output: failed.name().to_owned(),
                     reason: failed.last_error().unwrap_or_else(|| "failed".into()),
+                    rejected: failed.rejected(),
                 });
             }
         }

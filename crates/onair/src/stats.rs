@@ -202,6 +202,9 @@ pub struct OutputCounters {
     pub idr_requests: AtomicU64,
     /// NetworkSendThread: send rate over the last second, in bit/s.
     pub send_rate_bps: AtomicU64,
+    /// ReconnectThread: the output gave up because the server refused the
+    /// publish (bad key or app), not because of the network.
+    pub rejected: std::sync::atomic::AtomicBool,
 }
 
 impl Default for OutputCounters {
@@ -222,6 +225,7 @@ impl Default for OutputCounters {
             connect_failures: AtomicU64::new(0),
             idr_requests: AtomicU64::new(0),
             send_rate_bps: AtomicU64::new(0),
+            rejected: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }

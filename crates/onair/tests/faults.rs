@@ -404,7 +404,13 @@ fn rejected_key_fails_fast_with_a_clear_error() {
     let t0 = std::time::Instant::now();
     let err = match Streamer::start(config(&nginx.url("SECRET-KEY-42"))) {
         Ok(_) => panic!("a rejected key must not start"),
-        Err(e) => e.to_string(),
+        Err(e) => {
+            assert!(
+                matches!(e, onair::Error::Publish { rejected: true, .. }),
+                "not reported as a rejection: {e:?}"
+            );
+            e.to_string()
+        }
     };
     eprintln!("rejected: failed after {} ms: {err}", ms(t0.elapsed()));
     assert!(err.contains("rejected"), "{err}");

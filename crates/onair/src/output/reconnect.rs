@@ -234,6 +234,9 @@ fn connect_until_live(ctx: &ReconnectContext, ever_live: bool) -> Outcome {
                     ctx.policy.max_retries.is_some_and(|max| attempts > max)
                 };
                 if give_up {
+                    ctx.counters
+                        .rejected
+                        .store(e.is_rejection(), Ordering::Release);
                     ctx.emit(Event::Error {
                         output: ctx.output,
                         rejected: e.is_rejection(),

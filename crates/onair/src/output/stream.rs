@@ -176,6 +176,11 @@ impl StreamOutput {
         self.counters.state.get()
     }
 
+    /// True when the output gave up because the server refused the publish.
+    pub fn rejected(&self) -> bool {
+        self.counters.rejected.load(Ordering::Acquire)
+    }
+
     /// Last connection error, key redacted.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
