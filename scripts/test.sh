@@ -23,7 +23,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+# --release: the build scripts (openh264 and fdk-aac, compiled from C and asm)
+# then run once and are shared with the release test build below.
+cargo clippy --workspace --all-targets --release -- -D warnings
 
 step "cargo test --release"
 cargo test --workspace --release "$@"
