@@ -212,7 +212,7 @@ export interface StreamerOptions {
   display?: string
   /** Audio source (default `'test'`). */
   audio?: AudioSource
-  /** A capture device by name (overrides `audio`); not available in this build yet. */
+  /** A capture device by name (overrides `audio`). */
   audioDevice?: string
   /** `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`. */
   size?: string

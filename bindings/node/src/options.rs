@@ -27,7 +27,7 @@ pub const STREAM_KEY_ENV: &str = "ONAIR_STREAM_KEY";
 pub enum VideoSource {
     /// The moving test pattern (default).
     Test,
-    /// An X11 screen (`display`, default `$DISPLAY`); not available in this build yet.
+    /// An X11 screen (`display`, default `$DISPLAY`).
     Screen,
     /// No video.
     None,
@@ -39,7 +39,7 @@ pub enum VideoSource {
 pub enum AudioSource {
     /// A 440 Hz tone with a beep every second (default).
     Test,
-    /// The default capture device; not available in this build yet.
+    /// The default capture device.
     Default,
     /// No audio.
     None,
@@ -81,7 +81,7 @@ pub struct StreamerOptions {
     pub display: Option<String>,
     /// Audio source (default `'test'`).
     pub audio: Option<AudioSource>,
-    /// A capture device by name (overrides `audio`); not available in this build yet.
+    /// A capture device by name (overrides `audio`).
     pub audio_device: Option<String>,
     /// `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`.
     pub size: Option<String>,

@@ -96,3 +96,27 @@ pub trait PacketSink: Send + Sync {
     /// Offers one packet; the sink decides to queue or drop it.
     fn push(&self, packet: EncodedPacket);
 }
+
+/// Small, valid headers (64x64 Baseline SPS/PPS, 48 kHz stereo AAC-LC) for
+/// unit tests of the muxers and writers.
+#[cfg(test)]
+pub(crate) fn test_headers() -> StreamHeaders {
+    StreamHeaders {
+        video: Some(VideoParams {
+            width: 64,
+            height: 64,
+            fps: 30,
+            bitrate_bps: 500_000,
+            sps: Bytes::from_static(&[0x67, 0x42, 0xC0, 0x1E, 0xD9]),
+            pps: Bytes::from_static(&[0x68, 0xCE, 0x3C, 0x80]),
+        }),
+        audio: Some(AudioParams {
+            sample_rate: 48_000,
+            channels: 2,
+            bitrate_bps: 128_000,
+            asc: Bytes::from_static(&[0x11, 0x90]),
+            frame_samples: 1024,
+        }),
+        encoder_name: "test".into(),
+    }
+}
