@@ -81,7 +81,10 @@ export declare class VideoAudioStreamer extends EventEmitter {
   stop(): Promise<StreamStats>
   /** Skips the current backoff wait while reconnecting. */
   reconnectNow(): void
-  /** Changes the H.264 bitrate while running (bit/s, 50k..50M). */
+  /**
+   * Changes the H.264 bitrate while running (bit/s, 50k..50M). With adaptive
+   * bitrate it becomes the new ceiling: onair never goes above it.
+   */
   setVideoBitrate(bps: number): void
   /** The current stats snapshot. */
   stats(): StreamStats

@@ -16,6 +16,7 @@ const native = require('./index.js')
 const STREAMER_OPTIONS = new Set([
   'url', 'streamKey', 'video', 'display', 'audio', 'audioDevice', 'size', 'width', 'height',
   'fps', 'videoBitrate', 'audioBitrate', 'keyint', 'buffer', 'stallTimeoutMs', 'reconnect', 'record',
+  'adaptiveBitrate', 'minVideoBitrate',
 ])
 const NESTED_OPTIONS = {
   buffer: new Set(['packets', 'ms', 'bytes']),

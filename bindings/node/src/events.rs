@@ -114,6 +114,20 @@ pub struct StreamStats {
     /// Extra: IDR requests made after congestion or reconnects.
     #[napi(js_name = "idr_requests")]
     pub idr_requests: f64,
+    /// The video encoder's current target bitrate, kbit/s.
+    #[napi(js_name = "video_bitrate_kbps")]
+    pub video_bitrate_kbps: f64,
+    /// What the link is believed to carry, kbit/s (0 until measured).
+    #[napi(js_name = "link_kbps")]
+    pub link_kbps: f64,
+    /// How close the buffer is to dropping video: 0..1.
+    pub congestion: f64,
+    /// Extra: the user's video bitrate, the ceiling of adaptation, kbit/s.
+    #[napi(js_name = "video_bitrate_ceiling_kbps")]
+    pub video_bitrate_ceiling_kbps: f64,
+    /// Extra: why the bitrate is where it is: ceiling | link | probing | floor.
+    #[napi(js_name = "bitrate_reason")]
+    pub bitrate_reason: Option<String>,
     /// Extra: the destination, stream key redacted.
     pub output: String,
     /// Extra: last error, stream key redacted, if any.
@@ -234,6 +248,11 @@ impl StreamStats {
             kernel_unsent_bytes: s.kernel_unsent_bytes as f64,
             connect_failures: s.connect_failures as f64,
             idr_requests: s.idr_requests as f64,
+            video_bitrate_kbps: s.video_bitrate_kbps as f64,
+            link_kbps: s.link_kbps as f64,
+            congestion: s.congestion,
+            video_bitrate_ceiling_kbps: s.video_bitrate_ceiling_kbps as f64,
+            bitrate_reason: s.bitrate_reason.map(str::to_owned),
             output: scrub(&s.output, key),
             last_error: s.last_error.as_deref().map(|e| scrub(e, key)),
             recording: None,

@@ -106,6 +106,13 @@ pub struct StreamerOptions {
     /// Also record to a local file (`.flv` or `.mp4`): a path, or `{ path, overwrite }`.
     /// The recording gets the same encoded packets as the stream.
     pub record: Option<Either<String, RecordOptions>>,
+    /// Adapt the video bitrate to what the link carries (default `true`);
+    /// `videoBitrate` is then the ceiling. `false`: fixed bitrate, frames
+    /// dropped when the link is too slow.
+    pub adaptive_bitrate: Option<bool>,
+    /// Lowest video bitrate adaptation may choose (bit/s or `'300k'`); below
+    /// it frames are dropped instead (default: 0.01 bit per pixel and frame).
+    pub min_video_bitrate: Option<Either<f64, String>>,
 }
 
 /// The streamer's `record` option in its object form.
@@ -430,7 +437,20 @@ impl StreamerOptions {
         })?;
         let key = Some(url.stream_key.clone());
 
-        let (video, audio) = self.media().settings()?;
+        let (mut video, audio) = self.media().settings()?;
+        if let Some(v) = video.as_mut() {
+            v.adaptive_bitrate = self.adaptive_bitrate.unwrap_or(true);
+            if let Some(b) = &self.min_video_bitrate {
+                let min = bitrate("minVideoBitrate", b)?;
+                if min > v.bitrate_bps {
+                    return Err(Failure::option(
+                        "minVideoBitrate",
+                        format!("{min} bit/s is above videoBitrate ({})", v.bitrate_bps),
+                    ));
+                }
+                v.min_bitrate_bps = Some(min);
+            }
+        }
         let total_bps = video.as_ref().map_or(0, |v| u64::from(v.bitrate_bps))
             + audio.as_ref().map_or(0, |a| u64::from(a.bitrate_bps));
         let mut out = StreamOutputConfig::new(url);

@@ -429,7 +429,8 @@ impl NativeStreamer {
         }
     }
 
-    /// Changes the H.264 bitrate while running (bit/s, 50k..=50M).
+    /// Changes the H.264 bitrate while running (bit/s, 50k..=50M). With
+    /// adaptive bitrate it becomes the new ceiling, never fought.
     #[napi]
     pub fn set_video_bitrate(&self, bps: f64) -> Result<(), ErrorCode> {
         if !bps.is_finite() || !(50_000.0..=50_000_000.0).contains(&bps) {

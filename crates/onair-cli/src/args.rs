@@ -75,9 +75,19 @@ pub struct CommonArgs {
     /// Frames per second (1..120).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=120))]
     pub fps: u32,
-    /// H.264 bitrate, e.g. 2500k, 6M, 800000.
+    /// H.264 bitrate, e.g. 2500k, 6M, 800000. With adaptive bitrate, the
+    /// ceiling: onair lowers it to fit a slow link and never goes above it.
     #[arg(long, default_value = "2500k", value_parser = parse_bitrate)]
     pub video_bitrate: u32,
+    /// Adapt the video bitrate to what each destination's link carries
+    /// (on), or keep it fixed and drop frames when the link is too slow (off).
+    #[arg(long, default_value = "on", value_parser = parse_on_off, value_name = "on|off")]
+    pub adaptive_bitrate: bool,
+    /// Lowest video bitrate adaptation may choose; below it, frames are
+    /// dropped instead (default: 0.01 bit per pixel and frame, e.g. 276k at
+    /// 720p30).
+    #[arg(long, value_parser = parse_bitrate)]
+    pub min_video_bitrate: Option<u32>,
     /// AAC bitrate, e.g. 160k.
     #[arg(long, default_value = "160k", value_parser = parse_bitrate)]
     pub audio_bitrate: u32,
@@ -191,6 +201,16 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
 }
 
 /// `2500k`, `2.5M`, `800000` -> bit/s.
+/// Parses `on` / `off` (also true/false, yes/no, 1/0).
+pub fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("'{s}' is not on or off")),
+    }
+}
+
+/// Parses a bitrate: bits per second, with an optional k or M suffix.
 pub fn parse_bitrate(s: &str) -> Result<u32, String> {
     let lower = s.trim().to_ascii_lowercase();
     let (num, mult) = if let Some(n) = lower.strip_suffix('k') {
@@ -262,6 +282,8 @@ impl CommonArgs {
                 fps: self.fps,
                 bitrate_bps: self.video_bitrate,
                 keyint_secs: self.keyint,
+                adaptive_bitrate: self.adaptive_bitrate,
+                min_bitrate_bps: self.min_video_bitrate,
             }),
         }
     }
@@ -282,9 +304,9 @@ impl CommonArgs {
 impl NetArgs {
     /// Buffer bounds from the options, the byte bound defaulting by bitrate.
     pub fn limits(&self, total_bps: u64) -> BufferLimits {
-        let mut limits = BufferLimits::for_bitrate(total_bps);
+        let mut limits =
+            BufferLimits::for_bitrate_and_span(total_bps, Duration::from_millis(self.buffer_ms));
         limits.max_packets = usize::try_from(self.buffer_packets).unwrap_or(usize::MAX);
-        limits.max_span = Duration::from_millis(self.buffer_ms);
         if let Some(b) = self.buffer_bytes {
             limits.max_bytes = b;
         }
@@ -313,6 +335,9 @@ mod tests {
         assert_eq!(parse_bitrate("160000"), Ok(160_000));
         assert!(parse_bitrate("fast").is_err());
         assert!(parse_bitrate("1k").is_err());
+        assert_eq!(parse_on_off("on"), Ok(true));
+        assert_eq!(parse_on_off("OFF"), Ok(false));
+        assert!(parse_on_off("maybe").is_err());
         assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("NaN").is_err());

@@ -94,8 +94,17 @@ impl StatsSink {
             sources.push_str("  [audio source: silence inserted]");
         }
         eprint!(
-            "\r\x1b[K{:<12} {:>6.0} kbps  {:>3}/{} fps  buffer {:>4} ms  dropped v{} a{}  reconnects {}{}",
-            s.state, s.kbps, fps, self.fps, s.buffer_ms, drops, s.audio_frames_dropped, s.reconnects, sources
+            "\r\x1b[K{:<12} {:>6.0} kbps  {:>3}/{} fps  buffer {:>4} ms  dropped v{} a{}  reconnects {}{}{}",
+            s.state,
+            s.kbps,
+            fps,
+            self.fps,
+            s.buffer_ms,
+            drops,
+            s.audio_frames_dropped,
+            s.reconnects,
+            bitrate_note(s),
+            sources
         );
         self.line_shown = true;
     }
@@ -174,5 +183,52 @@ impl StatsSink {
                 s.reconnects
             );
         }
+    }
+}
+
+/// What the status line says about the video bitrate: nothing while it is
+/// the user's, otherwise how far it was lowered and why.
+pub fn bitrate_note(s: &Stats) -> String {
+    if s.video_bitrate_ceiling_kbps == 0 || s.video_bitrate_kbps >= s.video_bitrate_ceiling_kbps {
+        return String::new();
+    }
+    let why = match s.bitrate_reason {
+        Some("floor") => format!(
+            "at its floor, link carries ~{}k: dropping frames",
+            s.link_kbps
+        ),
+        Some("probing") => format!("climbing back, link carried ~{}k", s.link_kbps),
+        Some("link") => format!("link carries ~{}k", s.link_kbps),
+        _ => "another destination is slower".to_owned(),
+    };
+    format!(
+        "  video {}k of {}k ({why})",
+        s.video_bitrate_kbps, s.video_bitrate_ceiling_kbps
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_says_when_and_why_the_bitrate_is_lowered() {
+        let mut s = Stats {
+            video_bitrate_kbps: 2500,
+            video_bitrate_ceiling_kbps: 2500,
+            ..Stats::default()
+        };
+        assert_eq!(bitrate_note(&s), "");
+        s.video_bitrate_kbps = 1200;
+        s.link_kbps = 1550;
+        s.bitrate_reason = Some("link");
+        assert_eq!(
+            bitrate_note(&s),
+            "  video 1200k of 2500k (link carries ~1550k)"
+        );
+        s.bitrate_reason = Some("floor");
+        assert!(bitrate_note(&s).contains("dropping frames"));
+        s.bitrate_reason = Some("ceiling");
+        assert!(bitrate_note(&s).contains("another destination"));
     }
 }

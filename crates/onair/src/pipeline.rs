@@ -24,6 +24,7 @@ use crate::output::stream::{StreamOutput, StreamOutputConfig};
 use crate::output::Event;
 use crate::packet::{EncodedPacket, PacketSink, StreamHeaders};
 use crate::stats::{EngineCounters, LinkState, Stats};
+use crate::video::bitrate::{default_floor_bps, VideoBitrate};
 use crate::video::capture::CaptureThread;
 use crate::video::encoder::{self as venc, VideoControl, VideoEncoder, VideoEncoderConfig};
 use crate::video::source::{TestPattern, VideoSource};
@@ -86,6 +87,20 @@ pub struct VideoSettings {
     pub bitrate_bps: u32,
     /// Keyframe interval, seconds.
     pub keyint_secs: f32,
+    /// Adapt the bitrate to each destination's link (`bitrate_bps` is then
+    /// the ceiling). On by default.
+    pub adaptive_bitrate: bool,
+    /// The lowest bitrate adaptation may choose; below it frames are
+    /// dropped instead. `None` = `video::bitrate::default_floor_bps`.
+    pub min_bitrate_bps: Option<u32>,
+}
+
+impl VideoSettings {
+    /// The floor of adaptation for these settings.
+    pub fn floor_bps(&self) -> u32 {
+        self.min_bitrate_bps
+            .unwrap_or_else(|| default_floor_bps(self.width, self.height, self.fps))
+    }
 }
 
 impl Default for VideoSettings {
@@ -97,6 +112,8 @@ impl Default for VideoSettings {
             fps: 30,
             bitrate_bps: 2_500_000,
             keyint_secs: 2.0,
+            adaptive_bitrate: true,
+            min_bitrate_bps: None,
         }
     }
 }
@@ -166,6 +183,17 @@ impl StreamerConfig {
                     option: "video-bitrate",
                     reason: format!("{} bit/s is outside 50k..50M", v.bitrate_bps),
                 });
+            }
+            if let Some(min) = v.min_bitrate_bps {
+                if !(50_000..=v.bitrate_bps).contains(&min) {
+                    return Err(Error::InvalidConfig {
+                        option: "min-video-bitrate",
+                        reason: format!(
+                            "{min} bit/s is outside 50k..the video bitrate ({})",
+                            v.bitrate_bps
+                        ),
+                    });
+                }
             }
             if !(0.1..=20.0).contains(&v.keyint_secs) {
                 return Err(Error::InvalidConfig {
@@ -382,7 +410,14 @@ impl Streamer {
             }),
         };
 
-        let video_control = video_encoder.as_ref().map(|_| VideoControl::new());
+        let video_bitrate = config.video.as_ref().map(|v| {
+            Arc::new(VideoBitrate::new(
+                v.bitrate_bps,
+                v.floor_bps(),
+                v.adaptive_bitrate,
+            ))
+        });
+        let video_control = video_bitrate.clone().map(VideoControl::new);
         let keyframes: Arc<dyn KeyframeRequester> = match &video_control {
             Some(c) => Arc::new(c.clone()),
             None => Arc::new(NoVideo),
@@ -404,7 +439,14 @@ impl Streamer {
         }
         let mut outputs = Vec::with_capacity(n_streams + records.len());
         for (i, out) in config.outputs.into_iter().enumerate() {
-            let o = StreamOutput::start(i, out, &headers, keyframes.clone(), events_tx.clone())?;
+            let o = StreamOutput::start(
+                i,
+                out,
+                &headers,
+                keyframes.clone(),
+                video_bitrate.clone(),
+                events_tx.clone(),
+            )?;
             outputs.push(OutputSlot {
                 id: OutputId(i),
                 kind: OutputKind::Stream(o),
@@ -525,6 +567,7 @@ impl Streamer {
             .map(|o| {
                 let mut s = o.stats(&self.engine, self.audio_frame_samples);
                 s.t_ms = t_ms;
+                self.fill_bitrate(&mut s);
                 s
             })
             .collect()
@@ -544,6 +587,7 @@ impl Streamer {
             cfg,
             &self.headers,
             self.keyframes.clone(),
+            self.video_control.as_ref().map(|c| c.bitrate().clone()),
             self.events_tx.clone(),
         )?;
         let sink = o.sink();
@@ -594,6 +638,7 @@ impl Streamer {
         slot.stop();
         let mut s = slot.stats(&self.engine, self.audio_frame_samples);
         s.t_ms = self.t_ms();
+        self.fill_bitrate(&mut s);
         Ok(s)
     }
 
@@ -616,10 +661,17 @@ impl Streamer {
         }
     }
 
-    /// Changes the video bitrate while running.
+    /// Changes the video bitrate while running. It becomes the new ceiling
+    /// of adaptive bitrate, which never goes above it (and never fights it).
     pub fn set_video_bitrate(&self, bps: u32) {
         if let Some(c) = &self.video_control {
-            c.set_bitrate(bps);
+            c.bitrate().set_ceiling(bps);
+        }
+    }
+
+    fn fill_bitrate(&self, s: &mut Stats) {
+        if let Some(c) = &self.video_control {
+            s.fill_bitrate(c.bitrate());
         }
     }
 

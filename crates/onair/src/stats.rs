@@ -205,6 +205,18 @@ pub struct OutputCounters {
     /// ReconnectThread: the output gave up because the server refused the
     /// publish (bad key or app), not because of the network.
     pub rejected: std::sync::atomic::AtomicBool,
+    /// NetworkSendThread (congestion controller): what the link is believed
+    /// to carry, bit/s (0 = not known yet).
+    pub link_bps: AtomicU64,
+    /// NetworkSendThread (congestion controller): the video bitrate this
+    /// output asks of the encoder, bit/s.
+    pub wanted_video_bps: AtomicU64,
+    /// NetworkSendThread: how close the buffer is to dropping video, in
+    /// thousandths (1000 = at the muxer's high-water mark).
+    pub congestion_milli: AtomicU64,
+    /// NetworkSendThread (congestion controller): why the wish is where it
+    /// is (`congestion::Reason` as u8).
+    pub bitrate_reason: AtomicU8,
 }
 
 impl Default for OutputCounters {
@@ -226,6 +238,10 @@ impl Default for OutputCounters {
             idr_requests: AtomicU64::new(0),
             send_rate_bps: AtomicU64::new(0),
             rejected: std::sync::atomic::AtomicBool::new(false),
+            link_bps: AtomicU64::new(0),
+            wanted_video_bps: AtomicU64::new(0),
+            congestion_milli: AtomicU64::new(0),
+            bitrate_reason: AtomicU8::new(0),
         }
     }
 }
@@ -284,6 +300,23 @@ pub struct Stats {
     pub connect_failures: u64,
     /// Extra: IDR requests made after congestion or reconnects.
     pub idr_requests: u64,
+    /// The video encoder's current target bitrate, kbit/s (shared by every
+    /// output: one encoder feeds them all).
+    pub video_bitrate_kbps: u64,
+    /// What this output's link is believed to carry (media + framing),
+    /// kbit/s; 0 until measured.
+    pub link_kbps: u64,
+    /// How close this output's buffer is to dropping video: 0 = empty,
+    /// 1 = dropping.
+    pub congestion: f64,
+    /// Extra: the user's video bitrate (the ceiling of adaptation), kbit/s.
+    pub video_bitrate_ceiling_kbps: u64,
+    /// Extra: the video bitrate this output asks of the encoder, kbit/s.
+    pub wanted_video_kbps: u64,
+    /// Extra: why this output's wish is where it is: ceiling | link |
+    /// probing | floor (absent without a stream link or video).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitrate_reason: Option<&'static str>,
     /// Extra: output name with any stream key redacted.
     pub output: String,
     /// Extra (recorders only): packets the recorder lost because the disk
@@ -331,5 +364,17 @@ impl Stats {
         self.connect_failures = ld(&out.connect_failures);
         self.idr_requests = ld(&out.idr_requests);
         self.kbps = ld(&out.send_rate_bps) as f64 / 1000.0;
+        self.link_kbps = ld(&out.link_bps) / 1000;
+        self.wanted_video_kbps = ld(&out.wanted_video_bps) / 1000;
+        self.congestion = (ld(&out.congestion_milli) as f64 / 1000.0).min(1.0);
+        self.bitrate_reason =
+            crate::output::congestion::Reason::from_u8(out.bitrate_reason.load(Ordering::Relaxed))
+                .map(|r| r.as_str());
+    }
+
+    /// Fills the encoder's bitrate fields.
+    pub fn fill_bitrate(&mut self, bitrate: &crate::video::bitrate::VideoBitrate) {
+        self.video_bitrate_kbps = u64::from(bitrate.current()) / 1000;
+        self.video_bitrate_ceiling_kbps = u64::from(bitrate.ceiling()) / 1000;
     }
 }

@@ -4,6 +4,7 @@
 //! bounded queue and one writer thread (`record.rs`).
 
 pub mod buffer;
+pub mod congestion;
 pub mod muxer;
 pub mod reconnect;
 pub mod record;

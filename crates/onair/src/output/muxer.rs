@@ -2,11 +2,15 @@
 //!
 //! Why it is shaped like this:
 //! - It runs on the encoder threads (it is their `PacketSink`), so it never
-//!   sleeps, paces or waits on the network (golden rules 1 and 2). Every
-//!   decision reads a few atomics and the StreamBuffer's fill level.
-//! - The seed's three flags live in `LinkFlags`: `connected` and `drop_all`
-//!   (written by the send/reconnect threads) and `drop_video` (backpressure,
-//!   written here).
+//!   sleeps, paces or waits on the network (golden rules 1 and 2). It builds
+//!   the FLV tag body, then takes its decision inside
+//!   [`StreamBuffer::admit`]: the fill level, the flags and the keyframe gate
+//!   are read and the push or eviction done under the buffer's one lock, so
+//!   no other thread can move anything between a check and its action.
+//! - The seed's three flags live in [`MuxFlags`], under that lock:
+//!   `connected` and `drop_all` change only when a session begins
+//!   (ReconnectThread) or ends (NetworkSendThread), `drop_video`
+//!   (backpressure) only here.
 //! - Dropping one H.264 packet corrupts every frame after it until the next
 //!   IDR. So once video is dropped, the gate stays closed until a keyframe;
 //!   and it only reopens below a low-water mark (hysteresis), at which point
@@ -14,12 +18,14 @@
 //!   not a GOP. Disposable frames (nal_ref_idc = 0) go first, alone.
 //! - Audio is never dropped while connected, except at the StreamBuffer's
 //!   hard bounds (a link slower than the audio bitrate).
+//! - Counters are bumped after the decision, outside the lock: they only
+//!   count, nothing decides on them.
 
-use super::buffer::{Pressure, QueuedTag, StreamBuffer};
+use super::buffer::{Admission, QueuedTag, StreamBuffer};
 use crate::flv;
 use crate::packet::{EncodedPacket, MediaKind, PacketSink};
 use crate::stats::{bump, OutputCounters};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Video dropping starts when the buffer reaches this fraction of any bound.
@@ -37,76 +43,193 @@ pub trait KeyframeRequester: Send + Sync {
     fn request_keyframe(&self);
 }
 
-/// The seed's StreamMuxer flags, shared by the muxer (reads `connected` and
-/// `drop_all`, owns `drop_video`), the NetworkSendThread (clears `connected`
-/// when the link fails) and the ReconnectThread (sets both on success).
-#[derive(Debug, Default)]
-pub struct LinkFlags {
-    /// A publishing session is up.
-    pub connected: AtomicBool,
-    /// Reconnecting: drop everything.
-    pub drop_all: AtomicBool,
-    /// Backpressure: drop video (set and cleared by the muxer).
-    pub drop_video: AtomicBool,
-}
-
 /// Why the video gate is waiting for a keyframe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-enum Gate {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Gate {
     /// Video flows.
-    Open = 0,
+    Open,
     /// Video was dropped for congestion: wait for a keyframe.
-    AfterCongestion = 1,
+    AfterCongestion,
     /// A new session (or none yet): the first video must be a keyframe.
-    AfterDisconnect = 2,
+    #[default]
+    AfterDisconnect,
 }
 
-impl Gate {
-    fn load(a: &AtomicU8) -> Self {
-        match a.load(Ordering::Acquire) {
-            0 => Self::Open,
-            1 => Self::AfterCongestion,
-            _ => Self::AfterDisconnect,
+/// The seed's StreamMuxer flags and the keyframe gate of one output. They
+/// live under the StreamBuffer's lock (see `buffer.rs`), so every decision
+/// that reads them also acts under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MuxFlags {
+    /// A publishing session is up.
+    pub connected: bool,
+    /// Reconnecting: drop everything.
+    pub drop_all: bool,
+    /// Backpressure: drop video (set and cleared by the muxer).
+    pub drop_video: bool,
+    /// What the next video packet must be.
+    pub gate: Gate,
+}
+
+impl Default for MuxFlags {
+    /// Before the first session: nothing goes through.
+    fn default() -> Self {
+        Self {
+            connected: false,
+            drop_all: false,
+            drop_video: false,
+            gate: Gate::AfterDisconnect,
         }
     }
+}
+
+impl MuxFlags {
+    /// A session just came up: everything flows, from a keyframe.
+    pub fn new_session() -> Self {
+        Self {
+            connected: true,
+            ..Self::default()
+        }
+    }
+
+    /// The link is down: drop everything until the next session.
+    pub fn down() -> Self {
+        Self {
+            drop_all: true,
+            ..Self::default()
+        }
+    }
+
+    fn up(&self) -> bool {
+        self.connected && !self.drop_all
+    }
+}
+
+/// What became of one packet offered to the buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Verdict {
+    /// The packet itself was dropped, and why.
+    dropped: Option<DropReason>,
+    /// Queued video removed to make room (counted as congestion drops).
+    evicted_video: u64,
+    /// Ask the encoder for an IDR now.
+    request_idr: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DropReason {
+    Congestion,
+    Disconnected,
+}
+
+/// Decides on one video tag, under the buffer's lock.
+fn admit_video(a: &mut Admission<'_>, tag: QueuedTag, disposable: bool) -> Verdict {
+    let mut v = Verdict::default();
+    if !a.flags().up() {
+        a.flags().gate = Gate::AfterDisconnect;
+        v.dropped = Some(DropReason::Disconnected);
+        return v;
+    }
+    let worst = a.pressure().worst();
+    if a.flags().drop_video {
+        if worst >= VIDEO_RESUME_LOW_WATER {
+            a.flags().gate = Gate::AfterCongestion;
+            v.dropped = Some(DropReason::Congestion);
+            return v;
+        }
+        // Drained: resume at the next keyframe, and make it come now.
+        a.flags().drop_video = false;
+        v.request_idr = true;
+    } else if worst >= VIDEO_DROP_HIGH_WATER {
+        v.evicted_video = start_dropping_video(a);
+        v.dropped = Some(DropReason::Congestion);
+        return v;
+    }
+    match a.flags().gate {
+        Gate::Open => {}
+        closed if !tag.keyframe => {
+            v.dropped = Some(match closed {
+                Gate::AfterDisconnect => DropReason::Disconnected,
+                _ => DropReason::Congestion,
+            });
+            return v;
+        }
+        _ => a.flags().gate = Gate::Open,
+    }
+    if disposable && worst >= DISPOSABLE_DROP_WATER {
+        // Nothing references it: dropping it alone is harmless.
+        v.dropped = Some(DropReason::Congestion);
+        return v;
+    }
+    if a.push(tag).is_err() {
+        // A hard bound (audio filled it): congestion, to the next keyframe.
+        v.evicted_video = start_dropping_video(a);
+        v.dropped = Some(DropReason::Congestion);
+    }
+    v
+}
+
+/// Decides on one audio tag, under the buffer's lock.
+fn admit_audio(a: &mut Admission<'_>, tag: QueuedTag) -> Verdict {
+    let mut v = Verdict::default();
+    if !a.flags().up() {
+        v.dropped = Some(DropReason::Disconnected);
+        return v;
+    }
+    if let Err((rejected, tag)) = a.push(tag) {
+        // Video goes first: make room by dropping the queued video, and
+        // only lose audio if the link cannot even carry that.
+        tracing::debug!(?rejected, "buffer full for audio: evicting queued video");
+        v.evicted_video = start_dropping_video(a);
+        if a.push(tag).is_err() {
+            v.dropped = Some(DropReason::Congestion);
+        }
+    }
+    v
+}
+
+/// Enters the drop-video state: closes the keyframe gate and removes the
+/// video still queued, so the buffer drains at the speed of the link
+/// instead of after seconds of stale video, and audio keeps its room.
+fn start_dropping_video(a: &mut Admission<'_>) -> u64 {
+    let f = a.flags();
+    f.drop_video = true;
+    f.gate = Gate::AfterCongestion;
+    a.evict_video()
 }
 
 /// The muxer of one output. Cheap to share: `Arc<StreamMuxer>` is the
 /// output's `PacketSink`.
 pub struct StreamMuxer {
     buffer: Arc<StreamBuffer>,
-    flags: Arc<LinkFlags>,
     counters: Arc<OutputCounters>,
     keyframes: Arc<dyn KeyframeRequester>,
-    /// Only the video encoder thread writes this (one video producer).
-    gate: AtomicU8,
 }
 
 impl StreamMuxer {
-    /// A muxer feeding `buffer`, reading `flags`, counting into `counters`.
+    /// A muxer feeding `buffer`, counting into `counters`.
     pub fn new(
         buffer: Arc<StreamBuffer>,
-        flags: Arc<LinkFlags>,
         counters: Arc<OutputCounters>,
         keyframes: Arc<dyn KeyframeRequester>,
     ) -> Self {
         Self {
             buffer,
-            flags,
             counters,
             keyframes,
-            gate: AtomicU8::new(Gate::AfterDisconnect as u8),
         }
     }
 
-    /// Called by the ReconnectThread when a new session is up: the next video
-    /// packet sent must be an IDR, and one is requested now so the stream
-    /// resumes at the present frame.
+    /// Called by the ReconnectThread when a new session is up: clean
+    /// buffer, flags up, the next video packet sent must be an IDR, and one
+    /// is requested now so the stream resumes at the present frame.
     pub fn on_new_session(&self) {
-        self.gate
-            .store(Gate::AfterDisconnect as u8, Ordering::Release);
-        self.flags.drop_video.store(false, Ordering::Release);
+        let (video, audio) = self.buffer.begin_session();
+        self.counters
+            .video_dropped_disconnected
+            .fetch_add(video, Ordering::Relaxed);
+        self.counters
+            .audio_frames_dropped
+            .fetch_add(audio, Ordering::Relaxed);
         self.request_keyframe();
     }
 
@@ -115,108 +238,42 @@ impl StreamMuxer {
         self.keyframes.request_keyframe();
     }
 
-    fn is_up(&self) -> bool {
-        self.flags.connected.load(Ordering::Acquire) && !self.flags.drop_all.load(Ordering::Acquire)
-    }
-
-    fn drop_video(&self, gate: Gate) {
-        self.gate.store(gate as u8, Ordering::Release);
-        let counter = match gate {
-            Gate::AfterDisconnect => &self.counters.video_dropped_disconnected,
-            _ => &self.counters.video_dropped_congestion,
-        };
-        bump(counter);
-    }
-
-    fn write_video(&self, packet: &EncodedPacket) {
-        if !self.is_up() {
-            self.drop_video(Gate::AfterDisconnect);
-            return;
+    fn count(&self, kind: MediaKind, v: Verdict) {
+        let c = &self.counters;
+        c.video_dropped_congestion
+            .fetch_add(v.evicted_video, Ordering::Relaxed);
+        if let Some(reason) = v.dropped {
+            bump(match (kind, reason) {
+                (MediaKind::Audio, _) => &c.audio_frames_dropped,
+                (MediaKind::Video, DropReason::Congestion) => &c.video_dropped_congestion,
+                (MediaKind::Video, DropReason::Disconnected) => &c.video_dropped_disconnected,
+            });
         }
-        let pressure: Pressure = self.buffer.pressure();
-        let worst = pressure.worst();
-        if self.flags.drop_video.load(Ordering::Acquire) {
-            if worst >= VIDEO_RESUME_LOW_WATER {
-                self.drop_video(Gate::AfterCongestion);
-                return;
-            }
-            // Drained: resume at the next keyframe, and make it come now.
-            self.flags.drop_video.store(false, Ordering::Release);
+        if v.request_idr {
             self.request_keyframe();
-        } else if worst >= VIDEO_DROP_HIGH_WATER {
-            self.start_dropping_video();
-            self.drop_video(Gate::AfterCongestion);
-            return;
-        }
-        let gate = Gate::load(&self.gate);
-        if gate != Gate::Open {
-            if !packet.keyframe {
-                self.drop_video(gate);
-                return;
-            }
-            self.gate.store(Gate::Open as u8, Ordering::Release);
-        }
-        if packet.disposable && worst >= DISPOSABLE_DROP_WATER {
-            // Nothing references it: dropping it alone is harmless.
-            bump(&self.counters.video_dropped_congestion);
-            return;
-        }
-        let tag = QueuedTag {
-            kind: MediaKind::Video,
-            dts_ns: packet.dts_ns,
-            keyframe: packet.keyframe,
-            body: flv::video_tag_body(packet),
-        };
-        if self.buffer.push(tag).is_err() {
-            // A hard bound was hit between the check and the push (audio
-            // filled it): treat as congestion.
-            self.start_dropping_video();
-            self.drop_video(Gate::AfterCongestion);
-        }
-    }
-
-    /// Enters the drop-video state: closes the keyframe gate and removes the
-    /// video still queued, so the buffer drains at the speed of the link
-    /// instead of after seconds of stale video, and audio keeps its room.
-    fn start_dropping_video(&self) {
-        self.flags.drop_video.store(true, Ordering::Release);
-        self.gate
-            .store(Gate::AfterCongestion as u8, Ordering::Release);
-        let evicted = self.buffer.evict_video();
-        self.counters
-            .video_dropped_congestion
-            .fetch_add(evicted, Ordering::Relaxed);
-    }
-
-    fn write_audio(&self, packet: &EncodedPacket) {
-        if !self.is_up() {
-            bump(&self.counters.audio_frames_dropped);
-            return;
-        }
-        let tag = QueuedTag {
-            kind: MediaKind::Audio,
-            dts_ns: packet.dts_ns,
-            keyframe: true,
-            body: flv::audio_tag_body(packet),
-        };
-        if let Err(rejected) = self.buffer.push(tag.clone()) {
-            // Video goes first: make room by dropping the queued video, and
-            // only lose audio if the link cannot even carry that.
-            tracing::debug!(?rejected, "buffer full for audio: evicting queued video");
-            self.start_dropping_video();
-            if self.buffer.push(tag).is_err() {
-                bump(&self.counters.audio_frames_dropped);
-            }
         }
     }
 }
 
 impl PacketSink for StreamMuxer {
     fn push(&self, packet: EncodedPacket) {
-        match packet.kind {
-            MediaKind::Video => self.write_video(&packet),
-            MediaKind::Audio => self.write_audio(&packet),
-        }
+        // The tag body is built before the lock: the lock is for deciding.
+        let tag = QueuedTag {
+            kind: packet.kind,
+            dts_ns: packet.dts_ns,
+            keyframe: packet.keyframe || packet.kind == MediaKind::Audio,
+            body: match packet.kind {
+                MediaKind::Video => flv::video_tag_body(&packet),
+                MediaKind::Audio => flv::audio_tag_body(&packet),
+            },
+        };
+        let verdict = match packet.kind {
+            MediaKind::Video => self
+                .buffer
+                .admit(|a| admit_video(a, tag, packet.disposable)),
+            MediaKind::Audio => self.buffer.admit(|a| admit_audio(a, tag)),
+        };
+        self.count(packet.kind, verdict);
     }
 }
 
@@ -239,28 +296,27 @@ mod tests {
     struct Rig {
         muxer: StreamMuxer,
         buffer: Arc<StreamBuffer>,
-        flags: Arc<LinkFlags>,
         counters: Arc<OutputCounters>,
         idr: Arc<CountingRequester>,
     }
 
     fn rig(max_packets: usize) -> Rig {
-        let limits = BufferLimits {
+        rig_with(BufferLimits {
             max_packets,
             max_span: Duration::from_secs(100),
             max_bytes: 1 << 30,
-        };
-        let buffer = Arc::new(StreamBuffer::new(limits, 2_000_000));
-        let flags = Arc::new(LinkFlags::default());
+        })
+    }
+
+    fn rig_with(limits: BufferLimits) -> Rig {
+        let buffer = Arc::new(StreamBuffer::new(limits));
         let counters = Arc::new(OutputCounters::default());
         let idr = Arc::new(CountingRequester::default());
-        let muxer = StreamMuxer::new(buffer.clone(), flags.clone(), counters.clone(), idr.clone());
-        flags.connected.store(true, Relaxed);
+        let muxer = StreamMuxer::new(buffer.clone(), counters.clone(), idr.clone());
         muxer.on_new_session();
         Rig {
             muxer,
             buffer,
-            flags,
             counters,
             idr,
         }
@@ -318,15 +374,20 @@ mod tests {
     #[test]
     fn disconnected_drops_everything_and_counts_by_reason() {
         let r = rig(100);
-        r.flags.connected.store(false, Relaxed);
-        r.muxer.push(video(0, true));
         r.muxer.push(audio(0));
-        r.flags.connected.store(true, Relaxed);
-        r.flags.drop_all.store(true, Relaxed);
+        r.buffer.end_session();
+        assert_eq!(r.buffer.flags(), MuxFlags::down());
+        r.muxer.push(video(1, true));
         r.muxer.push(audio(1));
         assert!(r.buffer.is_empty());
         assert_eq!(r.counters.video_dropped_disconnected.load(Relaxed), 1);
-        assert_eq!(r.counters.audio_frames_dropped.load(Relaxed), 2);
+        assert_eq!(r.counters.audio_frames_dropped.load(Relaxed), 1);
+        // The next session drops nothing of its own, and starts at a keyframe.
+        r.muxer.on_new_session();
+        r.muxer.push(video(2, false));
+        r.muxer.push(video(3, true));
+        assert_eq!(r.buffer.len(), 1);
+        assert_eq!(r.buffer.flags().gate, Gate::Open);
     }
 
     #[test]
@@ -341,12 +402,9 @@ mod tests {
             r.muxer.push(audio(300 + i));
         }
         assert_eq!(r.buffer.len(), 15);
-        assert!(!r.flags.drop_video.load(Relaxed));
+        assert!(!r.buffer.flags().drop_video);
         r.muxer.push(video(8 * 33, false));
-        assert!(
-            r.flags.drop_video.load(Relaxed),
-            "high water starts dropping"
-        );
+        assert!(r.buffer.flags().drop_video, "high water starts dropping");
         // The queued video went with it (unsent, so the picture stays valid);
         // the audio stayed, and more audio is still accepted.
         assert_eq!(r.buffer.len(), 7);
@@ -367,7 +425,7 @@ mod tests {
             r.buffer.pop(Duration::ZERO);
         }
         r.muxer.push(video(633, false));
-        assert!(!r.flags.drop_video.load(Relaxed));
+        assert!(!r.buffer.flags().drop_video);
         assert_eq!(r.idr.0.load(Relaxed), idr_before + 1);
         r.muxer.push(video(666, false));
         r.muxer.push(video(700, true));
@@ -395,7 +453,7 @@ mod tests {
         let tags = drain(&r.buffer);
         assert_eq!(tags.len(), 11, "disposable dropped, next inter frame kept");
         assert_eq!(r.counters.video_dropped_congestion.load(Relaxed), 1);
-        assert!(!r.flags.drop_video.load(Relaxed));
+        assert!(!r.buffer.flags().drop_video);
     }
 
     #[test]
@@ -414,7 +472,7 @@ mod tests {
         assert!(kinds.iter().all(|k| *k == MediaKind::Audio), "{kinds:?}");
         assert_eq!(kinds.len(), 3);
         assert_eq!(r.counters.audio_frames_dropped.load(Relaxed), 0);
-        assert!(r.flags.drop_video.load(Relaxed));
+        assert!(r.buffer.flags().drop_video);
         // The gate is closed: the next inter frame is refused even after drain.
         r.muxer.push(video(133, false));
         assert!(r.buffer.is_empty());
@@ -428,5 +486,90 @@ mod tests {
         }
         assert_eq!(r.buffer.len(), 5);
         assert_eq!(r.counters.audio_frames_dropped.load(Relaxed), 2);
+    }
+
+    /// Golden rule "never corrupt what viewers decode", under concurrency:
+    /// the video encoder thread, the audio encoder thread (whose pushes evict
+    /// queued video at a bound) and the send thread all touch the buffer at
+    /// once. Whatever the interleaving, every inter frame that leaves the
+    /// buffer must follow the video frame it references (the previous one):
+    /// a P-frame queued behind a just-evicted reference is the mid-GOP
+    /// corruption the keyframe gate exists to prevent.
+    #[test]
+    fn concurrent_audio_evictions_never_leave_an_orphan_inter_frame() {
+        const FRAMES: u64 = 100_000;
+        const GOP: u64 = 8;
+        // One audio frame fills 70 % of the byte bound: below the high-water
+        // mark, video is let in; a second one hits the bound and evicts it.
+        const MAX_BYTES: usize = 1000;
+        let r = Arc::new(rig_with(BufferLimits {
+            max_packets: 100,
+            max_span: Duration::from_secs(100),
+            max_bytes: MAX_BYTES,
+        }));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let consumer = {
+            let (r, done) = (r.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut video = Vec::new();
+                let mut n = 0u64;
+                loop {
+                    match r.buffer.pop(Duration::from_millis(1)) {
+                        Some(t) if t.kind == MediaKind::Video => {
+                            let tail: [u8; 8] = t.body[t.body.len() - 8..].try_into().unwrap();
+                            video.push((u64::from_be_bytes(tail), t.keyframe));
+                        }
+                        Some(_) => {}
+                        None if done.load(Relaxed) => return video,
+                        None => {}
+                    }
+                    n += 1;
+                    if n.is_multiple_of(3) {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        };
+        let audio = {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                for i in 0..FRAMES {
+                    let mut a = audio(i);
+                    a.data = Bytes::from(vec![0u8; MAX_BYTES * 7 / 10]);
+                    r.muxer.push(a);
+                    std::thread::yield_now();
+                }
+            })
+        };
+        for seq in 0..FRAMES {
+            let mut p = video(seq, seq.is_multiple_of(GOP));
+            let mut data = vec![0, 0, 0, 9, 0x65];
+            data.extend_from_slice(&seq.to_be_bytes());
+            p.data = Bytes::from(data);
+            r.muxer.push(p);
+            std::thread::yield_now();
+        }
+        audio.join().unwrap();
+        done.store(true, Relaxed);
+        let video = consumer.join().unwrap();
+        eprintln!(
+            "video out {}, congestion drops {}, audio dropped {}",
+            video.len(),
+            r.counters.video_dropped_congestion.load(Relaxed),
+            r.counters.audio_frames_dropped.load(Relaxed)
+        );
+        assert!(video.len() > 100, "too little video got through to judge");
+        assert!(video[0].1, "the first video out is a keyframe");
+        let orphans: Vec<_> = video
+            .windows(2)
+            .filter(|w| !w[1].1 && w[1].0 != w[0].0 + 1)
+            .map(|w| (w[0].0, w[1].0))
+            .collect();
+        assert!(
+            orphans.is_empty(),
+            "{} inter frames left after their reference was dropped, e.g. {:?}",
+            orphans.len(),
+            &orphans[..orphans.len().min(5)]
+        );
     }
 }

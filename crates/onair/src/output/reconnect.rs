@@ -14,8 +14,7 @@
 //! server *rejects* is not a network fault and ends the output after a few
 //! tries.
 
-use super::buffer::StreamBuffer;
-use super::muxer::{LinkFlags, StreamMuxer};
+use super::muxer::StreamMuxer;
 use super::rtmp::{ConnectOptions, RtmpPublisher};
 use super::send::LinkDown;
 use super::url::RtmpUrl;
@@ -123,10 +122,6 @@ pub struct ReconnectContext {
     pub policy: ReconnectPolicy,
     /// The output's muxer (told about new sessions).
     pub muxer: Arc<StreamMuxer>,
-    /// The output's queue (cleared on success).
-    pub buffer: Arc<StreamBuffer>,
-    /// The muxer's flags.
-    pub flags: Arc<LinkFlags>,
     /// The output's counters.
     pub counters: Arc<OutputCounters>,
     /// Hands sessions to the NetworkSendThread.
@@ -263,18 +258,10 @@ fn connect_until_live(ctx: &ReconnectContext, ever_live: bool) -> Outcome {
 }
 
 /// A fresh session: clean buffer, keyframe gate closed with an IDR requested
-/// now, flags up, session handed to the send thread.
+/// now, flags up (all in one step under the buffer's lock), session handed
+/// to the send thread.
 fn go_live(ctx: &ReconnectContext, publisher: RtmpPublisher) {
-    let (video, audio) = ctx.buffer.clear();
-    ctx.counters
-        .video_dropped_disconnected
-        .fetch_add(video, Ordering::Relaxed);
-    ctx.counters
-        .audio_frames_dropped
-        .fetch_add(audio, Ordering::Relaxed);
     ctx.muxer.on_new_session();
-    ctx.flags.drop_all.store(false, Ordering::Release);
-    ctx.flags.connected.store(true, Ordering::Release);
     ctx.counters.state.set(LinkState::Live);
     // The send thread lives as long as this thread's output.
     let _ = ctx.sessions.send(publisher);

@@ -607,7 +607,14 @@ impl RtmpPublisher {
     /// `tcpi_last_ack_recv`), if known. It also grows while we send nothing,
     /// so it only means "stalled" while [`kernel_unsent_bytes`](Self::kernel_unsent_bytes) > 0.
     pub fn ms_since_last_ack(&self) -> Option<u32> {
-        last_ack_ms(&self.stream)
+        tcp_info(&self.stream).map(|i| i.tcpi_last_ack_recv)
+    }
+
+    /// Bytes of this connection the peer has acknowledged (TCP_INFO
+    /// `tcpi_bytes_acked`): what the link really carried, for the
+    /// congestion controller. `None` where unsupported.
+    pub fn bytes_acked(&self) -> Option<u64> {
+        tcp_info(&self.stream).map(|i| i.tcpi_bytes_acked)
     }
 
     /// Graceful stop: drain pending for up to `drain`, FCUnpublish +
@@ -978,9 +985,9 @@ fn kernel_outq(_stream: &TcpStream) -> Option<usize> {
     None
 }
 
-/// TCP_INFO `tcpi_last_ack_recv`: ms since the last ACK from the peer.
+/// TCP_INFO of the connection (last ACK time, bytes acknowledged).
 #[cfg(target_os = "linux")]
-fn last_ack_ms(stream: &TcpStream) -> Option<u32> {
+fn tcp_info(stream: &TcpStream) -> Option<libc::tcp_info> {
     let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
     let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>()).ok()?;
     // SAFETY: the fd is an open socket owned by `stream`; `info` is a zeroed
@@ -996,12 +1003,19 @@ fn last_ack_ms(stream: &TcpStream) -> Option<u32> {
     };
     // SAFETY: tcp_info is plain integers, so the zeroed buffer is a valid
     // value even where the kernel filled fewer bytes.
-    (rc == 0).then(|| unsafe { info.assume_init() }.tcpi_last_ack_recv)
+    (rc == 0).then(|| unsafe { info.assume_init() })
 }
 
 #[cfg(not(target_os = "linux"))]
-fn last_ack_ms(_stream: &TcpStream) -> Option<u32> {
+fn tcp_info(_stream: &TcpStream) -> Option<TcpInfoUnsupported> {
     None
+}
+
+/// Stand-in on systems without TCP_INFO (never constructed).
+#[cfg(not(target_os = "linux"))]
+struct TcpInfoUnsupported {
+    tcpi_last_ack_recv: u32,
+    tcpi_bytes_acked: u64,
 }
 
 pub(crate) mod input_filter;

@@ -12,9 +12,11 @@
 //! kernel holds unsent bytes and the peer has not ACKed for `stall_timeout`.
 
 use super::buffer::StreamBuffer;
-use super::muxer::LinkFlags;
+use super::congestion::{CongestionController, Observation};
+use super::muxer::VIDEO_DROP_HIGH_WATER;
 use super::rtmp::{RtmpError, RtmpPublisher};
 use crate::stats::{LinkState, OutputCounters};
+use crate::video::bitrate::{BitrateWish, VideoBitrate};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub const ACK_SILENCE_TIMEOUT: Duration = Duration::from_secs(3);
 const PUMP_WAIT: Duration = Duration::from_millis(20);
 /// How long to wait for a packet when idle.
 const IDLE_WAIT: Duration = Duration::from_millis(10);
+/// The congestion controller looks at the link this often.
+pub const OBSERVE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Why the send thread gave up on a session.
 #[derive(Debug)]
@@ -47,8 +51,6 @@ pub struct LinkDown {
 pub struct SendContext {
     /// The output's queue.
     pub buffer: Arc<StreamBuffer>,
-    /// The muxer's flags (cleared here when the link fails).
-    pub flags: Arc<LinkFlags>,
     /// The output's counters.
     pub counters: Arc<OutputCounters>,
     /// New sessions from the ReconnectThread.
@@ -61,6 +63,81 @@ pub struct SendContext {
     pub stall_timeout: Duration,
     /// How long stop may spend draining the buffer.
     pub drain_timeout: Duration,
+    /// The encoder's bitrate (None without video): this output's congestion
+    /// controller states its wish there.
+    pub bitrate: Option<Arc<VideoBitrate>>,
+    /// The audio bitrate (0 without audio), which the link carries too.
+    pub audio_bps: u32,
+}
+
+impl SendContext {
+    /// The media bitrate of the moment: what one byte of backlog is worth.
+    fn media_bps(&self) -> u64 {
+        let video = self.bitrate.as_ref().map_or(0, |b| b.current());
+        u64::from(video) + u64::from(self.audio_bps)
+    }
+}
+
+/// The congestion controller in its place: observes the session every
+/// `OBSERVE_INTERVAL` and states the output's wish.
+struct Adaptation {
+    ctl: CongestionController,
+    bitrate: Arc<VideoBitrate>,
+    wish: Arc<BitrateWish>,
+    origin: Instant,
+    next_at: Instant,
+}
+
+impl Adaptation {
+    fn new(bitrate: Arc<VideoBitrate>) -> Self {
+        let wish = bitrate.register();
+        Self {
+            ctl: CongestionController::new(bitrate.ceiling()),
+            bitrate,
+            wish,
+            origin: Instant::now(),
+            next_at: Instant::now(),
+        }
+    }
+
+    /// A session begins: measurements start over; the last good target is
+    /// kept (and stated at once, so the session's first IDR is sized for it).
+    fn on_new_session(&mut self) {
+        self.ctl.on_new_session();
+        self.next_at = Instant::now();
+    }
+
+    fn observe(&mut self, ctx: &SendContext, s: &Session) {
+        let now = Instant::now();
+        if now < self.next_at {
+            return;
+        }
+        self.next_at = now + OBSERVE_INTERVAL;
+        // Bytes the peer acknowledged: TCP_INFO, or what left the kernel's
+        // send queue where TCP_INFO does not say.
+        let acked = s
+            .publisher
+            .bytes_acked()
+            .filter(|b| *b > 0)
+            .unwrap_or_else(|| {
+                s.written
+                    .saturating_sub(s.publisher.kernel_unsent_bytes() as u64)
+            });
+        let d = self.ctl.observe(Observation {
+            now: now - self.origin,
+            acked_bytes: acked,
+            queue_ms: ctx.buffer.latency_ms(),
+            ceiling_bps: self.bitrate.ceiling(),
+            floor_bps: self.bitrate.floor(),
+            audio_bps: ctx.audio_bps,
+        });
+        self.wish.set(d.target_bps);
+        let c = &ctx.counters;
+        c.link_bps.store(d.link_bps, Ordering::Relaxed);
+        c.wanted_video_bps
+            .store(u64::from(d.target_bps), Ordering::Relaxed);
+        c.bitrate_reason.store(d.reason as u8, Ordering::Relaxed);
+    }
 }
 
 /// Measures the send rate over windows of `RATE_WINDOW`.
@@ -95,6 +172,8 @@ struct Session {
     /// dts of the first tag of this session: RTMP timestamps start at 0.
     base_dts_ns: Option<u64>,
     last_progress: Instant,
+    /// Bytes written to the socket in this session.
+    written: u64,
 }
 
 impl Session {
@@ -103,6 +182,7 @@ impl Session {
             publisher,
             base_dts_ns: None,
             last_progress: Instant::now(),
+            written: 0,
         }
     }
 }
@@ -117,6 +197,7 @@ pub fn spawn(ctx: SendContext) -> std::io::Result<std::thread::JoinHandle<()>> {
 fn run(ctx: SendContext) {
     let mut session: Option<Session> = None;
     let mut rate = RateMeter::new();
+    let mut adapt = ctx.bitrate.clone().map(Adaptation::new);
     loop {
         let sent_before = ctx.counters.bytes_sent.load(Ordering::Relaxed);
         let Some(s) = session.as_mut() else {
@@ -125,7 +206,12 @@ fn run(ctx: SendContext) {
                 return;
             }
             match ctx.sessions.recv_timeout(Duration::from_millis(50)) {
-                Ok(p) => session = Some(Session::new(p)),
+                Ok(p) => {
+                    session = Some(Session::new(p));
+                    if let Some(a) = adapt.as_mut() {
+                        a.on_new_session();
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
@@ -137,9 +223,16 @@ fn run(ctx: SendContext) {
             }
             return;
         }
-        if let Err(reason) = step(&ctx, s) {
-            session = None;
-            link_down(&ctx, reason);
+        match step(&ctx, s) {
+            Ok(()) => {
+                if let Some(a) = adapt.as_mut() {
+                    a.observe(&ctx, s);
+                }
+            }
+            Err(reason) => {
+                session = None;
+                link_down(&ctx, reason);
+            }
         }
         let sent = ctx.counters.bytes_sent.load(Ordering::Relaxed) - sent_before;
         rate.add(sent, &ctx.counters);
@@ -189,6 +282,7 @@ fn account(ctx: &SendContext, s: &mut Session, written: usize) {
     if written > 0 || s.publisher.pending_bytes() == 0 {
         s.last_progress = Instant::now();
     }
+    s.written += written as u64;
     ctx.counters
         .bytes_sent
         .fetch_add(written as u64, Ordering::Relaxed);
@@ -197,7 +291,11 @@ fn account(ctx: &SendContext, s: &mut Session, written: usize) {
         .kernel_unsent_bytes
         .store(kernel, Ordering::Relaxed);
     ctx.buffer
-        .set_backlog_bytes(kernel + s.publisher.pending_bytes() as u64);
+        .set_backlog(kernel + s.publisher.pending_bytes() as u64, ctx.media_bps());
+    let congestion = ctx.buffer.pressure().worst() / VIDEO_DROP_HIGH_WATER;
+    ctx.counters
+        .congestion_milli
+        .store((congestion.min(1.0) * 1000.0) as u64, Ordering::Relaxed);
     let (packets, bytes, ms) = ctx.buffer.snapshot();
     ctx.counters
         .buffer_packets
@@ -229,18 +327,16 @@ fn check_stall(ctx: &SendContext, s: &Session) -> Result<(), String> {
 /// Marks the link down, drops what was queued (counted), tells the
 /// ReconnectThread.
 fn link_down(ctx: &SendContext, reason: String) {
-    ctx.flags.connected.store(false, Ordering::Release);
-    ctx.flags.drop_all.store(true, Ordering::Release);
     ctx.counters.state.set(LinkState::Reconnecting);
-    let (video, audio) = ctx.buffer.clear();
+    let (video, audio) = ctx.buffer.end_session();
     ctx.counters
         .video_dropped_disconnected
         .fetch_add(video, Ordering::Relaxed);
     ctx.counters
         .audio_frames_dropped
         .fetch_add(audio, Ordering::Relaxed);
-    ctx.buffer.set_backlog_bytes(0);
     ctx.counters.kernel_unsent_bytes.store(0, Ordering::Relaxed);
+    ctx.counters.congestion_milli.store(0, Ordering::Relaxed);
     tracing::warn!(%reason, "link down");
     // The reconnect thread only goes away when the output stops.
     let _ = ctx.link_down.send(LinkDown {

@@ -6,7 +6,7 @@
 //! see a `PacketSink` that never blocks.
 
 use super::buffer::{BufferLimits, StreamBuffer};
-use super::muxer::{KeyframeRequester, LinkFlags, StreamMuxer};
+use super::muxer::{KeyframeRequester, StreamMuxer};
 use super::reconnect::{self, Control, ReconnectContext, ReconnectPolicy};
 use super::rtmp::ConnectOptions;
 use super::send::{self, SendContext};
@@ -14,6 +14,7 @@ use super::url::RtmpUrl;
 use super::Event;
 use crate::packet::{PacketSink, StreamHeaders};
 use crate::stats::{EngineCounters, LinkState, OutputCounters, Stats};
+use crate::video::bitrate::VideoBitrate;
 use crate::{Error, Result};
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,6 +85,7 @@ impl StreamOutput {
         cfg: StreamOutputConfig,
         headers: &StreamHeaders,
         keyframes: Arc<dyn KeyframeRequester>,
+        bitrate: Option<Arc<VideoBitrate>>,
         events: Sender<Event>,
     ) -> Result<Self> {
         let total_bps = headers
@@ -97,12 +99,10 @@ impl StreamOutput {
         let limits = cfg
             .limits
             .unwrap_or_else(|| BufferLimits::for_bitrate(total_bps));
-        let buffer = Arc::new(StreamBuffer::new(limits, total_bps));
-        let flags = Arc::new(LinkFlags::default());
+        let buffer = Arc::new(StreamBuffer::new(limits));
         let counters = Arc::new(OutputCounters::default());
         let muxer = Arc::new(StreamMuxer::new(
             buffer.clone(),
-            flags.clone(),
             counters.clone(),
             keyframes,
         ));
@@ -122,14 +122,15 @@ impl StreamOutput {
         };
         let name = cfg.url.redacted();
         let send_thread = send::spawn(SendContext {
-            buffer: buffer.clone(),
-            flags: flags.clone(),
+            buffer,
             counters: counters.clone(),
             sessions: session_rx,
             link_down: down_tx,
             stop: stop.clone(),
             stall_timeout: cfg.stall_timeout,
             drain_timeout: cfg.drain_timeout,
+            bitrate,
+            audio_bps: headers.audio.as_ref().map_or(0, |a| a.bitrate_bps),
         })
         .map_err(|e| Error::io("spawning the send thread", e))?;
         let reconnect_thread = reconnect::spawn(ReconnectContext {
@@ -139,8 +140,6 @@ impl StreamOutput {
             headers: headers.clone(),
             policy: cfg.reconnect,
             muxer: muxer.clone(),
-            buffer,
-            flags,
             counters: counters.clone(),
             sessions: session_tx,
             link_down: down_rx,

@@ -27,6 +27,7 @@
 //! - Every frame is a reference frame (one temporal layer), so `disposable`
 //!   is always false for now.
 
+use super::bitrate::VideoBitrate;
 use super::capture::CapturedFrame;
 use super::frame::I420Frame;
 use crate::packet::{EncodedPacket, MediaKind, PacketSink, VideoParams};
@@ -40,7 +41,7 @@ use openh264::encoder::{
 use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
 use std::os::raw::{c_int, c_void};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -461,56 +462,49 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
     }
 }
 
-/// Requests to the encoder thread from other threads (outputs): force an IDR,
-/// change the bitrate. Cheap to clone; atomics only, never blocks.
-#[derive(Clone, Debug, Default)]
+/// Requests to the encoder thread from other threads (outputs, the API):
+/// force an IDR; and the shared [`VideoBitrate`] the thread resolves before
+/// each frame. Cheap to clone; atomics only, never blocks.
+#[derive(Clone, Debug)]
 pub struct VideoControl {
-    inner: Arc<ControlInner>,
-}
-
-#[derive(Debug, Default)]
-struct ControlInner {
-    idr: AtomicBool,
-    /// Pending bitrate in bit/s; 0 = no change pending.
-    bitrate: AtomicU32,
+    idr: Arc<AtomicBool>,
+    bitrate: Arc<VideoBitrate>,
 }
 
 impl VideoControl {
-    /// A control with nothing pending.
-    pub fn new() -> Self {
-        Self::default()
+    /// A control with nothing pending, following `bitrate`.
+    pub fn new(bitrate: Arc<VideoBitrate>) -> Self {
+        Self {
+            idr: Arc::new(AtomicBool::new(false)),
+            bitrate,
+        }
     }
 
     /// Asks for the next encoded frame to be an IDR (requests coalesce).
     pub fn request_idr(&self) {
-        self.inner.idr.store(true, Ordering::Release);
+        self.idr.store(true, Ordering::Release);
     }
 
-    /// Asks for a new target bitrate (the latest request wins).
-    pub fn set_bitrate(&self, bps: u32) {
-        self.inner.bitrate.store(bps.max(1), Ordering::Release);
+    /// The bitrate this encoder follows (ceiling, wishes, current target).
+    pub fn bitrate(&self) -> &Arc<VideoBitrate> {
+        &self.bitrate
     }
 
     /// Takes (and clears) a pending IDR request.
     pub fn take_idr_request(&self) -> bool {
-        self.inner.idr.swap(false, Ordering::AcqRel)
+        self.idr.swap(false, Ordering::AcqRel)
     }
 
-    /// Takes (and clears) a pending bitrate change.
-    pub fn take_bitrate_request(&self) -> Option<u32> {
-        match self.inner.bitrate.swap(0, Ordering::AcqRel) {
-            0 => None,
-            bps => Some(bps),
-        }
-    }
-
-    /// Applies pending requests to `enc` (called before each frame).
+    /// Applies pending requests to `enc` (called before each frame): the
+    /// bitrate resolved now, then an IDR if one was asked for.
     pub fn apply(&self, enc: &mut VideoEncoder) {
-        if let Some(bps) = self.take_bitrate_request() {
-            match enc.set_bitrate(bps) {
-                Ok(()) => tracing::debug!(bps, "video bitrate changed"),
+        let want = self.bitrate.resolve();
+        if want != enc.bitrate_bps() {
+            match enc.set_bitrate(want) {
+                Ok(()) => tracing::debug!(bps = enc.bitrate_bps(), "video bitrate changed"),
                 Err(e) => tracing::warn!(error = %e, "video bitrate change failed"),
             }
+            self.bitrate.set_current(enc.bitrate_bps());
         }
         if self.take_idr_request() {
             enc.force_idr();
@@ -699,13 +693,23 @@ mod tests {
     #[test]
     fn control_applies_idr_and_bitrate() {
         let mut enc = VideoEncoder::new(cfg(320, 240, 500_000)).unwrap();
-        let ctl = VideoControl::new();
+        let ctl = test_control(500_000);
         let other = ctl.clone();
         other.request_idr();
-        other.set_bitrate(800_000);
+        other.bitrate().set_ceiling(800_000);
         ctl.apply(&mut enc);
         assert_eq!(enc.bitrate_bps(), 800_000);
-        assert!(!ctl.take_idr_request() && ctl.take_bitrate_request().is_none());
+        assert_eq!(ctl.bitrate().current(), 800_000);
+        assert!(!ctl.take_idr_request());
+        // A wish below the ceiling is followed; the floor bounds it.
+        let wish = ctl.bitrate().register();
+        wish.set(60_000);
+        ctl.apply(&mut enc);
+        assert_eq!(enc.bitrate_bps(), 100_000, "held at the floor");
+    }
+
+    fn test_control(ceiling: u32) -> VideoControl {
+        VideoControl::new(Arc::new(VideoBitrate::new(ceiling, 100_000, true)))
     }
 
     #[test]
@@ -841,7 +845,7 @@ mod tests {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let sink = Arc::new(Collect::default());
         let counters = Arc::new(EngineCounters::default());
-        let ctl = VideoControl::new();
+        let ctl = test_control(500_000);
         let h = spawn_encoder_thread(enc, rx, ctl.clone(), sink.clone(), counters.clone()).unwrap();
         let mut pat = TestPattern::new(320, 240);
         for i in 0..10u64 {
@@ -905,9 +909,14 @@ mod tests {
         let sink = Arc::new(Collect::default());
         let counters = Arc::new(EngineCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let enc_thread =
-            spawn_encoder_thread(enc, rx, VideoControl::new(), sink.clone(), counters.clone())
-                .unwrap();
+        let enc_thread = spawn_encoder_thread(
+            enc,
+            rx,
+            test_control(500_000),
+            sink.clone(),
+            counters.clone(),
+        )
+        .unwrap();
         let cap = CaptureThread::spawn(
             MasterClock::start(),
             fps,

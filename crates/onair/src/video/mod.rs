@@ -1,5 +1,6 @@
 //! Video side of the engines: sources, the CaptureThread and the VideoEncoder.
 
+pub mod bitrate;
 pub mod capture;
 pub mod convert;
 pub mod encoder;
