@@ -7,9 +7,9 @@
 //!   wall time since some packet: that is what a viewer would wait for.
 //! - Bytes the send thread already handed to the RTMP session or the kernel
 //!   are invisible to a plain queue, yet on Linux they can hold seconds of
-//!   media. The send thread reports them with the media bitrate *of the
-//!   moment* (`set_backlog`), since adaptive bitrate changes it, and they are
-//!   added in as milliseconds.
+//!   media. The send thread measures the media time they hold from the
+//!   timestamps it wrote (`set_backlog_ms`): exact whatever the bitrate,
+//!   which adaptive bitrate moves, and it is added in.
 //! - Three hard bounds (packets, span, bytes) keep memory flat whatever the
 //!   network does; the StreamMuxer stops video well before them (see
 //!   `Pressure`), so in practice only audio ever reaches them, and only when
@@ -331,13 +331,11 @@ impl StreamBuffer {
         Some(tag)
     }
 
-    /// Reports bytes already past the queue but not yet sent (RTMP session
-    /// output plus the kernel's send queue), with the media bitrate they
-    /// were encoded at. Called by the send thread.
-    pub fn set_backlog(&self, bytes: u64, media_bps: u64) {
-        let ms = u128::from(bytes) * 8000 / u128::from(media_bps.max(1));
-        self.backlog_ms
-            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    /// Reports the media time (ms) already past the queue but not yet
+    /// acknowledged (RTMP session output plus the kernel's send queue).
+    /// Called by the send thread, which knows the timestamps it wrote.
+    pub fn set_backlog_ms(&self, ms: u64) {
+        self.backlog_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Packets queued.
@@ -447,7 +445,7 @@ mod tests {
             Err(Rejected::Span)
         );
         push(&b, tag(MediaKind::Audio, 600, 1)).unwrap();
-        b.set_backlog(300, 8_000); // 1 byte per ms
+        b.set_backlog_ms(300);
         assert_eq!(b.latency_ms(), 900);
         assert_eq!(push(&b, tag(MediaKind::Audio, 800, 1)), Err(Rejected::Span));
         let p = b.pressure();

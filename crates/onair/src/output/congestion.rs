@@ -390,6 +390,10 @@ impl CongestionController {
             next
         };
         let next = (next as u32).clamp(o.floor_bps, ceiling);
+        if next >= ceiling {
+            // Back at the user's bitrate: nothing left to judge.
+            self.probe = None;
+        }
         if next > self.target_bps {
             self.target_bps = next;
             self.reason = Reason::Probing;

@@ -18,6 +18,7 @@ use super::rtmp::{RtmpError, RtmpPublisher};
 use crate::stats::{LinkState, OutputCounters};
 use crate::video::bitrate::{BitrateWish, VideoBitrate};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,14 +69,6 @@ pub struct SendContext {
     pub bitrate: Option<Arc<VideoBitrate>>,
     /// The audio bitrate (0 without audio), which the link carries too.
     pub audio_bps: u32,
-}
-
-impl SendContext {
-    /// The media bitrate of the moment: what one byte of backlog is worth.
-    fn media_bps(&self) -> u64 {
-        let video = self.bitrate.as_ref().map_or(0, |b| b.current());
-        u64::from(video) + u64::from(self.audio_bps)
-    }
 }
 
 /// The congestion controller in its place: observes the session every
@@ -174,15 +167,58 @@ struct Session {
     last_progress: Instant,
     /// Bytes written to the socket in this session.
     written: u64,
+    /// Media time of the bytes past the queue.
+    backlog: BacklogClock,
 }
 
 impl Session {
     fn new(publisher: RtmpPublisher) -> Self {
+        let already = publisher.pending_bytes() as u64;
         Self {
             publisher,
             base_dts_ns: None,
             last_progress: Instant::now(),
             written: 0,
+            backlog: BacklogClock::new(already),
+        }
+    }
+}
+
+/// How much media (ms) the bytes handed to the session but not yet
+/// acknowledged hold, from the timestamps of the tags they carry: exact
+/// whatever the bitrate was when they were encoded (adaptive bitrate moves
+/// it; converting bytes at today's bitrate would inflate the latency of
+/// bytes encoded at yesterday's, just when the bitrate drops).
+#[derive(Debug)]
+struct BacklogClock {
+    /// Serialized bytes handed to the session so far.
+    queued: u64,
+    /// (end offset in `queued`, dts) of each tag not wholly acknowledged.
+    marks: VecDeque<(u64, u64)>,
+}
+
+impl BacklogClock {
+    fn new(already: u64) -> Self {
+        Self {
+            queued: already,
+            marks: VecDeque::new(),
+        }
+    }
+
+    fn on_tag(&mut self, serialized: u64, dts_ns: u64) {
+        self.queued += serialized;
+        self.marks.push_back((self.queued, dts_ns));
+    }
+
+    /// Media ms in the last `backlog_bytes` bytes handed over.
+    fn media_ms(&mut self, backlog_bytes: u64) -> u64 {
+        let done = self.queued.saturating_sub(backlog_bytes);
+        while self.marks.front().is_some_and(|(end, _)| *end <= done) {
+            self.marks.pop_front();
+        }
+        match (self.marks.front(), self.marks.back()) {
+            (Some((_, oldest)), Some((_, newest))) => newest.saturating_sub(*oldest) / 1_000_000,
+            _ => 0,
         }
     }
 }
@@ -267,8 +303,11 @@ fn fill(ctx: &SendContext, s: &mut Session, idle_wait: Duration) -> Result<(), R
         let base = *s.base_dts_ns.get_or_insert(tag.dts_ns);
         let ts_ms = tag.dts_ns.saturating_sub(base) / 1_000_000;
         // RTMP timestamps are 32-bit and wrap (after 49 days); so do we.
+        let before = s.publisher.pending_bytes();
         s.publisher
             .queue_media(tag.kind, (ts_ms & 0xFFFF_FFFF) as u32, tag.body)?;
+        let serialized = s.publisher.pending_bytes().saturating_sub(before);
+        s.backlog.on_tag(serialized as u64, tag.dts_ns);
         let counter = match tag.kind {
             crate::packet::MediaKind::Video => &ctx.counters.video_packets_sent,
             crate::packet::MediaKind::Audio => &ctx.counters.audio_frames_sent,
@@ -290,8 +329,10 @@ fn account(ctx: &SendContext, s: &mut Session, written: usize) {
     ctx.counters
         .kernel_unsent_bytes
         .store(kernel, Ordering::Relaxed);
-    ctx.buffer
-        .set_backlog(kernel + s.publisher.pending_bytes() as u64, ctx.media_bps());
+    let backlog_ms = s
+        .backlog
+        .media_ms(kernel + s.publisher.pending_bytes() as u64);
+    ctx.buffer.set_backlog_ms(backlog_ms);
     let congestion = ctx.buffer.pressure().worst() / VIDEO_DROP_HIGH_WATER;
     ctx.counters
         .congestion_milli
@@ -367,4 +408,26 @@ fn drain_and_close(ctx: &SendContext, mut s: Session) {
     }
     let left = deadline.saturating_duration_since(Instant::now());
     s.publisher.close(left.max(Duration::from_millis(200)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BacklogClock;
+
+    #[test]
+    fn backlog_is_measured_in_media_time_whatever_the_bitrate() {
+        let mut b = BacklogClock::new(0);
+        // 10 frames of 1000 bytes 33 ms apart, then 10 of 250 bytes (the
+        // bitrate was divided by 4).
+        for i in 0..20u64 {
+            let size = if i < 10 { 1000 } else { 250 };
+            b.on_tag(size, i * 33_000_000);
+        }
+        // Two big frames and all the small ones unsent: 11 intervals.
+        assert_eq!(b.media_ms(2000 + 2500), 11 * 33);
+        // Later, the last 5 small frames: 4 intervals (bytes at a quarter
+        // of the bitrate count as much media as the big ones).
+        assert_eq!(b.media_ms(1250), 4 * 33);
+        assert_eq!(b.media_ms(0), 0, "all acknowledged: nothing in flight");
+    }
 }

@@ -47,6 +47,15 @@ pub fn config(url: &str) -> StreamerConfig {
     }
 }
 
+/// Like [`config`] with adaptive bitrate off: the drop-only last resort.
+pub fn config_fixed_bitrate(url: &str) -> StreamerConfig {
+    let mut c = config(url);
+    if let Some(v) = c.video.as_mut() {
+        v.adaptive_bitrate = false;
+    }
+    c
+}
+
 /// One stats sample.
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -156,6 +165,31 @@ impl Judged {
                 .indices
                 .windows(2)
                 .all(|w| matches!((w[0], w[1]), (Some(a), Some(b)) if b > a))
+    }
+
+    /// Over the media span `[from_s, to_s)` (frame indices / FPS): the share
+    /// of frames that reached the viewer, and the longest freeze in seconds
+    /// (the largest step between two frames received, or to the span's ends).
+    pub fn delivery(&self, from_s: f64, to_s: f64) -> (f64, f64) {
+        let (a, b) = (
+            (from_s * f64::from(FPS)) as u64,
+            (to_s * f64::from(FPS)) as u64,
+        );
+        let got: Vec<u64> = self
+            .indices
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|i| (a..b).contains(i))
+            .collect();
+        let mut edges = vec![a.saturating_sub(1)];
+        edges.extend(&got);
+        edges.push(b);
+        let longest = edges.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        (
+            got.len() as f64 / (b - a).max(1) as f64,
+            longest as f64 / f64::from(FPS),
+        )
     }
 
     /// Seconds of video, from the frame indices (first to last).

@@ -1,0 +1,180 @@
+//! Adaptive bitrate against real shaping: the kernel's tbf in a private
+//! network namespace in front of a real nginx-rtmp, the pipeline publishing
+//! through it, and FFmpeg judging what the server recorded (frames by the
+//! numbers the test pattern carries, freezes, decode errors, frame_num gaps).
+//!
+//! The assertions are loose (a busy 2-core machine); the tight numbers of
+//! issue 9 (converged in 3 s, back to 80 % in 14 s) are measured by
+//! `scripts/bench-abr.sh` and kept in docs/benchmarks.md.
+
+mod common;
+
+use common::*;
+use onair::{Stats, Streamer};
+use onair_testkit::{ffmpeg, require_tools, NetNs, NginxOptions, NginxRtmp};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const SEC: Duration = Duration::from_secs(1);
+/// The slow link of issue 9: 1500 kbit/s under a 2500k ceiling.
+const LINK_KBIT: u64 = 1500;
+
+/// Video kbit/s the server received over the media span `[from_s, to_s)`.
+fn video_kbps(path: &Path, from_s: f64, to_s: f64) -> f64 {
+    let bytes: u64 = ffmpeg::packet_times(path, "v")
+        .expect("ffprobe packets")
+        .iter()
+        .filter(|p| p.pts_time.is_some_and(|t| t >= from_s && t < to_s))
+        .map(|p| p.size)
+        .sum();
+    bytes as f64 * 8.0 / 1000.0 / (to_s - from_s)
+}
+
+/// First sample at or after `t` for which `f` holds, as seconds after `t`.
+fn secs_until(run: &Run, t: Instant, f: impl Fn(&Stats) -> bool) -> Option<f64> {
+    run.samples
+        .iter()
+        .find(|s| s.at >= t && f(&s.stats))
+        .map(|s| (s.at - t).as_secs_f64())
+}
+
+#[test]
+fn a_slow_link_lowers_the_bitrate_instead_of_dropping_frames() {
+    if !require_tools(&["nginx", "ffmpeg", "ip", "tc"]) {
+        return;
+    }
+    let _serial = serial();
+    let Some(ns) = NetNs::create_or_skip("onair-abr") else {
+        return;
+    };
+    let nginx = NginxRtmp::start(NginxOptions {
+        netns: Some(ns.name().to_owned()),
+        ..NginxOptions::default()
+    })
+    .expect("nginx in the namespace");
+    let url = nginx.url("abr");
+    let streamer = ns
+        .run_in(|| Streamer::start(config(&url)))
+        .expect("setns")
+        .expect("starts");
+    let run = run_script(
+        streamer,
+        58 * SEC,
+        vec![
+            (
+                3 * SEC,
+                Box::new(|_| ns.tbf(LINK_KBIT, 32 * 1024, 400).expect("tbf")),
+            ),
+            (43 * SEC, Box::new(|_| ns.clear_qdisc().expect("clear"))),
+        ],
+    );
+    let (throttled, freed) = (run.actions_at[0], run.actions_at[1]);
+    let at = |t: Instant| (t - run.started).as_secs_f64();
+    let s = &run.final_stats;
+    let converged = secs_until(&run, throttled, |x| {
+        x.video_bitrate_kbps <= LINK_KBIT * 85 / 100
+    });
+    let recovered = secs_until(&run, freed, |x| {
+        x.video_bitrate_kbps >= u64::from(VIDEO_BPS) * 8 / 10 / 1000
+    });
+    let max_buffer_ms = run.max_of(|x| x.buffer_ms as f64);
+    eprintln!(
+        "adaptive, {LINK_KBIT} kbit/s: converged in {converged:?} s, back to 80 % in {recovered:?} s \
+         after the link freed; max buffer {max_buffer_ms} ms; video dropped {} (congestion); \
+         audio dropped {}; link estimate at the end of the throttle {} kbit/s",
+        s.video_dropped_congestion,
+        s.audio_frames_dropped,
+        run.samples
+            .iter()
+            .rev()
+            .find(|x| x.at < freed)
+            .map_or(0, |x| x.stats.link_kbps),
+    );
+    print_timeline(&run);
+    assert_eq!(s.reconnects, 0, "a slow link is not a dead link");
+    assert_eq!(
+        s.audio_frames_dropped, 0,
+        "audio is never dropped while connected"
+    );
+    assert!(
+        converged.is_some_and(|c| c <= 6.0),
+        "the bitrate came down in {converged:?} s"
+    );
+    assert!(
+        recovered.is_some_and(|r| r <= 15.0),
+        "back to 80 % of the ceiling in {recovered:?} s"
+    );
+
+    let recs = nginx.stop_and_collect();
+    assert_eq!(recs.len(), 1, "one session, one recording");
+    let j = judge(&recs[0]);
+    assert_clean(&recs[0], &j);
+    let (from, to) = (at(throttled) + 10.0, at(freed));
+    let (share, freeze) = j.delivery(from, to);
+    let kbps = video_kbps(&recs[0], from, to);
+    eprintln!(
+        "viewer, {from:.1}..{to:.1} s: {:.1} % of the frames, longest freeze {freeze:.2} s, \
+         video {kbps:.0} kbit/s; audio {:.1} s",
+        share * 100.0,
+        j.audio_seconds
+    );
+    assert!(
+        share >= 0.95,
+        "{:.1} % of the frames reached the viewer",
+        share * 100.0
+    );
+    assert!(freeze <= 0.5, "a {freeze:.2} s freeze");
+    assert!(
+        kbps >= 900.0,
+        "the link was left unused: video {kbps:.0} kbit/s"
+    );
+    let wall = (run.samples.last().map_or(run.started, |x| x.at) - run.started).as_secs_f64();
+    assert!(
+        j.audio_seconds >= wall - 1.5,
+        "audio {:.1} s for {wall:.1} s of stream",
+        j.audio_seconds
+    );
+    assert_engines_on_time(&run, "adaptive");
+}
+
+/// Engines never blocked while the bitrate moves.
+fn assert_engines_on_time(run: &Run, label: &str) {
+    let s = &run.final_stats;
+    assert!(
+        s.capture_late_p99_ms <= 20.0 && s.audio_late_p99_ms <= 20.0,
+        "{label}: capture p99 {} ms, audio p99 {} ms",
+        s.capture_late_p99_ms,
+        s.audio_late_p99_ms
+    );
+    assert_eq!(
+        s.video_frames_skipped, 0,
+        "{label}: the encoder fell behind"
+    );
+}
+
+/// One line per half second: what the controller saw and did (diagnostics).
+fn print_timeline(run: &Run) {
+    let mut next = run.started;
+    for x in &run.samples {
+        if x.at < next {
+            continue;
+        }
+        next += Duration::from_millis(500);
+        let s = &x.stats;
+        eprintln!(
+            "  {:5.1} s  target {:5} k  wanted {:5} k  link {:5} k  sent {:5.0} k  buffer {:4} ms \
+             kernel {:6} B  congestion {:.2}  {:8}  dropped v{} a{}",
+            (x.at - run.started).as_secs_f64(),
+            s.video_bitrate_kbps,
+            s.wanted_video_kbps,
+            s.link_kbps,
+            s.kbps,
+            s.buffer_ms,
+            s.kernel_unsent_bytes,
+            s.congestion,
+            s.bitrate_reason.unwrap_or("-"),
+            s.video_dropped_congestion,
+            s.audio_frames_dropped
+        );
+    }
+}
