@@ -5,6 +5,7 @@
 //! the stats file, and maps failures to exit codes (0 ok, 1 runtime, 2 usage).
 
 mod args;
+mod report;
 mod status;
 
 use args::{Cli, Command, CommonArgs, NetArgs};
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Stream(a) => run_stream(a.url.as_deref(), &a.common, &a.net),
         Command::Record(a) => run_record(&a.file, &a.common),
+        Command::Report(a) => run_report(&a),
         Command::Devices => {
             print_devices();
             Ok(())
@@ -153,6 +155,19 @@ fn run_stream(url: Option<&str>, common: &CommonArgs, net: &NetArgs) -> Result<(
         }
     }
     result
+}
+
+/// `onair report`: prints where the picture went (stdout, so a script can
+/// pick it up).
+fn run_report(a: &args::ReportArgs) -> Result<(), Failure> {
+    match report::run(&a.stats, a.out.as_deref(), a.output.as_deref()) {
+        Ok(path) => {
+            println!("{}", path.display());
+            Ok(())
+        }
+        Err(report::ReportError::Usage(e)) => Err(Failure::Usage(e)),
+        Err(report::ReportError::Runtime(e)) => Err(Failure::Runtime(e)),
+    }
 }
 
 fn print_devices() {
