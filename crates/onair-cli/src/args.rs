@@ -119,6 +119,11 @@ pub struct CommonArgs {
     /// Write stats as JSON Lines: one object per second and a final one.
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
+    /// At the end, draw the session's timeline to this SVG file (as `onair
+    /// report` would from the stats file; needs no --stats-json). A picture
+    /// that cannot be written is a warning: the exit code stays the run's.
+    #[arg(long, value_name = "FILE.svg", value_parser = crate::report::parse_svg_path)]
+    pub report: Option<PathBuf>,
     /// No live status line on stderr.
     #[arg(long, short)]
     pub quiet: bool,

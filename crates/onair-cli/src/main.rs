@@ -216,6 +216,16 @@ fn run_streamer(config: StreamerConfig, common: &CommonArgs) -> Result<(), Failu
         signal_hook::flag::register(signal, interrupted.clone())
             .map_err(|e| Failure::Runtime(format!("installing a signal handler: {e}")))?;
     }
+    let mut live_report = match &common.report {
+        Some(path) if !report::directory_exists(path) => {
+            return Err(Failure::Usage(format!(
+                "--report {}: the directory does not exist",
+                path.display()
+            )));
+        }
+        Some(path) => Some(report::LiveReport::new(path.clone())),
+        None => None,
+    };
     let fps = config.video.as_ref().map_or(0, |v| v.fps);
     let mut sink = StatsSink::open(common.stats_json.as_deref(), !common.quiet, fps)
         .map_err(|e| Failure::Runtime(format!("opening the stats file: {e}")))?;
@@ -246,12 +256,23 @@ fn run_streamer(config: StreamerConfig, common: &CommonArgs) -> Result<(), Failu
         if Instant::now() >= next_stats {
             next_stats += STATS_PERIOD;
             let stats = streamer.stats();
+            if let Some(r) = live_report.as_mut() {
+                r.record(&stats);
+            }
             sink.write(&stats, false)
                 .map_err(|e| Failure::Runtime(format!("writing stats: {e}")))?;
         }
     }
     sink.clear_line();
     let final_stats: Vec<Stats> = streamer.stop();
+    // The picture first: a stats file that fails to write must not cost it.
+    if let Some(mut r) = live_report {
+        r.record(&final_stats);
+        match r.finish() {
+            Ok(path) => eprintln!("onair: report written to {}", path.display()),
+            Err(e) => eprintln!("onair: warning: no report: {e}"),
+        }
+    }
     sink.write(&final_stats, true)
         .map_err(|e| Failure::Runtime(format!("writing stats: {e}")))?;
     sink.summary(&final_stats);

@@ -21,7 +21,8 @@
 pub mod draw;
 pub mod parse;
 
-use parse::{Session, Timeline};
+use onair::Stats;
+use parse::{Session, SessionBuilder, Timeline};
 use std::path::{Path, PathBuf};
 
 /// How drawing a report failed, so the CLI can pick the exit code.
@@ -47,6 +48,15 @@ pub fn parse_svg_path(s: &str) -> Result<PathBuf, String> {
         ));
     }
     Ok(path)
+}
+
+/// True when the picture's directory exists, checked before a run starts:
+/// finding out after a four-hour stream would lose the picture.
+pub fn directory_exists(path: &Path) -> bool {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.is_dir(),
+        _ => true,
+    }
 }
 
 /// `onair report`: reads `stats`, draws the chosen outputs, writes `out`
@@ -95,6 +105,48 @@ pub fn write(
         .map_err(|e| ReportError::Runtime(format!("writing {}: {e}", out.display())))
 }
 
+/// The samples of a running stream, for `--report`: fed the same snapshots
+/// as `--stats-json`, serialized the same way, so the picture equals what
+/// `onair report` would draw from the stats file.
+#[derive(Debug)]
+pub struct LiveReport {
+    path: PathBuf,
+    builder: SessionBuilder,
+}
+
+impl LiveReport {
+    /// Starts collecting for a picture to be written to `path`.
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            builder: SessionBuilder::default(),
+        }
+    }
+
+    /// Adds one snapshot (every output's stats at one instant).
+    pub fn record(&mut self, stats: &[Stats]) {
+        for s in stats {
+            // A snapshot that does not serialize or goes back in time would
+            // only cost one point of the picture; the run goes on.
+            if let Ok(v) = serde_json::to_value(s) {
+                let _ = self.builder.push_line(&v);
+            }
+        }
+    }
+
+    /// Writes the picture; returns where, or a one-line reason.
+    pub fn finish(self) -> Result<PathBuf, String> {
+        if self.builder.is_empty() {
+            return Err("no stats were collected".into());
+        }
+        let session = self.builder.finish();
+        match write(&session, None, &self.path, Path::new("the run")) {
+            Ok(()) => Ok(self.path),
+            Err(ReportError::Usage(e) | ReportError::Runtime(e)) => Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +157,41 @@ mod tests {
         assert!(parse_svg_path("B.SVG").is_ok());
         assert!(parse_svg_path("x.png").is_err());
         assert!(parse_svg_path("x").is_err());
+    }
+
+    #[test]
+    fn live_report_draws_what_the_run_saw() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("live.svg");
+        let mut live = LiveReport::new(path.clone());
+        for t in 1..=3u64 {
+            let stats = Stats {
+                t_ms: t * 1000,
+                state: if t == 2 { "reconnecting" } else { "live" },
+                kbps: 2600.0,
+                reconnects: t / 3,
+                output: "rtmp://h/app/****".into(),
+                ..Stats::default()
+            };
+            live.record(&[stats]);
+        }
+        assert_eq!(live.finish(), Ok(path.clone()));
+        let svg = std::fs::read_to_string(&path).expect("written");
+        assert!(svg.contains("rtmp://h/app/****"));
+        assert!(svg.contains("reconnecting"));
+    }
+
+    #[test]
+    fn live_report_without_samples_or_directory_fails_softly() {
+        assert!(LiveReport::new("x.svg".into()).finish().is_err());
+        let mut live = LiveReport::new("/nonexistent-dir/x.svg".into());
+        live.record(&[Stats {
+            t_ms: 1000,
+            ..Stats::default()
+        }]);
+        let e = live.finish().expect_err("no such directory");
+        assert!(e.starts_with("writing /nonexistent-dir/x.svg"), "{e}");
+        assert!(!directory_exists(Path::new("/nonexistent-dir/x.svg")));
+        assert!(directory_exists(Path::new("x.svg")));
     }
 }
