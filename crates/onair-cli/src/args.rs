@@ -37,6 +37,8 @@ pub enum Command {
     /// Record to a file only (.flv, or .mp4 written as fragmented MP4 so a
     /// crash leaves a playable file), no network.
     Record(RecordArgs),
+    /// Draw the timeline of a session from its --stats-json file (SVG).
+    Report(ReportArgs),
 }
 
 /// `onair stream`.
@@ -58,6 +60,33 @@ pub struct RecordArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 }
+
+/// `onair report`.
+#[derive(Debug, Args)]
+#[command(after_help = REPORT_HELP)]
+pub struct ReportArgs {
+    /// The JSON Lines file written by `--stats-json`.
+    #[arg(value_name = "STATS.jsonl")]
+    pub stats: PathBuf,
+    /// Picture to write, SVG only (for a PNG: rsvg-convert -o x.png x.svg).
+    /// Default: the stats file's name with .svg.
+    #[arg(short = 'o', long = "out", value_name = "FILE.svg", value_parser = crate::report::parse_svg_path)]
+    pub out: Option<PathBuf>,
+    /// Draw only this output: its name as in the stats' `output` field, or
+    /// its 0-based position in the stats' `outputs` list (recorders included).
+    /// Default: every stream output, stacked; recorders only when there is
+    /// no stream output.
+    #[arg(long, value_name = "NAME|INDEX")]
+    pub output: Option<String>,
+}
+
+const REPORT_HELP: &str = "Per output, on one time axis (time since start): kbit/s sent, \
+the encoder's target and the link estimate; buffer latency and congestion (0..1); video and audio \
+dropped per second; the link state as background bands (connecting, live, reconnecting, stopped, \
+failed) and each reconnect as a vertical line. Fields missing from older stats files are left out.\n\
+A line that is not a stats object (e.g. the truncated last line of a killed run) is skipped with \
+a warning naming the line; a missing or empty file, or one with no good line, exits 1; an --output \
+the file does not have exits 2.";
 
 /// Options shared by stream and record.
 #[derive(Debug, Args)]
@@ -100,6 +129,11 @@ pub struct CommonArgs {
     /// Write stats as JSON Lines: one object per second and a final one.
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
+    /// At the end, draw the session's timeline to this SVG file (as `onair
+    /// report` would from the stats file; needs no --stats-json). A picture
+    /// that cannot be written is a warning: the exit code stays the run's.
+    #[arg(long, value_name = "FILE.svg", value_parser = crate::report::parse_svg_path)]
+    pub report: Option<PathBuf>,
     /// No live status line on stderr.
     #[arg(long, short)]
     pub quiet: bool,

@@ -5,6 +5,7 @@
 //! the stats file, and maps failures to exit codes (0 ok, 1 runtime, 2 usage).
 
 mod args;
+mod report;
 mod status;
 
 use args::{Cli, Command, CommonArgs, NetArgs};
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Stream(a) => run_stream(a.url.as_deref(), &a.common, &a.net),
         Command::Record(a) => run_record(&a.file, &a.common),
+        Command::Report(a) => run_report(&a),
         Command::Devices => {
             print_devices();
             Ok(())
@@ -155,6 +157,19 @@ fn run_stream(url: Option<&str>, common: &CommonArgs, net: &NetArgs) -> Result<(
     result
 }
 
+/// `onair report`: prints where the picture went (stdout, so a script can
+/// pick it up).
+fn run_report(a: &args::ReportArgs) -> Result<(), Failure> {
+    match report::run(&a.stats, a.out.as_deref(), a.output.as_deref()) {
+        Ok(path) => {
+            println!("{}", path.display());
+            Ok(())
+        }
+        Err(report::ReportError::Usage(e)) => Err(Failure::Usage(e)),
+        Err(report::ReportError::Runtime(e)) => Err(Failure::Runtime(e)),
+    }
+}
+
 fn print_devices() {
     let devices = onair::list_devices();
     println!("video (--video):");
@@ -201,6 +216,16 @@ fn run_streamer(config: StreamerConfig, common: &CommonArgs) -> Result<(), Failu
         signal_hook::flag::register(signal, interrupted.clone())
             .map_err(|e| Failure::Runtime(format!("installing a signal handler: {e}")))?;
     }
+    let mut live_report = match &common.report {
+        Some(path) if !report::directory_exists(path) => {
+            return Err(Failure::Usage(format!(
+                "--report {}: the directory does not exist",
+                path.display()
+            )));
+        }
+        Some(path) => Some(report::LiveReport::new(path.clone())),
+        None => None,
+    };
     let fps = config.video.as_ref().map_or(0, |v| v.fps);
     let mut sink = StatsSink::open(common.stats_json.as_deref(), !common.quiet, fps)
         .map_err(|e| Failure::Runtime(format!("opening the stats file: {e}")))?;
@@ -231,12 +256,23 @@ fn run_streamer(config: StreamerConfig, common: &CommonArgs) -> Result<(), Failu
         if Instant::now() >= next_stats {
             next_stats += STATS_PERIOD;
             let stats = streamer.stats();
+            if let Some(r) = live_report.as_mut() {
+                r.record(&stats);
+            }
             sink.write(&stats, false)
                 .map_err(|e| Failure::Runtime(format!("writing stats: {e}")))?;
         }
     }
     sink.clear_line();
     let final_stats: Vec<Stats> = streamer.stop();
+    // The picture first: a stats file that fails to write must not cost it.
+    if let Some(mut r) = live_report {
+        r.record(&final_stats);
+        match r.finish() {
+            Ok(path) => eprintln!("onair: report written to {}", path.display()),
+            Err(e) => eprintln!("onair: warning: no report: {e}"),
+        }
+    }
     sink.write(&final_stats, true)
         .map_err(|e| Failure::Runtime(format!("writing stats: {e}")))?;
     sink.summary(&final_stats);
