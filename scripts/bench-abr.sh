@@ -417,6 +417,11 @@ for name in "${RAN[@]}"; do
     onair-*)
         args+=(--stats-json "$W/$name.stats.jsonl")
         cp "$W/$name.stats.jsonl" "$OUT/$name.stats.jsonl" 2>/dev/null || true
+        # The session picture, when the binary can draw it.
+        if "$ONAIR" report --help >/dev/null 2>&1; then
+            "$ONAIR" report "$W/$name.stats.jsonl" -o "$OUT/$name.svg" >>"$W/$name.report.log" 2>&1 ||
+                log "onair report failed for $name (see $W/$name.report.log)"
+        fi
         ;;
     obs) [ -f "$W/obs.log" ] && args+=(--obs-log "$W/obs.log") ;;
     esac
