@@ -4,6 +4,7 @@
 #
 #   scripts/bench-abr.sh [--out DIR] [--only LIST]      # ~6 min for the four publishers
 #   ONAIR_BIN=/path/to/onair scripts/bench-abr.sh        # an already built onair (no cargo)
+#   scripts/bench-abr.sh --judge /tmp/onair-bench-abr.XXXXXX  # judge a previous run again
 #
 # LIST is a comma-separated subset of onair-off,onair-abr,ffmpeg,obs (default: all).
 # Timeline per publisher, counted from the moment nginx sees the publish (its recording file
@@ -34,10 +35,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 OUT=$ROOT/target/bench-abr
 ONLY=onair-off,onair-abr,ffmpeg,obs
+JUDGE_DIR=
 while [ $# -gt 0 ]; do
     case "$1" in
     --out) OUT=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
+    --judge) JUDGE_DIR=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-abr: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -54,10 +57,11 @@ PORT=1935
 log() { echo "bench-abr: $*" >&2; }
 die() { log "$*"; exit 1; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
-
-[ "$(id -u)" = 0 ] || die "needs root (ip netns, tc)"
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+
+if [ -z "$JUDGE_DIR" ]; then # ---- the runs (--judge DIR: only judge a previous run's DIR) ----
+[ "$(id -u)" = 0 ] || die "needs root (ip netns, tc)"
 
 if [ -z "${ONAIR_BIN:-}" ]; then
     "$ROOT/scripts/install-deps.sh"
@@ -402,6 +406,21 @@ if want obs; then
     [ -n "$OBS_LOG" ] && cp "$OBS_LOG" "$W/obs.log"
     kill -TERM "$XVFB_PID" 2>/dev/null || true
 fi
+{
+    echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), load after the runs $(uptime | sed 's/.*load average: //')"
+    echo "onair: $ONAIR ($("$ONAIR" --version 2>/dev/null || echo '?'))$([ -n "$HAS_ABR" ] || echo ', no --adaptive-bitrate option'); $(ffmpeg -version | head -n1 | cut -d' ' -f1-3); nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')$(want obs && echo "; obs-studio $(dpkg-query -W -f='${Version}' obs-studio)")"
+    echo "Link: ${FREE} s free, ${THROTTLE} s tbf ${LINK} kbit/s (burst 32kb, latency 400ms) on the namespace's lo, ${AFTER} s freed; 1280x720@30, 2500k video + 160k audio"
+    for s in "${SKIPPED[@]}"; do echo "$s"; done
+} >"$W/header.md"
+printf '%s\n' "${RAN[@]}" >"$W/ran.txt"
+
+else # ---- --judge DIR -----------------------------------------------------------------------------
+W=$(cd "$JUDGE_DIR" && pwd)
+REC=$W/rec
+[ -f "$W/ran.txt" ] || die "$W/ran.txt missing: not a bench-abr work directory"
+mapfile -t RAN <"$W/ran.txt"
+ONAIR=${ONAIR_BIN:-}
+fi
 
 # ---- judge --------------------------------------------------------------------------------------
 log "judging the recordings"
@@ -418,7 +437,7 @@ for name in "${RAN[@]}"; do
         args+=(--stats-json "$W/$name.stats.jsonl")
         cp "$W/$name.stats.jsonl" "$OUT/$name.stats.jsonl" 2>/dev/null || true
         # The session picture, when the binary can draw it.
-        if "$ONAIR" report --help >/dev/null 2>&1; then
+        if [ -n "$ONAIR" ] && "$ONAIR" report --help >/dev/null 2>&1; then
             "$ONAIR" report "$W/$name.stats.jsonl" -o "$OUT/$name.svg" >>"$W/$name.report.log" 2>&1 ||
                 log "onair report failed for $name (see $W/$name.report.log)"
         fi
@@ -437,10 +456,7 @@ if [ -f "$W/obs.judge.json" ]; then
 fi
 
 {
-    echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), load $(uptime | sed 's/.*load average: //')"
-    echo "onair: $ONAIR ($("$ONAIR" --version 2>/dev/null || echo '?'))$([ -n "$HAS_ABR" ] || echo ', no --adaptive-bitrate option'); $(ffmpeg -version | head -n1 | cut -d' ' -f1-3); nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')$(want obs && echo "; obs-studio $(dpkg-query -W -f='${Version}' obs-studio)")"
-    echo "Link: ${FREE} s free, ${THROTTLE} s tbf ${LINK} kbit/s (burst 32kb, latency 400ms) on the namespace's lo, ${AFTER} s freed; 1280x720@30, 2500k video + 160k audio"
-    for s in "${SKIPPED[@]}"; do echo "$s"; done
+    cat "$W/header.md"
     echo
     [ ${#JSONS[@]} -eq 0 ] || python3 "$ROOT/scripts/bench_abr_judge.py" table "${JSONS[@]}"
 } | tee "$OUT/results.md"

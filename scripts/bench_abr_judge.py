@@ -318,7 +318,7 @@ def judge(a):
     windows = []
     for k in range(0, n_sec, 5):
         w1 = min(k + 5, stop)
-        if w1 <= k:
+        if w1 - k < 2.5:  # the few packets sent while stopping
             break
         windows.append({"t": k, "fps": round(frames_in(k, w1) / (w1 - k), 1),
                         "kbps": round(vbytes_in(k, w1) * 8 / (w1 - k) / 1000)})
@@ -358,6 +358,7 @@ def judge(a):
         out["obs_dbr_lines"] = len(obs["dbr"])
         out["obs_dbr_down"] = sum(1 for d in obs["dbr"] if re.search(r"congestion|dropping|lowered|decreased", d[2], re.I))
         out["obs_dbr_up"] = sum(1 for d in obs["dbr"] if re.search(r"increased", d[2], re.I))
+        out["obs_dbr_back"] = sum(1 for d in obs["dbr"] if re.search(r"going back", d[2], re.I))
         out["obs_dbr_first"] = [(round(t, 1), kb) for t, kb, _ in obs["dbr"][:3]]
         out["obs_dbr_min_kbps"] = min((kb for _, kb, _ in obs["dbr"] if kb is not None), default=None)
         out["obs_dropped_frames"] = obs["drops"]
@@ -414,7 +415,8 @@ def table(a):
                 notes.append(f"encoder target {lo}-{hi} kbit/s")
         if "obs_dbr_lines" in r:
             notes.append(f"{r['obs_dbr_lines']} dynamic-bitrate log lines ({r['obs_dbr_down']} down, "
-                         f"{r['obs_dbr_up']} up, lowest {fmt(r['obs_dbr_min_kbps'])} kbit/s)")
+                         f"{r['obs_dbr_up']} up, {r.get('obs_dbr_back', 0)} 'going back to prev bitrate'; "
+                         f"lowest {fmt(r['obs_dbr_min_kbps'])} kbit/s)")
             if r.get("obs_dropped_frames"):
                 notes.append(f"OBS dropped frames (bandwidth): {r['obs_dropped_frames']}")
             if r.get("obs_lagged_frames"):
