@@ -110,7 +110,7 @@ pub struct CommonArgs {
     pub video_bitrate: u32,
     /// Adapt the video bitrate to what each destination's link carries
     /// (on), or keep it fixed and drop frames when the link is too slow (off).
-    #[arg(long, default_value = "on", value_parser = parse_on_off, value_name = "on|off")]
+    #[arg(long, default_value = "on", value_parser = parse_on_off, value_name = "on|off", action = clap::ArgAction::Set)]
     pub adaptive_bitrate: bool,
     /// Lowest video bitrate adaptation may choose; below it, frames are
     /// dropped instead (default: 0.01 bit per pixel and frame, e.g. 276k at
