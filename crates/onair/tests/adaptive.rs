@@ -178,3 +178,186 @@ fn print_timeline(run: &Run) {
         );
     }
 }
+
+/// Per-output stats samples of a run with several outputs.
+struct MultiRun {
+    started: Instant,
+    /// (when, one `Stats` per output).
+    samples: Vec<(Instant, Vec<Stats>)>,
+    actions_at: Vec<Instant>,
+    final_stats: Vec<Stats>,
+}
+
+impl MultiRun {
+    fn during(&self, from: Instant, to: Instant) -> impl Iterator<Item = &Vec<Stats>> {
+        self.samples
+            .iter()
+            .filter(move |(t, _)| *t >= from && *t < to)
+            .map(|(_, s)| s)
+    }
+}
+
+fn run_multi(
+    streamer: Streamer,
+    total: Duration,
+    script: Vec<(Duration, Box<dyn FnOnce(&Streamer) + '_>)>,
+) -> MultiRun {
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let mut actions_at = Vec::new();
+    let mut script = script.into_iter().peekable();
+    while started.elapsed() < total {
+        while script
+            .peek()
+            .is_some_and(|(at, _)| started.elapsed() >= *at)
+        {
+            if let Some((_, action)) = script.next() {
+                actions_at.push(Instant::now());
+                action(&streamer);
+            }
+        }
+        samples.push((Instant::now(), streamer.stats()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let final_stats = streamer.stop();
+    MultiRun {
+        started,
+        samples,
+        actions_at,
+        final_stats,
+    }
+}
+
+/// Two destinations share one encoder; one of them gets a link that cannot
+/// carry even half the bitrate, is reset in the middle of its throttle, and
+/// the user lowers the bitrate by hand during it. The healthy destination
+/// keeps every frame at no less than half the ceiling (the policy in
+/// docs/ARCHITECTURE.md); the slow one drops frames on its own, cleanly;
+/// the manual bitrate becomes the ceiling and is never exceeded; the slow
+/// destination's next session starts from its last good estimate.
+#[test]
+fn a_slow_destination_does_not_drag_a_healthy_one_down_without_limit() {
+    if !require_tools(&["nginx", "ffmpeg"]) {
+        return;
+    }
+    let _serial = serial();
+    let nginx = NginxRtmp::start(NginxOptions::default()).expect("nginx");
+    let proxy = onair_testkit::FaultProxy::start_with(
+        nginx.addr(),
+        onair_testkit::proxy::ProxyOptions {
+            recv_buffer: Some(64 * 1024),
+            ..onair_testkit::proxy::ProxyOptions::default()
+        },
+    )
+    .expect("proxy");
+    let mut cfg = config(&nginx.url("healthy"));
+    cfg.outputs.push(onair::StreamOutputConfig::new(
+        onair::output::url::RtmpUrl::parse(&proxy.rtmp_url("slow"), None).expect("url"),
+    ));
+    let streamer = Streamer::start(cfg).expect("starts");
+    const SLOW_KBIT: u64 = 900;
+    let run = run_multi(
+        streamer,
+        46 * SEC,
+        vec![
+            (
+                3 * SEC,
+                Box::new(|_| proxy.throttle(Some(SLOW_KBIT * 1000 / 8))),
+            ),
+            (15 * SEC, Box::new(|_| proxy.reset_all())),
+            (22 * SEC, Box::new(|s| s.set_video_bitrate(2_000_000))),
+            (32 * SEC, Box::new(|_| proxy.throttle(None))),
+        ],
+    );
+    let a = &run.actions_at;
+    let (healthy, slow) = (&run.final_stats[0], &run.final_stats[1]);
+    eprintln!(
+        "healthy: dropped v{} a{}, reconnects {}; slow: dropped v{} a{}, reconnects {}",
+        healthy.video_dropped_congestion,
+        healthy.audio_frames_dropped,
+        healthy.reconnects,
+        slow.video_dropped_congestion,
+        slow.audio_frames_dropped,
+        slow.reconnects
+    );
+    let targets = |from: Instant, to: Instant| {
+        let t: Vec<u64> = run
+            .during(from, to)
+            .map(|s| s[0].video_bitrate_kbps)
+            .collect();
+        (
+            t.iter().copied().min().unwrap_or(0),
+            t.iter().copied().max().unwrap_or(0),
+        )
+    };
+    // Throttled, before the manual change: the encoder follows the slow
+    // destination down to half of what the healthy one wants, no lower.
+    let (lo, hi) = targets(a[0] + 4 * SEC, a[2]);
+    eprintln!("encoder target while one destination is slow: {lo}..{hi} kbit/s");
+    assert!(
+        lo >= 1200,
+        "the slow destination dragged the encoder to {lo}k"
+    );
+    assert!(hi < 2400, "the encoder ignored the slow destination: {hi}k");
+    // The manual bitrate is the new ceiling, never exceeded.
+    let (lo2, hi2) = targets(a[2] + SEC, a[3]);
+    eprintln!("after the manual 2000k: {lo2}..{hi2} kbit/s");
+    assert!(hi2 <= 2000 && lo2 >= 950, "{lo2}..{hi2}");
+    // The slow destination's new session starts from its last good wish.
+    let before: Vec<u64> = run
+        .during(a[1] - SEC, a[1])
+        .map(|s| s[1].wanted_video_kbps)
+        .collect();
+    let after_live = run
+        .samples
+        .iter()
+        .find(|(t, s)| *t > a[1] + Duration::from_millis(200) && s[1].state == "live")
+        .map(|(_, s)| s[1].wanted_video_kbps);
+    eprintln!("slow wish before the reset {before:?}, first after {after_live:?}");
+    assert!(
+        after_live.is_some_and(|w| w < 2000 && before.last().is_some_and(|b| w <= b * 13 / 10)),
+        "the new session forgot the slow link: {after_live:?} after {before:?}"
+    );
+    // Back to the (new) ceiling once the link frees.
+    let (_, hi3) = targets(a[3] + 10 * SEC, a[3] + 14 * SEC);
+    assert_eq!(hi3, 2000, "back to the ceiling after the link freed");
+
+    assert_eq!(healthy.video_dropped_congestion, 0);
+    assert_eq!(healthy.audio_frames_dropped, 0);
+    assert_eq!(healthy.reconnects, 0);
+    assert!(
+        slow.video_dropped_congestion > 0,
+        "900 kbit/s cannot carry 1.25 Mbit/s"
+    );
+    assert_eq!(slow.reconnects, 1);
+
+    let recs = nginx.stop_and_collect();
+    let named = |key: &str| -> Vec<std::path::PathBuf> {
+        recs.iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(key))
+            })
+            .cloned()
+            .collect()
+    };
+    let healthy_recs = named("healthy");
+    assert_eq!(healthy_recs.len(), 1, "{recs:?}");
+    let j = judge(&healthy_recs[0]);
+    assert_clean(&healthy_recs[0], &j);
+    let t = |i: Instant| (i - run.started).as_secs_f64();
+    let (share, freeze) = j.delivery(t(a[0]), t(a[3]));
+    let kbps = video_kbps(&healthy_recs[0], t(a[0]) + 4.0, t(a[2]));
+    eprintln!(
+        "healthy viewer: {:.1} % of the frames, longest freeze {freeze:.2} s, video {kbps:.0} kbit/s",
+        share * 100.0
+    );
+    assert!(share >= 0.99 && freeze <= 0.1, "{share} {freeze}");
+    assert!(kbps >= 1000.0, "healthy destination got {kbps:.0} kbit/s");
+    for r in named("slow") {
+        let j = judge(&r);
+        assert_eq!(j.decode_errors, "", "{}", r.display());
+        assert_eq!(j.frame_num_gaps, 0, "{}: a mid-GOP drop", r.display());
+        assert!(j.indices_in_order(), "{}", r.display());
+    }
+}

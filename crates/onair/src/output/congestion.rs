@@ -35,8 +35,13 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// The acknowledged rate is measured over this window.
+/// The acknowledged rate that sets a decrease is measured over this window:
+/// short, so a cut follows the link as it is now.
 pub const RATE_WINDOW: Duration = Duration::from_millis(1000);
+/// The rate that judges a probe and raises the link estimate is measured
+/// over this window: at least a GOP (2 s by default), so a keyframe does not
+/// make a second look fast.
+pub const CAPACITY_WINDOW: Duration = Duration::from_millis(2000);
 /// The standing queue is the minimum latency over this window.
 pub const STANDING_WINDOW: Duration = Duration::from_millis(600);
 /// A standing queue above this means the link carries less than we send
@@ -67,8 +72,11 @@ pub const PROBE_QUEUE_GROWTH_MS: u64 = 60;
 /// A probe asking for at least this fraction of the known link capacity
 /// explores beyond it...
 pub const PROBE_BEYOND_LINK: f64 = 0.97;
-/// ...and passes only if the link then carried this much more than known.
+/// ...and passes only if the link then carried this much more than known,
 pub const PROBE_GAIN_NEEDED: f64 = 1.02;
+/// ...or this fraction of what the probe asked for (the encoder's output
+/// wanders around its target).
+pub const PROBE_CARRIED: f64 = 0.95;
 /// Below the known-safe point, each increase multiplies by up to this.
 pub const RETURN_STEP: f64 = 1.3;
 /// Above the known-safe point, successive probes (each one judged clear)
@@ -76,7 +84,7 @@ pub const RETURN_STEP: f64 = 1.3;
 pub const PROBE_STEPS: [f64; 4] = [0.05, 0.15, 0.30, 0.50];
 /// After a congestion or a failed probe, no probing above the known-safe
 /// point for this long.
-pub const QUIET_AFTER_CONGESTION: Duration = Duration::from_secs(4);
+pub const QUIET_AFTER_CONGESTION: Duration = Duration::from_secs(3);
 /// Bits per second of RTMP/FLV framing on top of the media (chunk and tag
 /// headers, about 40 bytes per frame at 80 frames/s).
 pub const FRAMING_OVERHEAD_BPS: u64 = 26_000;
@@ -175,6 +183,8 @@ struct Probe {
     /// When the probe asks for more than the link was ever seen to carry,
     /// that capacity: the probe only passes if the link carries more.
     beyond_link_bps: Option<u64>,
+    /// What the probe asks the link to carry (video + audio + framing).
+    asks_bps: f64,
 }
 
 impl CongestionController {
@@ -224,7 +234,8 @@ impl CongestionController {
         if self.target_bps > ceiling {
             self.target_bps = ceiling;
         }
-        let rate = self.acked_rate_bps();
+        let rate = self.acked_rate_bps(RATE_WINDOW);
+        let capacity = self.acked_rate_bps(CAPACITY_WINDOW);
         let standing = min_since(&self.queue, o.now, STANDING_WINDOW);
         let collapse = min_since(&self.queue, o.now, COLLAPSE_WINDOW);
         let congested = standing.is_some_and(|q| q > CONGESTED_QUEUE_MS)
@@ -232,8 +243,8 @@ impl CongestionController {
         let clear = standing.is_some_and(|q| q < CLEAR_QUEUE_MS);
         if congested {
             self.on_congestion(&o, rate, ceiling);
-        } else if clear && !self.probe_failed(&o, standing, rate) {
-            if let Some(r) = rate {
+        } else if clear && !self.probe_failed(&o, standing, capacity) {
+            if let Some(r) = capacity {
                 // Carried with no standing queue: the link holds at least this.
                 self.link_bps = self.link_bps.max(r);
             }
@@ -252,7 +263,7 @@ impl CongestionController {
     fn record(&mut self, o: &Observation) {
         self.acked.push_back((o.now, o.acked_bytes));
         self.queue.push_back((o.now, o.queue_ms));
-        let keep = RATE_WINDOW.max(STANDING_WINDOW);
+        let keep = CAPACITY_WINDOW.max(RATE_WINDOW).max(STANDING_WINDOW);
         for q in [&mut self.acked, &mut self.queue] {
             while q
                 .front()
@@ -265,11 +276,14 @@ impl CongestionController {
 
     /// Acknowledged bit/s over the rate window; `None` until the window has
     /// most of its span (a rate over a few ms means nothing).
-    fn acked_rate_bps(&self) -> Option<u64> {
+    fn acked_rate_bps(&self, window: Duration) -> Option<u64> {
         let (t1, b1) = *self.acked.back()?;
-        let (t0, b0) = *self.acked.front()?;
+        let (t0, b0) = *self
+            .acked
+            .iter()
+            .find(|(t, _)| t1.saturating_sub(*t) <= window)?;
         let span = t1.saturating_sub(t0);
-        if span < RATE_WINDOW / 2 {
+        if span < window / 2 {
             return None;
         }
         Some(b1.saturating_sub(b0) * 8 * 1000 / (span.as_millis() as u64).max(1))
@@ -320,7 +334,11 @@ impl CongestionController {
             .last_increase
             .is_some_and(|t| o.now.saturating_sub(t) >= PROBE_SETTLE);
         match (p.beyond_link_bps, rate) {
-            (Some(link), Some(r)) if settled => (r as f64) < link as f64 * PROBE_GAIN_NEEDED,
+            (Some(link), Some(r)) if settled => {
+                // Carried clearly more than known, or about what was asked.
+                let enough = (link as f64 * PROBE_GAIN_NEEDED).min(p.asks_bps * PROBE_CARRIED);
+                (r as f64) < enough
+            }
             _ => false,
         }
     }
@@ -386,6 +404,7 @@ impl CongestionController {
                 base_queue_ms: standing,
                 beyond_link_bps: (needs >= self.link_bps as f64 * PROBE_BEYOND_LINK)
                     .then_some(self.link_bps),
+                asks_bps: needs,
             });
             next
         };
