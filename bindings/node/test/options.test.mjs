@@ -48,6 +48,9 @@ test('bad options throw from the constructor, naming the option', () => {
   throwsWith({ url: 'rtmp://127.0.0.1:99999/live/SUPERSECRET' }, 'ERR_INVALID_URL', 'url')
   throwsWith({ url: 'rtmp://127.0.0.1/live' }, 'ERR_INVALID_URL', 'url')
   throwsWith({ url: URL, streamKey: ' ' }, 'ERR_INVALID_OPTION', 'streamKey')
+  throwsWith({ url: URL, minVideoBitrate: '3M' }, 'ERR_INVALID_OPTION', 'minVideoBitrate')
+  throwsWith({ url: URL, minVideoBitrate: 'low' }, 'ERR_INVALID_OPTION', 'minVideoBitrate')
+  throwsWith({ url: URL, adaptiveBitrate: 'yes' }, 'ERR_INVALID_OPTION', 'adaptiveBitrate')
   assert.throws(() => new VideoAudioStreamer(null), { code: 'ERR_INVALID_OPTION' })
 })
 
@@ -57,6 +60,7 @@ test('good options construct without starting anything', () => {
     videoBitrate: 1_000_000, audioBitrate: '128k', keyint: 2,
     buffer: { packets: 200, ms: 3000, bytes: 4 << 20 }, stallTimeoutMs: 3000,
     reconnect: { maxDelayMs: 10_000, maxRetries: 5 },
+    adaptiveBitrate: false, minVideoBitrate: '300k',
   })
   const st = s.stats()
   assert.equal(st.state, 'stopped')

@@ -6,8 +6,10 @@
 //!   on the output's NetworkSendThread, which owns the socket it measures,
 //!   and is tested in closed loop against a simulated bottleneck below.
 //! - What the link really carries is what the peer acknowledged (TCP_INFO
-//!   `tcpi_bytes_acked`), measured over `RATE_WINDOW`. While the link is
-//!   saturated that is its capacity; while it is not, it is a lower bound.
+//!   `tcpi_bytes_acked`): over `RATE_WINDOW` to set a cut, over the
+//!   GOP-long `CAPACITY_WINDOW` to judge a probe or raise the estimate.
+//!   While the link is saturated that is its capacity; while it is not, a
+//!   lower bound.
 //! - Congestion is a *standing* queue: the smallest StreamBuffer latency
 //!   (queued timestamps + unsent kernel bytes) over `STANDING_WINDOW`. A
 //!   keyframe crossing a slow link makes the queue jump for a moment without
@@ -22,10 +24,12 @@
 //!   `REPEAT_DECREASE`.
 //! - Recovery: with the queue clear for `PROBE_INTERVAL`, the target climbs
 //!   back to the known-safe point quickly (`RETURN_STEP`), then probes above
-//!   it with growing steps (`PROBE_STEPS`) so a freed link is found again in
-//!   seconds, while a link that is still narrow is touched at most once per
-//!   `QUIET_AFTER_CONGESTION`: a steady throttle sees a slow, shallow
-//!   sawtooth of bitrate and no dropped frames.
+//!   it with growing steps (`PROBE_STEPS`), each judged after `PROBE_SETTLE`:
+//!   a probe that makes the queue stand, or asks for more than the link ever
+//!   carried without the link carrying more, is taken back before anything
+//!   drops, and probing above the safe point pauses for
+//!   `QUIET_AFTER_CONGESTION`. A freed link is found again in seconds; a
+//!   narrow one sees a shallow sawtooth of bitrate and no dropped frames.
 //! - The user's bitrate is the ceiling and the floor is the lowest bitrate
 //!   worth encoding at this size: the controller never leaves that range.
 //!   Below the floor the muxer's keyframe-aware dropping is the last resort.
