@@ -52,7 +52,10 @@ export declare class NativeStreamer {
   stop(): Promise<StreamStats>
   /** Skips the backoff wait of a reconnecting output. */
   reconnectNow(): void
-  /** Changes the H.264 bitrate while running (bit/s, 50k..=50M). */
+  /**
+   * Changes the H.264 bitrate while running (bit/s, 50k..=50M). With
+   * adaptive bitrate it becomes the new ceiling, never fought.
+   */
   setVideoBitrate(bps: number): void
   /** The current stats snapshot (never blocks on the network). */
   stats(): StreamStats
@@ -239,6 +242,17 @@ export interface StreamerOptions {
    * The recording gets the same encoded packets as the stream.
    */
   record?: string | RecordOptions
+  /**
+   * Adapt the video bitrate to what the link carries (default `true`);
+   * `videoBitrate` is then the ceiling. `false`: fixed bitrate, frames
+   * dropped when the link is too slow.
+   */
+  adaptiveBitrate?: boolean
+  /**
+   * Lowest video bitrate adaptation may choose (bit/s or `'300k'`); below
+   * it frames are dropped instead (default: 0.01 bit per pixel and frame).
+   */
+  minVideoBitrate?: number | string
 }
 
 /** Link state of the stream (the SPEC's state machine). */
@@ -290,6 +304,16 @@ export interface StreamStats {
   connect_failures: number
   /** Extra: IDR requests made after congestion or reconnects. */
   idr_requests: number
+  /** The video encoder's current target bitrate, kbit/s. */
+  video_bitrate_kbps: number
+  /** What the link is believed to carry, kbit/s (0 until measured). */
+  link_kbps: number
+  /** How close the buffer is to dropping video: 0..1. */
+  congestion: number
+  /** Extra: the user's video bitrate, the ceiling of adaptation, kbit/s. */
+  video_bitrate_ceiling_kbps: number
+  /** Extra: why the bitrate is where it is: ceiling | link | probing | floor. */
+  bitrate_reason?: string
   /** Extra: the destination, stream key redacted. */
   output: string
   /** Extra: last error, stream key redacted, if any. */
