@@ -12,17 +12,10 @@
 
 use onair::video::source::decode_frame_index;
 use onair_testkit::{ffmpeg, output_timeout, require_tools, stats, FaultProxy, NginxOptions};
-use onair_testkit::{spawn, NginxRtmp};
+use onair_testkit::{serial, spawn, NginxRtmp};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
 use std::time::Duration;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn onair() -> Command {
     Command::new(env!("CARGO_BIN_EXE_onair"))

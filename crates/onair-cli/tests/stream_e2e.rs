@@ -4,23 +4,15 @@
 
 use onair::video::source::decode_frame_index;
 use onair_testkit::{
-    ffmpeg, free_port, output_timeout, require_tools, stats, FfmpegListener, NginxOptions,
+    ffmpeg, free_port, output_timeout, require_tools, serial, stats, FfmpegListener, NginxOptions,
     NginxRtmp,
 };
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const ONAIR: &str = env!("CARGO_BIN_EXE_onair");
 const KEY: &str = "sekrit-KEY-9f3e";
-
-/// Streaming tests are CPU-heavy on 2 cores: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn onair(args: &[&str], timeout: Duration) -> Output {
     output_timeout(Command::new(ONAIR).args(args), timeout).expect("onair runs")

@@ -10,6 +10,8 @@
 //!   ffprobe judges (probe, frames, decode errors, hidden "frame num gap"s, pixels, PCM).
 //! - [`proxy`]: a userspace TCP fault proxy (pause, throttle, blackhole, reset, refuse, delay).
 //! - [`netns`]: kernel-level faults (tbf, iptables DROP / RST) inside a private network namespace.
+//! - [`xvfb`]: a private X server per test, painted by the test (screen capture).
+//! - [`pulse`]: a private PulseAudio server per test with a null sink and a tone player.
 //! - [`procs`]: process guards, ports and tool discovery (with skip-or-fail policy).
 //! - [`stats`]: the `--stats-json` JSON Lines reader.
 //!
@@ -68,13 +70,17 @@ pub mod netns;
 pub mod nginx;
 pub mod procs;
 pub mod proxy;
+pub mod pulse;
 pub mod stats;
+pub mod xvfb;
 
 pub use ffmpeg::{FfmpegListener, FrameInfo, PacketInfo, Probe, StreamInfo};
 pub use netns::NetNs;
 pub use nginx::{HttpStatusServer, NginxOptions, NginxRtmp};
 pub use procs::{
-    cargo_bin, free_port, output_timeout, require_tool, require_tools, spawn, wait_for_port, which,
-    ChildGuard,
+    cargo_bin, free_port, output_timeout, require_tool, require_tools, serial, spawn, wait_for,
+    wait_for_port, which, ChildGuard,
 };
 pub use proxy::FaultProxy;
+pub use pulse::PulseServer;
+pub use xvfb::Xvfb;

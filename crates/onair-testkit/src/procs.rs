@@ -185,6 +185,31 @@ pub fn cargo_bin(name: &str) -> Option<PathBuf> {
     is_executable(&p).then_some(p)
 }
 
+/// One real-time pipeline at a time within a test binary.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes the test binary's serial lock. Why: a pipeline encodes 720p30 in real time and
+/// its engines' lateness is asserted; two of them on a 2-core machine starve each other.
+/// Poison-tolerant: a failed test must not fail the ones after it.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Polls `f` every 20 ms until it returns `Some` or `timeout` passes (then `None`): the
+/// one way tests wait for a condition, so none of them sleeps a fixed, hopeful time.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
 pub fn free_port() -> io::Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0")?;

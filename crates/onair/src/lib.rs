@@ -18,8 +18,6 @@ pub mod output;
 pub mod packet;
 pub mod pipeline;
 pub mod stats;
-#[cfg(test)]
-pub(crate) mod testutil;
 pub mod video;
 
 pub use devices::{list_devices, DeviceInfo, DeviceKind};

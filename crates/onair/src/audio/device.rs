@@ -689,9 +689,7 @@ pub(crate) fn input_device_names() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{require_tool, wait_for, ChildGuard};
-    use std::io::Write;
-    use std::process::{Command, Stdio};
+    use onair_testkit::{require_tools, wait_for, PulseServer};
 
     #[test]
     fn parses_specs() {
@@ -770,97 +768,6 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
-    /// A PulseAudio server with a null sink on a private socket, as root in a
-    /// container: `--system=false` plus a private HOME/runtime dir, no D-Bus,
-    /// anonymous auth on the socket.
-    struct Pulse {
-        guard: ChildGuard,
-        dir: tempfile::TempDir,
-    }
-
-    fn start_pulse(dir: &std::path::Path) -> ChildGuard {
-        let socket = dir.join("native");
-        let _ = std::fs::remove_file(&socket);
-        let guard = ChildGuard::spawn(
-            "pulseaudio",
-            Command::new("pulseaudio")
-                .args([
-                    "-n",
-                    "--daemonize=no",
-                    "--system=false",
-                    "--exit-idle-time=-1",
-                    "--disallow-exit",
-                    "--disable-shm=true",
-                    "-L",
-                    "module-null-sink sink_name=onair_null rate=48000",
-                    "-L",
-                    &format!(
-                        "module-native-protocol-unix socket={} auth-anonymous=1",
-                        socket.display()
-                    ),
-                ])
-                .env("HOME", dir)
-                .env("PULSE_RUNTIME_PATH", dir)
-                .env("XDG_RUNTIME_DIR", dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        let up = wait_for(Duration::from_secs(10), || {
-            Command::new("pactl")
-                .arg("info")
-                .env("PULSE_SERVER", format!("unix:{}", socket.display()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .ok()
-                .filter(|s| s.success())
-        });
-        assert!(up.is_some(), "pulseaudio did not come up");
-        guard
-    }
-
-    /// Plays a 1 kHz stereo tone into the null sink with `pacat`, fed from a
-    /// thread (the writer ends when pacat dies).
-    fn play_tone(dir: &std::path::Path) -> ChildGuard {
-        let mut g = ChildGuard::spawn(
-            "pacat",
-            Command::new("pacat")
-                .args([
-                    "--playback",
-                    "--device=onair_null",
-                    "--format=s16le",
-                    "--rate=48000",
-                    "--channels=2",
-                ])
-                .env(
-                    "PULSE_SERVER",
-                    format!("unix:{}", dir.join("native").display()),
-                )
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        if let Some(mut stdin) = g.child.stdin.take() {
-            std::thread::spawn(move || {
-                let mut buf = Vec::with_capacity(48_000 * 4);
-                for i in 0..48_000u32 {
-                    let v = (0.5
-                        * (std::f32::consts::TAU * 1000.0 * i as f32 / 48_000.0).sin()
-                        * 32767.0) as i16;
-                    buf.extend_from_slice(&v.to_le_bytes());
-                    buf.extend_from_slice(&v.to_le_bytes());
-                }
-                // 1 kHz divides 48 kHz: one second loops seamlessly.
-                for _ in 0..60 {
-                    if stdin.write_all(&buf).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        g
-    }
-
     /// Reads like the AudioEngine (every 10 ms) for `dur`, returning the
     /// left channel and the slowest read.
     fn capture(src: &mut dyn AudioSource, dur: Duration) -> (Vec<f32>, Duration) {
@@ -888,23 +795,13 @@ mod tests {
 
     #[test]
     fn pulse_monitor_tone_then_server_death_then_recovery() {
-        for (tool, pkg) in [("pulseaudio", "pulseaudio"), ("pacat", "pulseaudio-utils")] {
-            if require_tool(tool, pkg).is_none() {
-                return;
-            }
-            let _ = require_tool("pactl", "pulseaudio-utils");
+        if !require_tools(&["pulseaudio", "pacat", "pactl"]) {
+            return;
         }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut pulse = Pulse {
-            guard: start_pulse(dir.path()),
-            dir,
-        };
+        let mut pulse = PulseServer::start().expect("pulseaudio starts");
         // The ALSA pulse plugin (in this process) finds the server here.
-        std::env::set_var(
-            "PULSE_SERVER",
-            format!("unix:{}", pulse.dir.path().join("native").display()),
-        );
-        let mut tone = play_tone(pulse.dir.path());
+        std::env::set_var("PULSE_SERVER", pulse.server());
+        let mut tone = pulse.play_tone(1000.0).expect("pacat");
         let mut src = open_audio("desktop", 48_000, 2).expect("open desktop monitor");
         // Wait for audio to flow. Measured: a cpal stream on the ALSA pulse
         // plugin sometimes stops calling back right after it starts; the
@@ -926,7 +823,7 @@ mod tests {
         assert!(slowest < Duration::from_millis(5), "read took {slowest:?}");
 
         // Kill the server mid-capture: reads stay fast and turn to 0.
-        pulse.guard.kill();
+        pulse.kill();
         tone.kill();
         let (after, slowest) = capture(src.as_mut(), Duration::from_millis(1500));
         assert!(slowest < Duration::from_millis(5), "read took {slowest:?}");
@@ -939,8 +836,8 @@ mod tests {
         assert_eq!(src.read(&mut buf), 0, "silence while the server is gone");
 
         // Restart it: the device thread reopens and audio flows again.
-        pulse.guard = start_pulse(pulse.dir.path());
-        let _tone2 = play_tone(pulse.dir.path());
+        pulse.restart().expect("pulseaudio restarts");
+        let _tone2 = pulse.play_tone(1000.0).expect("pacat");
         let back = wait_for(RETRY_INTERVAL * 5 + STALL_TIMEOUT, || {
             let (got, _) = capture(src.as_mut(), Duration::from_millis(200));
             (got.len() > 1000).then_some(got)

@@ -10,16 +10,9 @@ use onair::{
 };
 use onair_testkit::ffmpeg;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The pipelines are CPU-heavy on a 2-core machine: one test at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Takes the serial lock (poison-tolerant: a failed test must not fail the others).
-pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub use onair_testkit::serial;
 
 pub const WIDTH: u32 = 1280;
 pub const HEIGHT: u32 = 720;
