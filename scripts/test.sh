@@ -11,6 +11,13 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 step() { echo "==> $*" >&2; }
 
+# Under CI (CI=true) a test that cannot run (a missing tool, no network namespace)
+# fails instead of skipping, and the kernel fault tests need root: say so up front.
+if [[ -n "${CI:-}" && "${CI}" != "false" && "${CI}" != "0" && "$(id -u)" != 0 ]]; then
+    echo "==> CI is set but this is not root: the network-namespace fault tests need root" >&2
+    exit 1
+fi
+
 step "install deps"
 ./scripts/install-deps.sh
 # install-deps may have just installed Rust with rustup (~/.cargo/bin).

@@ -31,9 +31,11 @@
 //!   ([`NginxOptions::drop_idle_publisher`]).
 //! - FFmpeg conceals lost reference frames silently at `-v error`: use [`ffmpeg::frame_num_gaps`].
 //!
-//! Tests that need external tools start with
-//! `if !onair_testkit::procs::require_tools(&["nginx", "ffmpeg"]) { return; }`:
-//! locally a missing tool skips the test with a note, under `CI` it fails it.
+//! One skip policy ([`procs::skip`]): tests that need external tools start with
+//! `if !onair_testkit::require_tools(&["nginx", "ffmpeg"]) { return; }`, tests that need
+//! a privilege with [`require_root`] or [`require_netns`]. Locally a missing tool or
+//! privilege skips the test with one line, `SKIP <test>: <why>`; under CI (`CI=true`)
+//! it fails the test.
 //!
 //! A typical fault test (server behind the proxy, reset mid-stream, judge the recording):
 //!
@@ -75,11 +77,11 @@ pub mod stats;
 pub mod xvfb;
 
 pub use ffmpeg::{FfmpegListener, FrameInfo, PacketInfo, Probe, StreamInfo};
-pub use netns::NetNs;
+pub use netns::{require_netns, NetNs};
 pub use nginx::{HttpStatusServer, NginxOptions, NginxRtmp};
 pub use procs::{
-    cargo_bin, free_port, output_timeout, require_tool, require_tools, serial, spawn, wait_for,
-    wait_for_port, which, ChildGuard,
+    cargo_bin, free_port, output_timeout, require_root, require_tool, require_tools, serial, skip,
+    spawn, wait_for, wait_for_port, which, ChildGuard,
 };
 pub use proxy::FaultProxy;
 pub use pulse::PulseServer;

@@ -776,14 +776,9 @@ mod tests {
     /// frames, `decode_frame_index` reads each one. 720p at 2.5 Mbit/s.
     #[test]
     fn ffmpeg_reads_frame_indices_at_streaming_bitrate() {
-        let Ok(out) = std::process::Command::new("ffmpeg")
-            .arg("-version")
-            .output()
-        else {
-            eprintln!("ffmpeg not installed: skipped");
+        if !onair_testkit::require_tools(&["ffmpeg"]) {
             return;
-        };
-        assert!(out.status.success());
+        }
         // Streaming default, and the smallest size at a starved bitrate.
         for (w, h, bps) in [(1280u32, 720u32, 2_500_000u32), (160, 120, 100_000)] {
             let mut enc = VideoEncoder::new(cfg(w, h, bps)).unwrap();
