@@ -185,6 +185,12 @@ pub fn cargo_bin(name: &str) -> Option<PathBuf> {
     is_executable(&p).then_some(p)
 }
 
+/// The longest a runnable thread may wait for a core on a busy 2-core machine (builds
+/// and other test binaries running), with margin. Why: a unit test's timing bound must
+/// tell "does not block" from "blocked", never measure speed (benchmarks do that, see
+/// docs/benchmarks.md), so it is the operation's own timeout plus this slack.
+pub const SCHEDULING_SLACK: Duration = Duration::from_millis(250);
+
 /// One real-time pipeline at a time within a test binary.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 

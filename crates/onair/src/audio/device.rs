@@ -689,7 +689,7 @@ pub(crate) fn input_device_names() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use onair_testkit::{require_tools, wait_for, PulseServer};
+    use onair_testkit::{require_tools, wait_for, PulseServer, SCHEDULING_SLACK};
 
     #[test]
     fn parses_specs() {
@@ -769,21 +769,37 @@ mod tests {
     }
 
     /// Reads like the AudioEngine (every 10 ms) for `dur`, returning the
-    /// left channel and the slowest read.
-    fn capture(src: &mut dyn AudioSource, dur: Duration) -> (Vec<f32>, Duration) {
+    /// left channel and how long each read took.
+    fn capture(src: &mut dyn AudioSource, dur: Duration) -> (Vec<f32>, Vec<Duration>) {
         let mut left = Vec::new();
         let mut buf = vec![0.0f32; 480 * 2];
-        let mut slowest = Duration::ZERO;
+        let mut reads = Vec::new();
         let end = Instant::now() + dur;
         while Instant::now() < end {
             let t = Instant::now();
             let n = src.read(&mut buf);
-            slowest = slowest.max(t.elapsed());
+            reads.push(t.elapsed());
             left.extend(buf[..2 * n].chunks_exact(2).map(|f| f[0]));
             std::thread::sleep(Duration::from_millis(10));
         }
-        (left, slowest)
+        (left, reads)
     }
+
+    /// Reads never wait for the device: a read that blocked until the next
+    /// device callback (~10 ms) would make most reads slow. A few slow ones
+    /// are a busy machine's preemptions, not blocking.
+    fn assert_reads_never_wait(reads: &[Duration]) {
+        let slow = reads.iter().filter(|d| **d > FAST_READ).count();
+        let slowest = reads.iter().max().copied().unwrap_or_default();
+        assert!(
+            slow * 20 <= reads.len() && slowest < SCHEDULING_SLACK,
+            "{slow} of {} reads over {FAST_READ:?}, slowest {slowest:?}",
+            reads.len()
+        );
+    }
+
+    /// What a read that does not wait for the device takes, at most.
+    const FAST_READ: Duration = Duration::from_millis(5);
 
     fn dominant_hz(x: &[f32], rate: f32) -> f32 {
         let crossings = x
@@ -811,7 +827,7 @@ mod tests {
             (got.len() > 1000).then_some(())
         });
         assert!(flowing.is_some(), "no audio from the monitor");
-        let (left, slowest) = capture(src.as_mut(), Duration::from_millis(1200));
+        let (left, reads) = capture(src.as_mut(), Duration::from_millis(1200));
         // Skip the start (priming, resampler warm-up).
         let loud: Vec<f32> = left.iter().copied().skip(4800).collect();
         assert!(loud.len() > 24_000, "captured only {} frames", left.len());
@@ -820,13 +836,13 @@ mod tests {
         assert!(peak > 0.2, "tone too quiet: peak {peak}");
         let hz = dominant_hz(&loud, 48_000.0);
         assert!((950.0..=1050.0).contains(&hz), "dominant {hz} Hz");
-        assert!(slowest < Duration::from_millis(5), "read took {slowest:?}");
+        assert_reads_never_wait(&reads);
 
         // Kill the server mid-capture: reads stay fast and turn to 0.
         pulse.kill();
         tone.kill();
-        let (after, slowest) = capture(src.as_mut(), Duration::from_millis(1500));
-        assert!(slowest < Duration::from_millis(5), "read took {slowest:?}");
+        let (after, reads) = capture(src.as_mut(), Duration::from_millis(1500));
+        assert_reads_never_wait(&reads);
         assert!(
             after.len() < 48_000 * JITTER_MAX_MS as usize / 1000 + 4800,
             "{} frames after death",

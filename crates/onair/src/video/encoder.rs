@@ -559,7 +559,6 @@ mod tests {
     };
     use std::sync::atomic::AtomicBool;
     use std::sync::Mutex;
-    use std::time::Instant;
 
     fn cfg(width: u32, height: u32, bitrate_bps: u32) -> VideoEncoderConfig {
         VideoEncoderConfig {
@@ -935,28 +934,6 @@ mod tests {
         assert_eq!(encoded, packets.len() as u64);
     }
 
-    #[test]
-    fn encode_speed_720p() {
-        let mut enc = VideoEncoder::new(cfg(1280, 720, 2_500_000)).unwrap();
-        let mut pat = TestPattern::new(1280, 720);
-        let n = 90u64;
-        let frames: Vec<_> = (0..n).map(|i| pat.render(i)).collect();
-        let t = Instant::now();
-        let mut bytes = 0;
-        for (i, f) in frames.iter().enumerate() {
-            bytes += enc
-                .encode(f, i as u64 * 33_333_333)
-                .unwrap()
-                .unwrap()
-                .data
-                .len();
-        }
-        let secs = t.elapsed().as_secs_f64();
-        eprintln!(
-            "720p encode: {:.1} fps, {:.0} kbit/s (nasm: {})",
-            n as f64 / secs,
-            bytes as f64 * 8.0 / (n as f64 / 30.0) / 1000.0,
-            crate::BUILT_WITH_NASM
-        );
-    }
+    // Encode speed is a benchmark, not a test: `examples/encode_speed`
+    // (docs/benchmarks.md) measures it in thread CPU time.
 }

@@ -606,7 +606,7 @@ pub(crate) fn probe_display(display: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use onair_testkit::Xvfb;
+    use onair_testkit::{Xvfb, SCHEDULING_SLACK};
 
     #[test]
     fn parses_specs() {
@@ -773,16 +773,16 @@ mod tests {
         let waited = t.elapsed();
         x.guard_mut().signal(libc::SIGCONT).expect("SIGCONT");
         assert!(stalled.is_none(), "a stopped server cannot answer");
-        assert!(waited < X_IO_TIMEOUT * 3, "grab blocked {waited:?}");
+        assert!(
+            waited < X_IO_TIMEOUT + SCHEDULING_SLACK,
+            "grab blocked {waited:?}"
+        );
         x.kill();
         let t = Instant::now();
         assert!(src.grab(1, 0).is_none());
         assert!(src.grab(2, 0).is_none(), "no reconnect before the interval");
-        assert!(
-            t.elapsed() < Duration::from_millis(500),
-            "{:?}",
-            t.elapsed()
-        );
+        // Nothing waits on a dead server: far below a reconnect attempt.
+        assert!(t.elapsed() < SCHEDULING_SLACK, "{:?}", t.elapsed());
         assert!(!src.is_connected());
         // Bring a server back on the same display; the source reconnects.
         x.restart().expect("Xvfb restarts");
