@@ -14,6 +14,7 @@ pub mod clock;
 pub mod devices;
 pub mod error;
 pub mod flv;
+pub mod limits;
 pub mod output;
 pub mod packet;
 pub mod pipeline;

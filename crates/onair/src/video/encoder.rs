@@ -29,6 +29,7 @@
 
 use super::capture::CapturedFrame;
 use super::frame::I420Frame;
+use crate::limits;
 use crate::packet::{EncodedPacket, MediaKind, PacketSink, VideoParams};
 use crate::stats::{bump, EngineCounters};
 use crate::Error;
@@ -46,15 +47,10 @@ use std::thread::JoinHandle;
 
 /// Codec name used in errors.
 const CODEC: &str = "H.264";
-/// Lowest accepted bitrate (bit/s); openh264 rejects much lower values.
-pub const MIN_BITRATE_BPS: u32 = 50_000;
-/// Highest accepted bitrate (bit/s): level 4.2's limit for Baseline, so a
-/// bitrate change can never make openh264 raise the level (and alter the SPS).
-pub const MAX_BITRATE_BPS: u32 = 50_000_000;
-/// Accepted frame rates.
-pub const FPS_RANGE: (u32, u32) = (1, 120);
-/// Accepted keyframe intervals in seconds.
-pub const KEYINT_SECS_RANGE: (f32, f32) = (0.1, 60.0);
+/// Lowest accepted bitrate (bit/s): [`limits::VIDEO_BITRATE_BPS`].
+pub const MIN_BITRATE_BPS: u32 = *limits::VIDEO_BITRATE_BPS.start();
+/// Highest accepted bitrate (bit/s): [`limits::VIDEO_BITRATE_BPS`].
+pub const MAX_BITRATE_BPS: u32 = *limits::VIDEO_BITRATE_BPS.end();
 /// Encoder threads: one slice per frame keeps openh264 single-threaded anyway,
 /// and the other core belongs to capture, audio and the network.
 const ENCODER_THREADS: u16 = 1;
@@ -86,11 +82,11 @@ struct SBitrateInfo {
 /// Settings of a [`VideoEncoder`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct VideoEncoderConfig {
-    /// Width in pixels (even, 16..=3840).
+    /// Width in pixels (even, [`limits::ENCODER_SIDE_MIN`]..=3840; see [`limits::check_size`]).
     pub width: u32,
-    /// Height in pixels (even, 16..=2160).
+    /// Height in pixels (even, [`limits::ENCODER_SIDE_MIN`]..=3840; see [`limits::check_size`]).
     pub height: u32,
-    /// Frames per second (1..=120).
+    /// Frames per second ([`limits::FPS`]).
     pub fps: u32,
     /// Target bitrate in bits per second.
     pub bitrate_bps: u32,
@@ -104,53 +100,31 @@ impl VideoEncoderConfig {
         ((self.keyint_secs * self.fps as f32).round() as u32).max(1)
     }
 
+    /// The ranges of [`crate::limits`], except the smallest side: the encoder
+    /// takes down to [`limits::ENCODER_SIDE_MIN`] (tests encode tiny frames).
     fn validate(&self) -> Result<(), Error> {
-        let bad =
-            |option: &'static str, reason: String| Err(Error::InvalidConfig { option, reason });
-        if !self.width.is_multiple_of(2)
-            || !self.height.is_multiple_of(2)
-            || self.width < 16
-            || self.height < 16
-        {
-            return bad(
+        let check = |option: &'static str, r: Result<(), String>| {
+            r.map_err(|reason| Error::InvalidConfig { option, reason })
+        };
+        let (w, h) = (self.width, self.height);
+        let min = limits::ENCODER_SIDE_MIN;
+        if w < min || h < min || !w.is_multiple_of(2) || !h.is_multiple_of(2) {
+            return check(
                 "size",
-                format!(
-                    "{}x{} must be even and at least 16x16",
-                    self.width, self.height
-                ),
+                Err(format!("{w}x{h} must be even and at least {min}x{min}")),
             );
         }
-        if self.width.max(self.height) > 3840 || self.width.min(self.height) > 2160 {
-            return bad(
-                "size",
-                format!("{}x{} exceeds 3840x2160", self.width, self.height),
-            );
-        }
-        if !(FPS_RANGE.0..=FPS_RANGE.1).contains(&self.fps) {
-            return bad(
-                "fps",
-                format!("{} not in {}..={}", self.fps, FPS_RANGE.0, FPS_RANGE.1),
-            );
-        }
-        if !(MIN_BITRATE_BPS..=MAX_BITRATE_BPS).contains(&self.bitrate_bps) {
-            return bad(
-                "video-bitrate",
-                format!(
-                    "{} bit/s not in {MIN_BITRATE_BPS}..={MAX_BITRATE_BPS}",
-                    self.bitrate_bps
-                ),
-            );
-        }
-        if !(self.keyint_secs >= KEYINT_SECS_RANGE.0 && self.keyint_secs <= KEYINT_SECS_RANGE.1) {
-            return bad(
-                "keyint",
-                format!(
-                    "{} s not in {}..={}",
-                    self.keyint_secs, KEYINT_SECS_RANGE.0, KEYINT_SECS_RANGE.1
-                ),
-            );
-        }
-        Ok(())
+        // Scaled up to the options' minimum, the same check the options get.
+        check(
+            "size",
+            limits::check_size(w.max(*limits::SIDE.start()), h.max(*limits::SIDE.start())),
+        )?;
+        check("fps", limits::check_fps(self.fps))?;
+        check(
+            "video-bitrate",
+            limits::check_video_bitrate(self.bitrate_bps),
+        )?;
+        check("keyint", limits::check_keyint(self.keyint_secs))
     }
 
     /// The lowest H.264 level whose frame-size and macroblock-rate limits hold
