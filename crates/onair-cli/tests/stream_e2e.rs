@@ -285,3 +285,18 @@ fn unreachable_servers_fail_cleanly() {
     }
     drop(closer);
 }
+
+/// What onair prints into a pipe is plain text: the WARN lines of a failing
+/// connection carry no ANSI escape (ESC, 0x1b).
+#[test]
+fn warnings_in_a_pipe_are_plain_text() {
+    let port = free_port().expect("port");
+    let url = format!("rtmp://127.0.0.1:{port}/live/x");
+    let out = onair(
+        &["stream", &url, "--duration", "2"],
+        Duration::from_secs(30),
+    );
+    let err = text(&out);
+    assert!(err.contains("WARN"), "no warning to check: {err}");
+    assert!(!out.stderr.contains(&0x1b), "ANSI codes in a pipe: {err:?}");
+}
