@@ -9,11 +9,11 @@
 //! a `try_send` on a bounded channel, so a stuck encoder costs dropped samples
 //! (counted) instead of a stopped clock (golden rules 1 and 6).
 //!
-//! Live sources (not built yet): real devices deliver in bursts. The intended
-//! policy is that the source keeps a small jitter buffer, the engine reads at
-//! the expected rate (this module, unchanged), and the source drops whatever
-//! exceeds its bound, so device clock drift shows up as occasional dropped or
-//! silent samples, never as growing latency.
+//! Live sources (`audio/device.rs`) deliver in bursts. Each keeps its own
+//! jitter buffer, the engine reads at the expected rate (this module does not
+//! know the difference), and the source drops whatever exceeds its bound, so
+//! device clock drift shows up as occasional dropped or silent samples, never
+//! as growing latency.
 
 use crate::audio::source::AudioSource;
 use crate::clock::{MasterClock, Rate};

@@ -18,7 +18,7 @@
 //! transaction ids far above the session's so replies cannot be mistaken for
 //! its own.
 //!
-//! Interface contract the lead's send/reconnect threads rely on:
+//! Interface contract `output/send.rs` and `output/reconnect.rs` rely on:
 //! `RtmpPublisher::{connect, queue_media, pending_bytes, pump, kernel_unsent_bytes,
 //! ms_since_last_ack, close}` and `RtmpError` with `is_rejection()`.
 //!
