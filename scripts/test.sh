@@ -38,11 +38,11 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 step "build: every test binary and the Node addon"
 # Everything is compiled before the real-time tests start: a compiler running
 # next to them (720p30 pipelines, lateness asserted) would starve them. Doc
-# tests compile as they run, and the Node crate's unit tests take no time, so
-# both run here too.
+# tests compile as they run, so they run here. Every later cargo command says
+# --workspace: with `-p PKG` cargo unifies features over fewer packages and
+# builds onair again, in the middle of the real-time tests.
 cargo test --workspace --release --no-run
 cargo test --workspace --release --doc
-cargo test --release -p onair-node
 ./scripts/build-node.sh
 
 # The tests run in two lanes at once. Lane A: the library's integration tests
@@ -51,13 +51,30 @@ cargo test --release -p onair-node
 # pipeline uses about 0.4 of a core (measured: 6.4 s of CPU for a 15.5 s fault
 # test, nginx and FFmpeg included), so one of each lane fits the 2 cores.
 # ONAIR_TEST_LANES=1 runs the lanes one after the other instead.
+
+# `--test NAME` for each integration test file of the crates in "$@".
+tests_of() {
+    local f
+    for crate in "$@"; do
+        for f in "$crate"/tests/*.rs; do
+            [[ -e "$f" ]] && printf -- '--test\n%s\n' "$(basename "$f" .rs)"
+        done
+    done
+}
+mapfile -t LANE_A_TESTS < <(tests_of crates/onair)
+mapfile -t LANE_B_TESTS < <(tests_of crates/onair-cli crates/onair-testkit bindings/node)
+
+# Without a --test, cargo would run every target: both lists must be non-empty.
+if ((${#LANE_A_TESTS[@]} == 0 || ${#LANE_B_TESTS[@]} == 0)); then
+    echo "==> no integration tests found for a lane (lane A: crates/onair/tests)" >&2
+    exit 1
+fi
 lane_a() {
-    cargo test --release -p onair --test '*' "$@"
+    cargo test --workspace --release "${LANE_A_TESTS[@]}" "$@"
 }
 lane_b() {
-    cargo test --release -p onair --lib "$@" &&
-        cargo test --release -p onair-testkit --lib "$@" &&
-        cargo test --release -p onair-cli --bins --tests "$@" &&
+    cargo test --workspace --release --lib --bins "$@" &&
+        cargo test --workspace --release "${LANE_B_TESTS[@]}" "$@" &&
         ./scripts/test-node.sh --no-build
 }
 
