@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Builds the Node.js addon and runs its tests (node --test) against a real
+# Builds the Node.js addon (unless --no-build) and runs its tests (node --test) against a real
 # nginx-rtmp started by the tests; FFmpeg checks the recordings.
 # Needs nginx + libnginx-mod-rtmp and ffmpeg (scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-./scripts/build-node.sh
+# --no-build: scripts/test.sh built the addon already, before the tests started.
+if [[ "${1:-}" != --no-build ]]; then
+    ./scripts/build-node.sh
+fi
 cd bindings/node
 # The generated typings must match what is committed (they are the API).
 if ! git diff --quiet -- index.d.ts 2>/dev/null; then

@@ -70,7 +70,7 @@ export interface BufferOptions {
   packets?: number
   /** At most this span of timestamps queued, ms (100..=60000, default 2000). */
   ms?: number
-  /** At most this many bytes queued (>= 65536; default: twice `ms` at the total bitrate, >= 1 MiB). */
+  /** At most this many bytes queued (65536..=1073741824; default: twice `ms` at the total bitrate, >= 1 MiB). */
   bytes?: number
 }
 
@@ -131,15 +131,15 @@ export interface RecorderOptions {
   audioDevice?: string
   /** `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`. */
   size?: string
-  /** Width in pixels (even, 160..=3840). */
+  /** Width in pixels (even, 160..=3840; at most 3840x2160 either way). */
   width?: number
-  /** Height in pixels (even, 160..=3840). */
+  /** Height in pixels (even, 160..=3840; at most 3840x2160 either way). */
   height?: number
   /** Frames per second (1..=120, default 30). */
   fps?: number
-  /** H.264 bitrate: bit/s as a number, or a string like `'2500k'`, `'6M'` (default 2500k). */
+  /** H.264 bitrate: bit/s as a number, or a string like `'2500k'`, `'6M'` (50k..=50M, default 2500k). */
   videoBitrate?: number | string
-  /** AAC bitrate: bit/s or `'160k'` (default 160k). */
+  /** AAC bitrate: bit/s or `'160k'` (32k..=512k, default 160k). */
   audioBitrate?: number | string
   /** Keyframe interval, seconds (0.1..=20, default 2). */
   keyint?: number
@@ -219,15 +219,15 @@ export interface StreamerOptions {
   audioDevice?: string
   /** `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`. */
   size?: string
-  /** Width in pixels (even, 160..=3840). */
+  /** Width in pixels (even, 160..=3840; at most 3840x2160 either way). */
   width?: number
-  /** Height in pixels (even, 160..=3840). */
+  /** Height in pixels (even, 160..=3840; at most 3840x2160 either way). */
   height?: number
   /** Frames per second (1..=120, default 30). */
   fps?: number
-  /** H.264 bitrate: bit/s as a number, or a string like `'2500k'`, `'6M'` (default 2500k). */
+  /** H.264 bitrate: bit/s as a number, or a string like `'2500k'`, `'6M'` (50k..=50M, default 2500k). */
   videoBitrate?: number | string
-  /** AAC bitrate: bit/s or `'160k'` (default 160k). */
+  /** AAC bitrate: bit/s or `'160k'` (32k..=512k, default 160k). */
   audioBitrate?: number | string
   /** Keyframe interval, seconds (0.1..=20, default 2). */
   keyint?: number

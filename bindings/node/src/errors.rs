@@ -92,8 +92,6 @@ impl Failure {
             E::InvalidUrl(_) => ErrorCode::ERR_INVALID_URL,
             E::Encoder { .. } => ErrorCode::ERR_ENCODER,
             E::Source { .. } => ErrorCode::ERR_SOURCE,
-            E::Output(rtmp) if rtmp.is_rejection() => ErrorCode::ERR_PUBLISH_REJECTED,
-            E::Output(_) => ErrorCode::ERR_CONNECT,
             // `Publish` carries the output's last error as text only; a
             // rejection's text is `RtmpError::Rejected`'s Display.
             E::Publish { rejected: true, .. } => ErrorCode::ERR_PUBLISH_REJECTED,
@@ -135,6 +133,8 @@ fn js_option_name(cli: &str) -> &str {
         "buffer-packets" => "buffer.packets",
         "buffer-ms" => "buffer.ms",
         "buffer-bytes" => "buffer.bytes",
+        "reconnect-max-delay" => "reconnect.maxDelayMs",
+        "max-retries" => "reconnect.maxRetries",
         other => other,
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::errors::Failure;
 use napi::bindgen_prelude::Either;
+use onair::limits;
 use onair::output::buffer::BufferLimits;
 use onair::output::record::RecordFormat;
 use onair::output::url::RtmpUrl;
@@ -53,7 +54,7 @@ pub struct BufferOptions {
     pub packets: Option<f64>,
     /// At most this span of timestamps queued, ms (100..=60000, default 2000).
     pub ms: Option<f64>,
-    /// At most this many bytes queued (>= 65536; default: twice `ms` at the total bitrate, >= 1 MiB).
+    /// At most this many bytes queued (65536..=1073741824; default: twice `ms` at the total bitrate, >= 1 MiB).
     pub bytes: Option<f64>,
 }
 
@@ -85,15 +86,15 @@ pub struct StreamerOptions {
     pub audio_device: Option<String>,
     /// `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`.
     pub size: Option<String>,
-    /// Width in pixels (even, 160..=3840).
+    /// Width in pixels (even, 160..=3840; at most 3840x2160 either way).
     pub width: Option<f64>,
-    /// Height in pixels (even, 160..=3840).
+    /// Height in pixels (even, 160..=3840; at most 3840x2160 either way).
     pub height: Option<f64>,
     /// Frames per second (1..=120, default 30).
     pub fps: Option<f64>,
-    /// H.264 bitrate: bit/s as a number, or a string like `'2500k'`, `'6M'` (default 2500k).
+    /// H.264 bitrate: bit/s as a number, or a string like `'2500k'`, `'6M'` (50k..=50M, default 2500k).
     pub video_bitrate: Option<Either<f64, String>>,
-    /// AAC bitrate: bit/s or `'160k'` (default 160k).
+    /// AAC bitrate: bit/s or `'160k'` (32k..=512k, default 160k).
     pub audio_bitrate: Option<Either<f64, String>>,
     /// Keyframe interval, seconds (0.1..=20, default 2).
     pub keyint: Option<f64>,
@@ -143,15 +144,15 @@ pub struct RecorderOptions {
     pub audio_device: Option<String>,
     /// `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`.
     pub size: Option<String>,
-    /// Width in pixels (even, 160..=3840).
+    /// Width in pixels (even, 160..=3840; at most 3840x2160 either way).
     pub width: Option<f64>,
-    /// Height in pixels (even, 160..=3840).
+    /// Height in pixels (even, 160..=3840; at most 3840x2160 either way).
     pub height: Option<f64>,
     /// Frames per second (1..=120, default 30).
     pub fps: Option<f64>,
-    /// H.264 bitrate: bit/s as a number, or a string like `'2500k'`, `'6M'` (default 2500k).
+    /// H.264 bitrate: bit/s as a number, or a string like `'2500k'`, `'6M'` (50k..=50M, default 2500k).
     pub video_bitrate: Option<Either<f64, String>>,
-    /// AAC bitrate: bit/s or `'160k'` (default 160k).
+    /// AAC bitrate: bit/s or `'160k'` (32k..=512k, default 160k).
     pub audio_bitrate: Option<Either<f64, String>>,
     /// Keyframe interval, seconds (0.1..=20, default 2).
     pub keyint: Option<f64>,
@@ -269,46 +270,39 @@ impl Media<'_> {
             }
             (Some(s), None, None) => {
                 let (w, h) = size(s)?;
-                video.width = int("size", w, 0.0, 1e9)? as u32;
-                video.height = int("size", h, 0.0, 1e9)? as u32;
+                video.width = saturating_u32(whole("size", w)?);
+                video.height = saturating_u32(whole("size", h)?);
             }
             (None, w, h) => {
                 if let Some(w) = w {
-                    video.width = int("width", w, 0.0, 1e9)? as u32;
+                    video.width = saturating_u32(whole("width", w)?);
                 }
                 if let Some(h) = h {
-                    video.height = int("height", h, 0.0, 1e9)? as u32;
+                    video.height = saturating_u32(whole("height", h)?);
                 }
             }
         }
-        let (lo, hi) = onair::pipeline::SIZE_RANGE;
-        for (name, v) in [("width", video.width), ("height", video.height)] {
-            let name = if self.size.is_some() { "size" } else { name };
-            if !(lo..=hi).contains(&v) {
-                return Err(Failure::option(name, format!("{v} is outside {lo}..{hi}")));
-            }
-            if v % 2 != 0 {
-                return Err(Failure::option(
-                    name,
-                    format!("{v} is odd; it must be even"),
-                ));
-            }
-        }
+        let width_alone = limits::check_size(video.width, *limits::SIDE.start());
+        let name = match (self.size.is_some(), width_alone.is_ok()) {
+            (true, _) => "size",
+            (false, false) => "width",
+            (false, true) => "height",
+        };
+        in_limits(name, limits::check_size(video.width, video.height))?;
         if let Some(fps) = self.fps {
-            let (lo, hi) = onair::pipeline::FPS_RANGE;
-            video.fps = int("fps", fps, f64::from(lo), f64::from(hi))? as u32;
+            video.fps = saturating_u32(whole("fps", fps)?);
+            in_limits("fps", limits::check_fps(video.fps))?;
         }
         if let Some(b) = &self.video_bitrate {
             video.bitrate_bps = bitrate("videoBitrate", b)?;
+            in_limits(
+                "videoBitrate",
+                limits::check_video_bitrate(video.bitrate_bps),
+            )?;
         }
         if let Some(k) = self.keyint {
-            if !k.is_finite() || !(0.1..=20.0).contains(&k) {
-                return Err(Failure::option(
-                    "keyint",
-                    format!("{k} s is outside 0.1..20"),
-                ));
-            }
             video.keyint_secs = k as f32;
+            in_limits("keyint", limits::check_keyint(video.keyint_secs))?;
         }
         video.source = match self.video {
             None | Some(VideoSource::Test) => VideoSourceSpec::TestPattern,
@@ -325,6 +319,10 @@ impl Media<'_> {
         let mut audio = AudioSettings::default();
         if let Some(b) = &self.audio_bitrate {
             audio.bitrate_bps = bitrate("audioBitrate", b)?;
+            in_limits(
+                "audioBitrate",
+                limits::check_audio_bitrate(audio.bitrate_bps),
+            )?;
         }
         let audio = match (&self.audio_device, &self.audio) {
             (Some(d), _) if d.trim().is_empty() => {
@@ -361,43 +359,38 @@ pub struct Validated {
     pub key: Option<String>,
 }
 
-/// Checks `v` is an integer within `lo..=hi`.
-fn int(name: &str, v: f64, lo: f64, hi: f64) -> Result<u64, Failure> {
-    if !v.is_finite() || v.fract() != 0.0 {
-        return Err(Failure::option(name, format!("{v} is not an integer")));
-    }
-    if !(lo..=hi).contains(&v) {
-        return Err(Failure::option(name, format!("{v} is outside {lo}..{hi}")));
+/// The largest integer an `f64` holds exactly.
+const EXACT_INT_MAX: f64 = 9_007_199_254_740_992.0;
+
+/// Checks `v` is a whole, non-negative number; its range is checked by
+/// [`onair::limits`] afterwards.
+fn whole(name: &str, v: f64) -> Result<u64, Failure> {
+    if !v.is_finite() || v.fract() != 0.0 || !(0.0..=EXACT_INT_MAX).contains(&v) {
+        return Err(Failure::option(
+            name,
+            format!("{v} is not a whole number >= 0"),
+        ));
     }
     Ok(v as u64)
 }
 
-/// A bitrate as bit/s or `'2500k'` / `'6M'`, within 32k..=50M.
+/// `n` as `u32`, or `u32::MAX` (outside every range) when larger.
+fn saturating_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A limits check's reason as an error naming the option.
+fn in_limits(name: &str, r: Result<(), String>) -> Result<(), Failure> {
+    r.map_err(|reason| Failure::option(name, reason))
+}
+
+/// A bitrate as bit/s or `'2500k'` / `'6M'`; its range is the caller's check.
 fn bitrate(name: &str, v: &Either<f64, String>) -> Result<u32, Failure> {
-    let bps = match v {
-        Either::A(n) => *n,
-        Either::B(s) => {
-            let lower = s.trim().to_ascii_lowercase();
-            let (num, mult) = if let Some(n) = lower.strip_suffix('k') {
-                (n, 1_000.0)
-            } else if let Some(n) = lower.strip_suffix('m') {
-                (n, 1_000_000.0)
-            } else {
-                (lower.as_str(), 1.0)
-            };
-            let n: f64 = num.parse().map_err(|_| {
-                Failure::option(name, format!("'{s}' is not a bitrate (e.g. 2500k, 6M)"))
-            })?;
-            n * mult
-        }
-    };
-    if !bps.is_finite() || !(32_000.0..=50_000_000.0).contains(&bps) {
-        return Err(Failure::option(
-            name,
-            format!("{bps} bit/s is outside 32k..50M"),
-        ));
+    match v {
+        Either::A(n) => limits::bps_from_f64(*n),
+        Either::B(s) => limits::parse_bitrate(s),
     }
-    Ok(bps as u32)
+    .map_err(|reason| Failure::option(name, reason))
 }
 
 /// `'WxH'`.
@@ -409,9 +402,9 @@ fn size(s: &str) -> Result<(f64, f64), Failure> {
     Ok((w, h))
 }
 
-/// Milliseconds within 100 ms..=1 h.
+/// A whole number of milliseconds.
 fn millis(name: &str, v: f64) -> Result<Duration, Failure> {
-    Ok(Duration::from_millis(int(name, v, 100.0, 3_600_000.0)?))
+    Ok(Duration::from_millis(whole(name, v)?))
 }
 
 impl StreamerOptions {
@@ -455,29 +448,42 @@ impl StreamerOptions {
             + audio.as_ref().map_or(0, |a| u64::from(a.bitrate_bps));
         let mut out = StreamOutputConfig::new(url);
         if let Some(b) = &self.buffer {
-            let mut limits = BufferLimits::for_bitrate(total_bps);
+            let mut buffer = BufferLimits::for_bitrate(total_bps);
             if let Some(p) = b.packets {
-                limits.max_packets = int("buffer.packets", p, 4.0, 100_000.0)? as usize;
+                let n = usize::try_from(whole("buffer.packets", p)?).unwrap_or(usize::MAX);
+                in_limits("buffer.packets", limits::check_buffer_packets(n))?;
+                buffer.max_packets = n;
             }
             if let Some(ms) = b.ms {
-                limits.max_span = Duration::from_millis(int("buffer.ms", ms, 100.0, 60_000.0)?);
+                let ms = whole("buffer.ms", ms)?;
+                in_limits("buffer.ms", limits::check_buffer_ms(ms))?;
+                buffer.max_span = Duration::from_millis(ms);
             }
             if let Some(bytes) = b.bytes {
-                limits.max_bytes = int("buffer.bytes", bytes, 65_536.0, 4_294_967_296.0)? as usize;
+                let n = usize::try_from(whole("buffer.bytes", bytes)?).unwrap_or(usize::MAX);
+                in_limits("buffer.bytes", limits::check_buffer_bytes(n))?;
+                buffer.max_bytes = n;
             }
-            out.limits = Some(limits);
+            out.limits = Some(buffer);
         }
         if let Some(ms) = self.stall_timeout_ms {
             out.stall_timeout = millis("stallTimeoutMs", ms)?;
+            in_limits(
+                "stallTimeoutMs",
+                limits::check_stall_timeout(out.stall_timeout),
+            )?;
         }
         if let Some(r) = &self.reconnect {
             if let Some(ms) = r.max_delay_ms {
-                out.reconnect.max_delay = millis("reconnect.maxDelayMs", ms)?;
-                out.reconnect.first_delay = out.reconnect.first_delay.min(out.reconnect.max_delay);
+                let d = millis("reconnect.maxDelayMs", ms)?;
+                in_limits("reconnect.maxDelayMs", limits::check_reconnect_max_delay(d))?;
+                out.reconnect.max_delay = d;
+                out.reconnect.first_delay = out.reconnect.first_delay.min(d);
             }
             if let Some(n) = r.max_retries {
-                out.reconnect.max_retries =
-                    Some(int("reconnect.maxRetries", n, 0.0, 1_000_000.0)? as u32);
+                let n = saturating_u32(whole("reconnect.maxRetries", n)?);
+                in_limits("reconnect.maxRetries", limits::check_max_retries(n))?;
+                out.reconnect.max_retries = Some(n);
             }
         }
         let config = StreamerConfig {
@@ -518,6 +524,113 @@ mod tests {
         assert_eq!(video.bitrate_bps, 2_500_000);
         assert_eq!(v.config.audio.expect("audio").bitrate_bps, 160_000);
         assert_eq!(v.key.as_deref(), Some("SECRET"));
+    }
+
+    /// Each option just inside and just outside its range in `onair::limits`:
+    /// the same edges as the CLI's parsers and `StreamerConfig::validate`.
+    #[test]
+    fn every_limit_at_its_edges() {
+        type Set = fn(&mut StreamerOptions, f64);
+        fn buffer(o: &mut StreamerOptions) -> &mut BufferOptions {
+            o.buffer.get_or_insert_with(Default::default)
+        }
+        fn reconnect(o: &mut StreamerOptions) -> &mut ReconnectOptions {
+            o.reconnect.get_or_insert_with(Default::default)
+        }
+        let edges: &[(&str, Set, &[f64], &[f64])] = &[
+            (
+                "width",
+                |o, v| o.width = Some(v),
+                &[160.0, 3840.0],
+                &[158.0, 3842.0, 161.0],
+            ),
+            (
+                "height",
+                |o, v| o.height = Some(v),
+                &[160.0, 3840.0],
+                &[158.0, 3842.0, 721.0],
+            ),
+            (
+                "fps",
+                |o, v| o.fps = Some(v),
+                &[1.0, 120.0],
+                &[0.0, 121.0, 1.5],
+            ),
+            (
+                "videoBitrate",
+                |o, v| o.video_bitrate = Some(Either::A(v)),
+                &[50_000.0, 50_000_000.0],
+                &[49_999.0, 50_000_001.0],
+            ),
+            (
+                "audioBitrate",
+                |o, v| o.audio_bitrate = Some(Either::A(v)),
+                &[32_000.0, 512_000.0],
+                &[31_999.0, 512_001.0],
+            ),
+            (
+                "keyint",
+                |o, v| o.keyint = Some(v),
+                &[0.1, 20.0],
+                &[0.09, 20.01],
+            ),
+            (
+                "buffer.packets",
+                |o, v| buffer(o).packets = Some(v),
+                &[4.0, 100_000.0],
+                &[3.0, 100_001.0],
+            ),
+            (
+                "buffer.ms",
+                |o, v| buffer(o).ms = Some(v),
+                &[100.0, 60_000.0],
+                &[99.0, 60_001.0],
+            ),
+            (
+                "buffer.bytes",
+                |o, v| buffer(o).bytes = Some(v),
+                &[65_536.0, 1_073_741_824.0],
+                &[65_535.0, 1_073_741_825.0],
+            ),
+            (
+                "stallTimeoutMs",
+                |o, v| o.stall_timeout_ms = Some(v),
+                &[100.0, 3_600_000.0],
+                &[99.0, 3_600_001.0],
+            ),
+            (
+                "reconnect.maxDelayMs",
+                |o, v| reconnect(o).max_delay_ms = Some(v),
+                &[100.0, 3_600_000.0],
+                &[99.0, 3_600_001.0],
+            ),
+            (
+                "reconnect.maxRetries",
+                |o, v| reconnect(o).max_retries = Some(v),
+                &[0.0, 1_000_000.0],
+                &[-1.0, 1_000_001.0],
+            ),
+        ];
+        for (name, set, inside, outside) in edges {
+            for v in *inside {
+                let mut o = opts("rtmp://127.0.0.1/live/k");
+                set(&mut o, *v);
+                assert!(o.validate().is_ok(), "{name} = {v} refused");
+            }
+            for v in *outside {
+                let mut o = opts("rtmp://127.0.0.1/live/k");
+                set(&mut o, *v);
+                let e = o.validate().expect_err(name);
+                assert_eq!(e.code, ErrorCode::ERR_INVALID_OPTION, "{name} = {v}");
+                assert!(e.message.contains(name), "{name} = {v}: {}", e.message);
+            }
+        }
+        let mut o = opts("rtmp://127.0.0.1/live/k");
+        o.size = Some("3840x3840".into());
+        assert!(
+            o.validate().is_err(),
+            "3840x3840 passes and then fails in the encoder"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! does for a `value_parser` error.
 
 use clap::{Args, Parser, Subcommand};
+use onair::limits;
 use onair::output::buffer::BufferLimits;
 use onair::{AudioSettings, AudioSourceSpec, VideoSettings, VideoSourceSpec};
 use std::path::PathBuf;
@@ -98,15 +99,16 @@ pub struct CommonArgs {
     /// optional @volume each (e.g. desktop+mic@0.6). `onair devices` lists names.
     #[arg(long, default_value = "test", value_parser = parse_audio)]
     pub audio: AudioChoice,
-    /// Output size WxH (even, 160..3840 per side).
+    /// Output size WxH (even, 160..=3840 per side, at most 3840x2160 either way).
     #[arg(long, default_value = "1280x720", value_parser = parse_size)]
     pub size: (u32, u32),
-    /// Frames per second (1..120).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=120))]
+    /// Frames per second (1..=120).
+    #[arg(long, default_value_t = 30, value_parser = parse_fps)]
     pub fps: u32,
-    /// H.264 bitrate, e.g. 2500k, 6M, 800000. With adaptive bitrate, the
-    /// ceiling: onair lowers it to fit a slow link and never goes above it.
-    #[arg(long, default_value = "2500k", value_parser = parse_bitrate)]
+    /// H.264 bitrate, e.g. 2500k, 6M, 800000 (50k..=50M). With adaptive
+    /// bitrate, the ceiling: onair lowers it to fit a slow link and never
+    /// goes above it.
+    #[arg(long, default_value = "2500k", value_parser = parse_video_bitrate)]
     pub video_bitrate: u32,
     /// Adapt the video bitrate to what each destination's link carries
     /// (on), or keep it fixed and drop frames when the link is too slow (off).
@@ -115,12 +117,12 @@ pub struct CommonArgs {
     /// Lowest video bitrate adaptation may choose; below it, frames are
     /// dropped instead (default: 0.01 bit per pixel and frame, e.g. 276k at
     /// 720p30).
-    #[arg(long, value_parser = parse_bitrate)]
+    #[arg(long, value_parser = parse_video_bitrate)]
     pub min_video_bitrate: Option<u32>,
-    /// AAC bitrate, e.g. 160k.
-    #[arg(long, default_value = "160k", value_parser = parse_bitrate)]
+    /// AAC bitrate, e.g. 160k (32k..=512k).
+    #[arg(long, default_value = "160k", value_parser = parse_audio_bitrate)]
     pub audio_bitrate: u32,
-    /// Keyframe interval in seconds (0.1..20).
+    /// Keyframe interval in seconds (0.1..=20).
     #[arg(long, default_value_t = 2.0, value_parser = parse_keyint)]
     pub keyint: f32,
     /// Stop after this many seconds (default: run until Ctrl-C).
@@ -154,23 +156,24 @@ pub struct NetArgs {
     /// another. ONAIR_STREAM_KEY applies to the main URL only.
     #[arg(long = "also", value_name = "URL")]
     pub also: Vec<String>,
-    /// StreamBuffer bound in packets.
-    #[arg(long, default_value_t = onair::output::buffer::DEFAULT_MAX_PACKETS as u64, value_parser = clap::value_parser!(u64).range(4..=100_000))]
-    pub buffer_packets: u64,
-    /// StreamBuffer bound in milliseconds of media (timestamp span + kernel backlog).
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    /// StreamBuffer bound in packets (4..=100000).
+    #[arg(long, default_value_t = onair::output::buffer::DEFAULT_MAX_PACKETS, value_parser = parse_buffer_packets)]
+    pub buffer_packets: usize,
+    /// StreamBuffer bound in milliseconds of media (timestamp span + kernel backlog; 100..=60000).
+    #[arg(long, default_value_t = 2000, value_parser = parse_buffer_ms)]
     pub buffer_ms: u64,
-    /// StreamBuffer bound in bytes (default: twice the span at the stream's bitrate, at least 1 MiB).
+    /// StreamBuffer bound in bytes, e.g. 4M (64k..=1024M; default: twice the span at the
+    /// stream's bitrate, at least 1 MiB).
     #[arg(long, value_parser = parse_bytes)]
     pub buffer_bytes: Option<usize>,
-    /// Seconds without progress before the link is declared dead.
-    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    /// Seconds without progress before the link is declared dead (0.1..=3600).
+    #[arg(long, default_value = "5", value_parser = parse_stall_timeout)]
     pub stall_timeout: Duration,
-    /// Cap of the reconnect backoff, seconds.
-    #[arg(long, default_value = "30", value_parser = parse_seconds)]
+    /// Cap of the reconnect backoff, seconds (0.1..=3600).
+    #[arg(long, default_value = "30", value_parser = parse_reconnect_max_delay)]
     pub reconnect_max_delay: Duration,
-    /// Retries per outage before giving up (default: unlimited).
-    #[arg(long)]
+    /// Retries per outage before giving up (0..=1000000; default: unlimited).
+    #[arg(long, value_parser = parse_max_retries)]
     pub max_retries: Option<u32>,
 }
 
@@ -217,24 +220,17 @@ fn parse_audio(s: &str) -> Result<AudioChoice, String> {
     }
 }
 
-/// `1280x720` -> (1280, 720).
+/// `1280x720` -> (1280, 720), within [`limits::check_size`].
 pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("'{s}' is not WxH (e.g. 1280x720)"))?;
     let w: u32 = w.parse().map_err(|_| format!("'{s}': bad width"))?;
     let h: u32 = h.parse().map_err(|_| format!("'{s}': bad height"))?;
-    let (lo, hi) = onair::pipeline::SIZE_RANGE;
-    if !(lo..=hi).contains(&w) || !(lo..=hi).contains(&h) {
-        return Err(format!("{w}x{h} is outside {lo}..{hi} per side"));
-    }
-    if !w.is_multiple_of(2) || !h.is_multiple_of(2) {
-        return Err(format!("{w}x{h}: width and height must be even"));
-    }
+    limits::check_size(w, h)?;
     Ok((w, h))
 }
 
-/// `2500k`, `2.5M`, `800000` -> bit/s.
 /// Parses `on` / `off` (also true/false, yes/no, 1/0).
 pub fn parse_on_off(s: &str) -> Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
@@ -244,26 +240,43 @@ pub fn parse_on_off(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses a bitrate: bits per second, with an optional k or M suffix.
-pub fn parse_bitrate(s: &str) -> Result<u32, String> {
-    let lower = s.trim().to_ascii_lowercase();
-    let (num, mult) = if let Some(n) = lower.strip_suffix('k') {
-        (n, 1_000.0)
-    } else if let Some(n) = lower.strip_suffix('m') {
-        (n, 1_000_000.0)
-    } else {
-        (lower.as_str(), 1.0)
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a bitrate (e.g. 2500k, 6M)"))?;
-    let bps = v * mult;
-    if !(32_000.0..=50_000_000.0).contains(&bps) {
-        return Err(format!("'{s}' is outside 32k..50M"));
-    }
-    Ok(bps as u32)
+fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+    s.trim().parse().map_err(|_| format!("'{s}' is not {what}"))
 }
 
+fn parse_fps(s: &str) -> Result<u32, String> {
+    let fps = number(s, "a whole number of frames per second")?;
+    limits::check_fps(fps)?;
+    Ok(fps)
+}
+
+/// `2500k`, `2.5M`, `800000` -> bit/s, within [`limits::VIDEO_BITRATE_BPS`].
+pub fn parse_video_bitrate(s: &str) -> Result<u32, String> {
+    let bps = limits::parse_bitrate(s)?;
+    limits::check_video_bitrate(bps)?;
+    Ok(bps)
+}
+
+/// `160k` -> bit/s, within [`limits::AUDIO_BITRATE_BPS`].
+pub fn parse_audio_bitrate(s: &str) -> Result<u32, String> {
+    let bps = limits::parse_bitrate(s)?;
+    limits::check_audio_bitrate(bps)?;
+    Ok(bps)
+}
+
+fn parse_buffer_packets(s: &str) -> Result<usize, String> {
+    let n = number(s, "a whole number of packets")?;
+    limits::check_buffer_packets(n)?;
+    Ok(n)
+}
+
+fn parse_buffer_ms(s: &str) -> Result<u64, String> {
+    let ms = number(s, "a whole number of milliseconds")?;
+    limits::check_buffer_ms(ms)?;
+    Ok(ms)
+}
+
+/// `4M`, `512k`, `65536` -> bytes (binary units), within [`limits::BUFFER_BYTES`].
 fn parse_bytes(s: &str) -> Result<usize, String> {
     let lower = s.trim().to_ascii_lowercase();
     let (num, mult) = if let Some(n) = lower.strip_suffix("mib").or(lower.strip_suffix('m')) {
@@ -277,31 +290,44 @@ fn parse_bytes(s: &str) -> Result<usize, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a size in bytes (e.g. 4M)"))?;
     let bytes = v.saturating_mul(mult);
-    if bytes < 64 * 1024 {
-        return Err(format!("'{s}' is below 64k"));
-    }
+    limits::check_buffer_bytes(bytes)?;
     Ok(bytes)
 }
 
 fn parse_keyint(s: &str) -> Result<f32, String> {
-    let v: f32 = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if !(0.1..=20.0).contains(&v) {
-        return Err(format!("{v} is outside 0.1..20 seconds"));
-    }
+    let v: f32 = number(s, "a number of seconds")?;
+    limits::check_keyint(v)?;
     Ok(v)
 }
 
-/// Seconds as a positive decimal number.
+/// Seconds as a decimal number, more than 0 and at most [`limits::DURATION_MAX`].
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if !(v > 0.0 && v <= 31_536_000.0) {
-        return Err(format!("{v} must be > 0 seconds"));
+    let v: f64 = number(s, "a number of seconds")?;
+    if !(v > 0.0 && v <= limits::DURATION_MAX.as_secs_f64()) {
+        return Err(format!(
+            "{v} must be more than 0 and at most {} seconds",
+            limits::DURATION_MAX.as_secs()
+        ));
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+fn parse_stall_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_seconds(s)?;
+    limits::check_stall_timeout(d)?;
+    Ok(d)
+}
+
+fn parse_reconnect_max_delay(s: &str) -> Result<Duration, String> {
+    let d = parse_seconds(s)?;
+    limits::check_reconnect_max_delay(d)?;
+    Ok(d)
+}
+
+fn parse_max_retries(s: &str) -> Result<u32, String> {
+    let n = number(s, "a whole number of retries")?;
+    limits::check_max_retries(n)?;
+    Ok(n)
 }
 
 impl CommonArgs {
@@ -340,7 +366,7 @@ impl NetArgs {
     pub fn limits(&self, total_bps: u64) -> BufferLimits {
         let mut limits =
             BufferLimits::for_bitrate_and_span(total_bps, Duration::from_millis(self.buffer_ms));
-        limits.max_packets = usize::try_from(self.buffer_packets).unwrap_or(usize::MAX);
+        limits.max_packets = self.buffer_packets;
         if let Some(b) = self.buffer_bytes {
             limits.max_bytes = b;
         }
@@ -361,20 +387,60 @@ mod tests {
     #[test]
     fn sizes_and_bitrates() {
         assert_eq!(parse_size("1280x720"), Ok((1280, 720)));
-        assert!(parse_size("1281x720").is_err());
-        assert!(parse_size("99999x720").is_err());
         assert!(parse_size("720p").is_err());
-        assert_eq!(parse_bitrate("2500k"), Ok(2_500_000));
-        assert_eq!(parse_bitrate("2.5M"), Ok(2_500_000));
-        assert_eq!(parse_bitrate("160000"), Ok(160_000));
-        assert!(parse_bitrate("fast").is_err());
-        assert!(parse_bitrate("1k").is_err());
+        assert_eq!(parse_video_bitrate("2500k"), Ok(2_500_000));
+        assert_eq!(parse_video_bitrate("2.5M"), Ok(2_500_000));
+        assert_eq!(parse_audio_bitrate("160000"), Ok(160_000));
+        assert!(parse_video_bitrate("fast").is_err());
         assert_eq!(parse_on_off("on"), Ok(true));
         assert_eq!(parse_on_off("OFF"), Ok(false));
         assert!(parse_on_off("maybe").is_err());
         assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("NaN").is_err());
+    }
+
+    /// Every option's parser at its edges, just inside and just outside,
+    /// through clap as a user types them (exit 2 on the outside ones).
+    #[test]
+    fn every_limit_at_its_edges_through_the_parser() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["onair", "stream", "rtmp://h/app/k"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        let edges: &[(&str, &[&str], &[&str])] = &[
+            (
+                "--size",
+                &["160x160", "3840x2160", "2160x3840"],
+                &["158x160", "3842x2160", "3840x3840", "161x160"],
+            ),
+            ("--fps", &["1", "120"], &["0", "121"]),
+            ("--video-bitrate", &["50k", "50M"], &["49999", "50000001"]),
+            ("--audio-bitrate", &["32k", "512k"], &["31999", "512001"]),
+            ("--keyint", &["0.1", "20"], &["0.09", "20.01"]),
+            ("--buffer-packets", &["4", "100000"], &["3", "100001"]),
+            ("--buffer-ms", &["100", "60000"], &["99", "60001"]),
+            ("--buffer-bytes", &["64k", "1024M"], &["65535", "1025M"]),
+            ("--stall-timeout", &["0.1", "3600"], &["0.099", "3600.001"]),
+            (
+                "--reconnect-max-delay",
+                &["0.1", "3600"],
+                &["0.099", "3600.001"],
+            ),
+            ("--max-retries", &["0", "1000000"], &["-1", "1000001"]),
+        ];
+        for (opt, inside, outside) in edges {
+            for v in *inside {
+                let r = parse(&[opt, v]);
+                assert!(r.is_ok(), "{opt} {v} refused: {r:?}");
+            }
+            for v in *outside {
+                let arg = format!("{opt}={v}");
+                let e = parse(&[&arg]).expect_err(&arg);
+                assert_eq!(e.exit_code(), 2, "{arg}");
+            }
+        }
     }
 
     #[test]

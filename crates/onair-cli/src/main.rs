@@ -5,6 +5,7 @@
 //! the stats file, and maps failures to exit codes (0 ok, 1 runtime, 2 usage).
 
 mod args;
+mod colour;
 mod report;
 mod status;
 
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour::stderr_wants_colour())
         .init();
     let result = match cli.command {
         Command::Stream(a) => run_stream(a.url.as_deref(), &a.common, &a.net),

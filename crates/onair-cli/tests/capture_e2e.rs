@@ -5,145 +5,12 @@
 //! then the sound server is killed mid-stream and the stream must go on with
 //! silence.
 
-use onair_testkit::procs::{spawn, ChildGuard};
-use onair_testkit::{ffmpeg, require_tools, stats, NginxOptions, NginxRtmp};
-use std::io::Write;
-use std::path::Path;
+use onair_testkit::procs::spawn;
+use onair_testkit::{ffmpeg, require_tools, stats, NginxOptions, NginxRtmp, PulseServer, Xvfb};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ONAIR: &str = env!("CARGO_BIN_EXE_onair");
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-fn start_xvfb() -> (ChildGuard, String) {
-    let n = (200..260)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .expect("a free display number");
-    let display = format!(":{n}");
-    let guard = spawn(
-        Command::new("Xvfb")
-            .args([
-                &display,
-                "-screen",
-                "0",
-                "1920x1080x24",
-                "-nolisten",
-                "tcp",
-                "-noreset",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .expect("Xvfb");
-    assert!(
-        wait_until(Duration::from_secs(10), || Path::new(&format!(
-            "/tmp/.X11-unix/X{n}"
-        ))
-        .exists()),
-        "Xvfb did not come up"
-    );
-    (guard, display)
-}
-
-fn paint(display: &str, colour: &str) {
-    let ok = Command::new("xsetroot")
-        .args(["-display", display, "-solid", colour])
-        .status()
-        .expect("xsetroot")
-        .success();
-    assert!(ok);
-}
-
-fn start_pulse(dir: &Path) -> ChildGuard {
-    let socket = dir.join("native");
-    let guard = spawn(
-        Command::new("pulseaudio")
-            .args([
-                "-n",
-                "--daemonize=no",
-                "--system=false",
-                "--exit-idle-time=-1",
-                "--disallow-exit",
-                "--disable-shm=true",
-                "-L",
-                "module-null-sink sink_name=onair_null rate=48000",
-                "-L",
-                &format!(
-                    "module-native-protocol-unix socket={} auth-anonymous=1",
-                    socket.display()
-                ),
-            ])
-            .env("HOME", dir)
-            .env("PULSE_RUNTIME_PATH", dir)
-            .env("XDG_RUNTIME_DIR", dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .expect("pulseaudio");
-    let server = format!("unix:{}", socket.display());
-    assert!(
-        wait_until(Duration::from_secs(10), || Command::new("pactl")
-            .arg("info")
-            .env("PULSE_SERVER", &server)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())),
-        "pulseaudio did not come up"
-    );
-    guard
-}
-
-/// A 1 kHz tone into the null sink, for a minute.
-fn play_tone(server: &str) -> ChildGuard {
-    // Not testkit's `spawn`: it gives the child a null stdin.
-    let child = Command::new("pacat")
-        .args([
-            "--playback",
-            "--device=onair_null",
-            "--format=s16le",
-            "--rate=48000",
-            "--channels=2",
-        ])
-        .env("PULSE_SERVER", server)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pacat");
-    let mut guard = ChildGuard::new("pacat", child);
-    if let Some(mut stdin) = guard.child_mut().and_then(|c| c.stdin.take()) {
-        std::thread::spawn(move || {
-            let mut second = Vec::with_capacity(48_000 * 4);
-            for i in 0..48_000u32 {
-                let v = (0.5
-                    * (std::f32::consts::TAU * 1000.0 * i as f32 / 48_000.0).sin()
-                    * 32767.0) as i16;
-                second.extend_from_slice(&v.to_le_bytes());
-                second.extend_from_slice(&v.to_le_bytes());
-            }
-            for _ in 0..60 {
-                if stdin.write_all(&second).is_err() {
-                    return;
-                }
-            }
-        });
-    }
-    guard
-}
 
 fn mean(v: &[u8]) -> f64 {
     v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64
@@ -163,11 +30,12 @@ fn screen_and_desktop_audio_reach_the_viewer_and_survive_the_sound_server_dying(
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let (_x, display) = start_xvfb();
-    paint(&display, "#ff0000");
-    let mut pulse = start_pulse(dir.path());
-    let server = format!("unix:{}", dir.path().join("native").display());
-    let mut tone = play_tone(&server);
+    let x = Xvfb::start(1920, 1080).expect("Xvfb");
+    let display = x.display();
+    x.paint("#ff0000").expect("xsetroot");
+    let mut pulse = PulseServer::start().expect("pulseaudio");
+    let server = pulse.server();
+    let mut tone = pulse.play_tone(1000.0).expect("pacat");
     let nginx = NginxRtmp::start(NginxOptions::default()).expect("nginx");
     let stats_path = dir.path().join("stats.jsonl");
     let mut onair = spawn(
@@ -192,7 +60,7 @@ fn screen_and_desktop_audio_reach_the_viewer_and_survive_the_sound_server_dying(
     )
     .expect("onair");
     std::thread::sleep(Duration::from_secs(5));
-    paint(&display, "#00ff00");
+    x.paint("#00ff00").expect("xsetroot");
     std::thread::sleep(Duration::from_secs(3));
     tone.kill();
     pulse.kill();

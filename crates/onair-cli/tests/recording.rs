@@ -11,18 +11,13 @@
 //! which would show up as missing frame indices).
 
 use onair::video::source::decode_frame_index;
-use onair_testkit::{ffmpeg, output_timeout, require_tools, stats, FaultProxy, NginxOptions};
-use onair_testkit::{spawn, NginxRtmp};
+use onair_testkit::{
+    ffmpeg, output_timeout, require_root, require_tools, stats, FaultProxy, NginxOptions,
+};
+use onair_testkit::{serial, spawn, NginxRtmp};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
 use std::time::Duration;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn onair() -> Command {
     Command::new(env!("CARGO_BIN_EXE_onair"))
@@ -308,7 +303,9 @@ impl Drop for Tmpfs {
 /// and what was recorded before the disk filled still plays.
 #[test]
 fn disk_full_stops_the_recording_not_the_stream() {
-    if !require_tools(&["nginx", "ffmpeg", "ffprobe"]) {
+    if !require_tools(&["nginx", "ffmpeg", "ffprobe", "mount"])
+        || !require_root("mounting a small tmpfs")
+    {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -319,10 +316,7 @@ fn disk_full_stops_the_recording_not_the_stream() {
         .arg(&mnt)
         .status()
         .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("note: skipping the disk-full test: cannot mount a tmpfs (needs root)");
-        return;
-    }
+    assert!(mounted, "root could not mount a tmpfs");
     let _tmpfs = Tmpfs(mnt.clone());
     let _g = serial();
     let nginx = NginxRtmp::start(NginxOptions::default()).expect("nginx");

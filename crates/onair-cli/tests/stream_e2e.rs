@@ -4,23 +4,15 @@
 
 use onair::video::source::decode_frame_index;
 use onair_testkit::{
-    ffmpeg, free_port, output_timeout, require_tools, stats, FfmpegListener, NginxOptions,
+    ffmpeg, free_port, output_timeout, require_tools, serial, stats, FfmpegListener, NginxOptions,
     NginxRtmp,
 };
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const ONAIR: &str = env!("CARGO_BIN_EXE_onair");
 const KEY: &str = "sekrit-KEY-9f3e";
-
-/// Streaming tests are CPU-heavy on 2 cores: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn onair(args: &[&str], timeout: Duration) -> Output {
     output_timeout(Command::new(ONAIR).args(args), timeout).expect("onair runs")
@@ -292,4 +284,19 @@ fn unreachable_servers_fail_cleanly() {
         assert!(!all.contains(KEY), "{url}: key printed: {all}");
     }
     drop(closer);
+}
+
+/// What onair prints into a pipe is plain text: the WARN lines of a failing
+/// connection carry no ANSI escape (ESC, 0x1b).
+#[test]
+fn warnings_in_a_pipe_are_plain_text() {
+    let port = free_port().expect("port");
+    let url = format!("rtmp://127.0.0.1:{port}/live/x");
+    let out = onair(
+        &["stream", &url, "--duration", "2"],
+        Duration::from_secs(30),
+    );
+    let err = text(&out);
+    assert!(err.contains("WARN"), "no warning to check: {err}");
+    assert!(!out.stderr.contains(&0x1b), "ANSI codes in a pipe: {err:?}");
 }

@@ -10,6 +10,8 @@
 //!   ffprobe judges (probe, frames, decode errors, hidden "frame num gap"s, pixels, PCM).
 //! - [`proxy`]: a userspace TCP fault proxy (pause, throttle, blackhole, reset, refuse, delay).
 //! - [`netns`]: kernel-level faults (tbf, iptables DROP / RST) inside a private network namespace.
+//! - [`xvfb`]: a private X server per test, painted by the test (screen capture).
+//! - [`pulse`]: a private PulseAudio server per test with a null sink and a tone player.
 //! - [`procs`]: process guards, ports and tool discovery (with skip-or-fail policy).
 //! - [`stats`]: the `--stats-json` JSON Lines reader.
 //!
@@ -29,9 +31,11 @@
 //!   ([`NginxOptions::drop_idle_publisher`]).
 //! - FFmpeg conceals lost reference frames silently at `-v error`: use [`ffmpeg::frame_num_gaps`].
 //!
-//! Tests that need external tools start with
-//! `if !onair_testkit::procs::require_tools(&["nginx", "ffmpeg"]) { return; }`:
-//! locally a missing tool skips the test with a note, under `CI` it fails it.
+//! One skip policy ([`procs::skip`]): tests that need external tools start with
+//! `if !onair_testkit::require_tools(&["nginx", "ffmpeg"]) { return; }`, tests that need
+//! a privilege with [`require_root`] or [`require_netns`]. Locally a missing tool or
+//! privilege skips the test with one line, `SKIP <test>: <why>`; under CI (`CI=true`)
+//! it fails the test.
 //!
 //! A typical fault test (server behind the proxy, reset mid-stream, judge the recording):
 //!
@@ -68,13 +72,17 @@ pub mod netns;
 pub mod nginx;
 pub mod procs;
 pub mod proxy;
+pub mod pulse;
 pub mod stats;
+pub mod xvfb;
 
 pub use ffmpeg::{FfmpegListener, FrameInfo, PacketInfo, Probe, StreamInfo};
-pub use netns::NetNs;
+pub use netns::{require_netns, NetNs};
 pub use nginx::{HttpStatusServer, NginxOptions, NginxRtmp};
 pub use procs::{
-    cargo_bin, free_port, output_timeout, require_tool, require_tools, spawn, wait_for_port, which,
-    ChildGuard,
+    cargo_bin, free_port, output_timeout, require_root, require_tool, require_tools, serial, skip,
+    spawn, wait_for, wait_for_port, which, ChildGuard, SCHEDULING_SLACK,
 };
 pub use proxy::FaultProxy;
+pub use pulse::PulseServer;
+pub use xvfb::Xvfb;

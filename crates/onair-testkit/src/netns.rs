@@ -9,10 +9,10 @@
 //! deletes it on drop after killing whatever still runs there.
 //!
 //! Needs root and a working `ip netns`; otherwise [`NetNs::create`] returns an error and
-//! tests print a skip note (or fail when `ONAIR_REQUIRE_NETNS` is set, see
-//! [`NetNs::create_or_skip`]).
+//! [`require_netns`] applies the test kit's one skip policy ([`crate::procs::skip`]):
+//! a `SKIP` line on a developer's machine, a failure under CI.
 
-use crate::procs::{find_tool, is_root, ChildGuard};
+use crate::procs::{find_tool, is_root, skip, ChildGuard};
 use std::ffi::OsString;
 use std::io;
 use std::process::{Command, Output, Stdio};
@@ -20,9 +20,25 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// `ONAIR_REQUIRE_NETNS` set (not empty/"0"): missing kernel fault support is a failure.
-pub fn netns_required() -> bool {
-    std::env::var("ONAIR_REQUIRE_NETNS").is_ok_and(|v| !(v.is_empty() || v == "0"))
+/// A private network namespace for a kernel-fault test, or `None` after [`skip`] (which
+/// panics under CI) when one cannot be made here (not root, no `ip netns`).
+pub fn require_netns(name_prefix: &str) -> Option<NetNs> {
+    match NetNs::create(name_prefix) {
+        Ok(ns) => Some(ns),
+        Err(e) => {
+            skip(&format!("network namespace unavailable ({e}); run as root"));
+            None
+        }
+    }
+}
+
+/// True if iptables works inside `ns`; otherwise [`skip`] (a panic under CI).
+pub fn require_iptables(ns: &NetNs) -> bool {
+    let ok = ns.iptables_available();
+    if !ok {
+        skip("iptables unusable in the network namespace (apt: iptables)");
+    }
+    ok
 }
 
 /// A network namespace owned by the test; deleted (with its processes) on drop.
@@ -71,22 +87,6 @@ impl NetNs {
         ns.run(&["ip", "link", "set", "lo", "up"])?;
         ns.run(&["ip", "link", "set", "lo", "mtu", "1500"])?;
         Ok(ns)
-    }
-
-    /// [`NetNs::create`], but on failure prints a skip note and returns `None`: a CI
-    /// container may lack the privileges. Set `ONAIR_REQUIRE_NETNS=1` to panic instead
-    /// (on machines where the kernel fault tests must run).
-    pub fn create_or_skip(name_prefix: &str) -> Option<NetNs> {
-        match Self::create(name_prefix) {
-            Ok(ns) => Some(ns),
-            Err(e) if netns_required() => {
-                panic!("network namespace unavailable and ONAIR_REQUIRE_NETNS is set: {e}")
-            }
-            Err(e) => {
-                eprintln!("SKIP: network namespace unavailable ({e}); kernel fault test skipped");
-                None
-            }
-        }
     }
 
     /// True if iptables works inside this namespace (binary present, netfilter usable).
@@ -288,7 +288,7 @@ mod tests {
 
     /// Echo server + client inside the namespace; DROP stalls silently, REJECT resets.
     fn kernel_faults(ns: &NetNs) {
-        if !ns.iptables_available() {
+        if !require_iptables(ns) {
             return;
         }
         let (l, mut c) = ns
@@ -333,7 +333,7 @@ mod tests {
 
     #[test]
     fn create_shape_filter_delete() {
-        let Some(ns) = NetNs::create_or_skip("onair-tk") else {
+        let Some(ns) = require_netns("onair-tk") else {
             return;
         };
         let name = ns.name().to_string();
@@ -347,14 +347,10 @@ mod tests {
         assert!(String::from_utf8_lossy(&q.stdout).contains("tbf"));
         ns.clear_qdisc().expect("clear");
         ns.clear_qdisc().expect("clear twice");
-        if ns.iptables_available() {
+        if require_iptables(&ns) {
             ns.iptables_drop_port(1935).expect("drop");
             ns.iptables_reject_reset_port(1936).expect("reject");
             ns.iptables_flush().expect("flush");
-        } else if netns_required() {
-            panic!("iptables unusable in the namespace and ONAIR_REQUIRE_NETNS is set");
-        } else {
-            eprintln!("SKIP: iptables unusable in the namespace; iptables helpers untested");
         }
         kernel_faults(&ns);
         let mut g = ns

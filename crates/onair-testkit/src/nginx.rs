@@ -481,7 +481,7 @@ mod tests {
         if !require_tools(&["nginx", "ffmpeg"]) {
             return;
         }
-        let Some(ns) = crate::netns::NetNs::create_or_skip("onair-tk-ngx") else {
+        let Some(ns) = crate::netns::require_netns("onair-tk-ngx") else {
             return;
         };
         let n = NginxRtmp::start(NginxOptions {

@@ -3,12 +3,12 @@
 //! Why: a fault test that panics halfway must not leave an nginx or ffmpeg behind holding a
 //! port (the next test would talk to a stale server, and CI machines would fill up with
 //! orphans). Every child a test starts lives in a [`ChildGuard`], which kills it *by pid*
-//! and reaps it on drop. Tools are looked up explicitly so that a developer without nginx
-//! gets a clear skip note, while CI (env `CI` set) fails loudly instead of silently
-//! skipping the tests that matter.
+//! and reaps it on drop. Tools and privileges are checked by one policy ([`skip`]): a
+//! developer without nginx gets one `SKIP <test>: <why>` line, while CI (env `CI` set)
+//! fails loudly instead of silently skipping the tests that matter.
 
 use std::io;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -185,6 +185,37 @@ pub fn cargo_bin(name: &str) -> Option<PathBuf> {
     is_executable(&p).then_some(p)
 }
 
+/// The longest a runnable thread may wait for a core on a busy 2-core machine (builds
+/// and other test binaries running), with margin. Why: a unit test's timing bound must
+/// tell "does not block" from "blocked", never measure speed (benchmarks do that, see
+/// docs/benchmarks.md), so it is the operation's own timeout plus this slack.
+pub const SCHEDULING_SLACK: Duration = Duration::from_millis(250);
+
+/// One real-time pipeline at a time within a test binary.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes the test binary's serial lock. Why: a pipeline encodes 720p30 in real time and
+/// its engines' lateness is asserted; two of them on a 2-core machine starve each other.
+/// Poison-tolerant: a failed test must not fail the ones after it.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Polls `f` every 20 ms until it returns `Some` or `timeout` passes (then `None`): the
+/// one way tests wait for a condition, so none of them sleeps a fixed, hopeful time.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
 pub fn free_port() -> io::Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0")?;
@@ -261,13 +292,12 @@ fn wait_listen_with(timeout: Duration, port: u16, f: impl Fn() -> bool) -> io::R
     Ok(())
 }
 
-/// Full path of `tool`, searching `PATH` and then the sbin directories (nginx, ip, tc and
-/// iptables live in /usr/sbin, which a non-login PATH may lack).
+/// Full path of `tool` on `PATH`, the same search `Command::new(tool)` does: what the
+/// policy finds is what the test runs, and a tool hidden from `PATH` counts as missing
+/// (nginx, ip, tc and iptables live in /usr/sbin: `scripts/test.sh` puts it on `PATH`).
 pub fn find_tool(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let extra = ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
     std::env::split_paths(&path)
-        .chain(extra.iter().map(PathBuf::from))
         .map(|d| d.join(tool))
         .find(|p| is_executable(p))
 }
@@ -292,8 +322,33 @@ pub fn in_ci() -> bool {
     }
 }
 
-/// Checks one tool: true if present. If missing: panics under CI (a skipped fault test
-/// must never look like a pass there), otherwise prints a skip note and returns false.
+/// The running test's name: libtest names each test's thread after the test.
+fn test_name() -> String {
+    match std::thread::current().name() {
+        Some(n) if n != "main" => n.to_string(),
+        _ => "test".to_string(),
+    }
+}
+
+/// The one skip policy, for a test that cannot run here (`why`: what is missing and how
+/// to get it). On a developer's machine it prints `SKIP <test>: <why>` on stderr and the
+/// caller returns early. Under CI ([`in_ci`]) it panics instead: there a missing tool or
+/// privilege must be a failure, never a silent pass.
+pub fn skip(why: &str) {
+    skip_with(in_ci(), why);
+}
+
+fn skip_with(ci: bool, why: &str) {
+    let test = test_name();
+    if ci {
+        panic!("FAIL {test}: {why} (CI is set: a test that cannot run is a failure)");
+    }
+    // Straight to stderr, not `eprintln!`: libtest captures the macros' output of a
+    // passing test, and a skip must never be silent.
+    let _ = writeln!(io::stderr(), "SKIP {test}: {why}");
+}
+
+/// Checks one tool: true if present; if missing, [`skip`] (false, or a panic under CI).
 ///
 /// `nginx` also requires the RTMP module (libnginx-mod-rtmp).
 pub fn require_tool(name: &str) -> bool {
@@ -305,14 +360,12 @@ pub fn require_tool(name: &str) -> bool {
     } else {
         (which(name), name)
     };
-    if ok {
-        return true;
+    if !ok {
+        skip(&format!(
+            "{what} not found on PATH (run scripts/install-deps.sh; nginx, ip, tc and iptables are in /usr/sbin)"
+        ));
     }
-    if in_ci() {
-        panic!("required test tool missing: {what} (CI is set; run scripts/install-deps.sh)");
-    }
-    eprintln!("SKIP: {what} not found; run scripts/install-deps.sh to enable this test");
-    false
+    ok
 }
 
 /// [`require_tool`] for each name; true only if all are present.
@@ -321,6 +374,15 @@ pub fn require_tools(names: &[&str]) -> bool {
     let mut ok = true;
     for n in names {
         ok &= require_tool(n);
+    }
+    ok
+}
+
+/// True if the process runs as root; otherwise [`skip`] with `what` (what needs root).
+pub fn require_root(what: &str) -> bool {
+    let ok = is_root();
+    if !ok {
+        skip(&format!("{what} needs root"));
     }
     ok
 }
@@ -410,6 +472,18 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         assert!(e.to_string().contains("slow"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn skip_fails_under_ci_only() {
+        skip_with(false, "(self-test of the skip policy, nothing is missing)");
+        let r = std::panic::catch_unwind(|| skip_with(true, "tool X not found"));
+        let msg = r.expect_err("under CI a skip is a failure");
+        let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            msg.starts_with("FAIL procs::tests::skip_fails_under_ci_only: tool X not found"),
+            "{msg}"
+        );
     }
 
     #[test]

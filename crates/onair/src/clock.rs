@@ -121,12 +121,31 @@ mod tests {
         }
     }
 
+    /// The clock starts at 0 when started, runs at wall-clock speed in
+    /// nanoseconds, and `instant_at` maps its readings back to the instants
+    /// they were taken at (a clock frozen, started elsewhere, or counting in
+    /// other units fails this).
     #[test]
-    fn clock_is_monotonic() {
+    fn clock_starts_at_zero_and_follows_wall_time() {
+        let before = Instant::now();
         let c = MasterClock::start();
+        let after = Instant::now();
+        assert!((before..=after).contains(&c.instant_at(0)));
         let a = c.now_ns();
+        std::thread::sleep(Duration::from_millis(20));
         let b = c.now_ns();
-        assert!(b >= a);
-        assert!(c.instant_at(b) >= c.instant_at(a));
+        assert!(b - a >= 20_000_000, "advanced {} ns over 20 ms", b - a);
+        assert!(b - a < 20_000_000_000, "advanced {} ns over 20 ms", b - a);
+        let t0 = Instant::now();
+        let n = c.now_ns();
+        let t1 = Instant::now();
+        let at = c.instant_at(n);
+        assert!(at + Duration::from_nanos(1) >= t0 && at <= t1, "{n} ns");
+        let mut last = c.now_ns();
+        for _ in 0..10_000 {
+            let now = c.now_ns();
+            assert!(now >= last, "went back from {last} to {now}");
+            last = now;
+        }
     }
 }

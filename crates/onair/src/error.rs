@@ -36,9 +36,6 @@ pub enum Error {
         /// Details.
         reason: String,
     },
-    /// Publishing failed for good (rejected, or retries exhausted).
-    #[error("{0}")]
-    Output(#[from] crate::output::rtmp::RtmpError),
     /// An output gave up before the stream could start.
     #[error("{output}: {reason}")]
     Publish {

@@ -504,12 +504,7 @@ pub(crate) mod tests {
     /// are a few bytes) and checks that ffprobe sees both streams.
     #[test]
     fn ffprobe_reads_written_file() {
-        if std::process::Command::new("ffprobe")
-            .arg("-version")
-            .output()
-            .is_err()
-        {
-            eprintln!("skip: ffprobe not installed");
+        if !onair_testkit::require_tools(&["ffprobe"]) {
             return;
         }
         let dir = tempfile::tempdir().unwrap();

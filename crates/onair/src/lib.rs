@@ -14,12 +14,11 @@ pub mod clock;
 pub mod devices;
 pub mod error;
 pub mod flv;
+pub mod limits;
 pub mod output;
 pub mod packet;
 pub mod pipeline;
 pub mod stats;
-#[cfg(test)]
-pub(crate) mod testutil;
 pub mod video;
 
 pub use devices::{list_devices, DeviceInfo, DeviceKind};

@@ -18,6 +18,7 @@ use crate::audio::encoder::{self as aenc, AudioEncoder};
 use crate::audio::engine::AudioEngine;
 use crate::audio::source::{AudioSource, ToneSource};
 use crate::clock::{MasterClock, Rate};
+use crate::limits;
 use crate::output::muxer::KeyframeRequester;
 use crate::output::record::{RecordConfig, Recorder};
 use crate::output::stream::{StreamOutput, StreamOutputConfig};
@@ -47,10 +48,6 @@ const AUDIO_QUEUE_CHUNKS: usize = 200;
 pub const INITIAL_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Events kept for the API user before new ones are dropped.
 const EVENT_QUEUE: usize = 1024;
-/// Sizes accepted (even, within what the encoder and levels handle).
-pub const SIZE_RANGE: (u32, u32) = (160, 3840);
-/// Frame rates accepted.
-pub const FPS_RANGE: (u32, u32) = (1, 120);
 
 /// Where pictures come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,58 +153,53 @@ pub struct StreamerConfig {
 }
 
 impl StreamerConfig {
-    /// Checks ranges; the error names the option as the CLI spells it.
+    /// Checks every value against its range in [`crate::limits`]; the error
+    /// names the option as the CLI spells it.
     pub fn validate(&self) -> Result<()> {
+        fn check(option: &'static str, r: std::result::Result<(), String>) -> Result<()> {
+            r.map_err(|reason| Error::InvalidConfig { option, reason })
+        }
         if let Some(v) = &self.video {
-            let (lo, hi) = SIZE_RANGE;
-            if !(lo..=hi).contains(&v.width) || !(lo..=hi).contains(&v.height) {
-                return Err(Error::InvalidConfig {
-                    option: "size",
-                    reason: format!("{}x{} is outside {lo}..{hi} per side", v.width, v.height),
-                });
-            }
-            if v.width % 2 != 0 || v.height % 2 != 0 {
-                return Err(Error::InvalidConfig {
-                    option: "size",
-                    reason: format!("{}x{}: width and height must be even", v.width, v.height),
-                });
-            }
-            if !(FPS_RANGE.0..=FPS_RANGE.1).contains(&v.fps) {
-                return Err(Error::InvalidConfig {
-                    option: "fps",
-                    reason: format!("{} is outside {}..{}", v.fps, FPS_RANGE.0, FPS_RANGE.1),
-                });
-            }
-            if !(50_000..=50_000_000).contains(&v.bitrate_bps) {
-                return Err(Error::InvalidConfig {
-                    option: "video-bitrate",
-                    reason: format!("{} bit/s is outside 50k..50M", v.bitrate_bps),
-                });
-            }
+            check("size", limits::check_size(v.width, v.height))?;
+            check("fps", limits::check_fps(v.fps))?;
+            check("video-bitrate", limits::check_video_bitrate(v.bitrate_bps))?;
+            check("keyint", limits::check_keyint(v.keyint_secs))?;
             if let Some(min) = v.min_bitrate_bps {
-                if !(50_000..=v.bitrate_bps).contains(&min) {
+                check("min-video-bitrate", limits::check_video_bitrate(min))?;
+                if min > v.bitrate_bps {
                     return Err(Error::InvalidConfig {
                         option: "min-video-bitrate",
                         reason: format!(
-                            "{min} bit/s is outside 50k..the video bitrate ({})",
+                            "{min} bit/s is above the video bitrate ({})",
                             v.bitrate_bps
                         ),
                     });
                 }
             }
-            if !(0.1..=20.0).contains(&v.keyint_secs) {
-                return Err(Error::InvalidConfig {
-                    option: "keyint",
-                    reason: format!("{} s is outside 0.1..20", v.keyint_secs),
-                });
-            }
         }
         if let Some(a) = &self.audio {
-            if !(32_000..=512_000).contains(&a.bitrate_bps) {
-                return Err(Error::InvalidConfig {
-                    option: "audio-bitrate",
-                    reason: format!("{} bit/s is outside 32k..512k", a.bitrate_bps),
-                });
+            check("audio-bitrate", limits::check_audio_bitrate(a.bitrate_bps))?;
+        }
+        for o in &self.outputs {
+            if let Some(l) = &o.limits {
+                check(
+                    "buffer-packets",
+                    limits::check_buffer_packets(l.max_packets),
+                )?;
+                let ms = u64::try_from(l.max_span.as_millis()).unwrap_or(u64::MAX);
+                check("buffer-ms", limits::check_buffer_ms(ms))?;
+                check("buffer-bytes", limits::check_buffer_bytes(l.max_bytes))?;
+            }
+            check(
+                "stall-timeout",
+                limits::check_stall_timeout(o.stall_timeout),
+            )?;
+            check(
+                "reconnect-max-delay",
+                limits::check_reconnect_max_delay(o.reconnect.max_delay),
+            )?;
+            if let Some(n) = o.reconnect.max_retries {
+                check("max-retries", limits::check_max_retries(n))?;
             }
         }
         if self.video.is_none() && self.audio.is_none() {

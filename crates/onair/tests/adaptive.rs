@@ -11,7 +11,7 @@ mod common;
 
 use common::*;
 use onair::{Stats, Streamer};
-use onair_testkit::{ffmpeg, require_tools, NetNs, NginxOptions, NginxRtmp};
+use onair_testkit::{ffmpeg, require_tools, NginxOptions, NginxRtmp};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,7 @@ fn a_slow_link_lowers_the_bitrate_instead_of_dropping_frames() {
         return;
     }
     let _serial = serial();
-    let Some(ns) = NetNs::create_or_skip("onair-abr") else {
+    let Some(ns) = onair_testkit::require_netns("onair-abr") else {
         return;
     };
     let nginx = NginxRtmp::start(NginxOptions {
@@ -179,55 +179,6 @@ fn print_timeline(run: &Run) {
     }
 }
 
-/// Per-output stats samples of a run with several outputs.
-struct MultiRun {
-    started: Instant,
-    /// (when, one `Stats` per output).
-    samples: Vec<(Instant, Vec<Stats>)>,
-    actions_at: Vec<Instant>,
-    final_stats: Vec<Stats>,
-}
-
-impl MultiRun {
-    fn during(&self, from: Instant, to: Instant) -> impl Iterator<Item = &Vec<Stats>> {
-        self.samples
-            .iter()
-            .filter(move |(t, _)| *t >= from && *t < to)
-            .map(|(_, s)| s)
-    }
-}
-
-fn run_multi(
-    streamer: Streamer,
-    total: Duration,
-    script: Vec<(Duration, Box<dyn FnOnce(&Streamer) + '_>)>,
-) -> MultiRun {
-    let started = Instant::now();
-    let mut samples = Vec::new();
-    let mut actions_at = Vec::new();
-    let mut script = script.into_iter().peekable();
-    while started.elapsed() < total {
-        while script
-            .peek()
-            .is_some_and(|(at, _)| started.elapsed() >= *at)
-        {
-            if let Some((_, action)) = script.next() {
-                actions_at.push(Instant::now());
-                action(&streamer);
-            }
-        }
-        samples.push((Instant::now(), streamer.stats()));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let final_stats = streamer.stop();
-    MultiRun {
-        started,
-        samples,
-        actions_at,
-        final_stats,
-    }
-}
-
 /// Two destinations share one encoder; one of them gets a link that cannot
 /// carry even half the bitrate, is reset in the middle of its throttle, and
 /// the user lowers the bitrate by hand during it. The healthy destination
@@ -256,7 +207,7 @@ fn a_slow_destination_does_not_drag_a_healthy_one_down_without_limit() {
     ));
     let streamer = Streamer::start(cfg).expect("starts");
     const SLOW_KBIT: u64 = 900;
-    let run = run_multi(
+    let run = run_script(
         streamer,
         46 * SEC,
         vec![
@@ -270,7 +221,7 @@ fn a_slow_destination_does_not_drag_a_healthy_one_down_without_limit() {
         ],
     );
     let a = &run.actions_at;
-    let (healthy, slow) = (&run.final_stats[0], &run.final_stats[1]);
+    let (healthy, slow) = (&run.final_outputs[0], &run.final_outputs[1]);
     eprintln!(
         "healthy: dropped v{} a{}, reconnects {}; slow: dropped v{} a{}, reconnects {}",
         healthy.video_dropped_congestion,
@@ -280,11 +231,14 @@ fn a_slow_destination_does_not_drag_a_healthy_one_down_without_limit() {
         slow.audio_frames_dropped,
         slow.reconnects
     );
+    let during = |from: Instant, to: Instant| {
+        run.samples
+            .iter()
+            .filter(move |x| x.at >= from && x.at < to)
+            .map(|x| &x.outputs)
+    };
     let targets = |from: Instant, to: Instant| {
-        let t: Vec<u64> = run
-            .during(from, to)
-            .map(|s| s[0].video_bitrate_kbps)
-            .collect();
+        let t: Vec<u64> = during(from, to).map(|s| s[0].video_bitrate_kbps).collect();
         (
             t.iter().copied().min().unwrap_or(0),
             t.iter().copied().max().unwrap_or(0),
@@ -304,15 +258,14 @@ fn a_slow_destination_does_not_drag_a_healthy_one_down_without_limit() {
     eprintln!("after the manual 2000k: {lo2}..{hi2} kbit/s");
     assert!(hi2 <= 2000 && lo2 >= 950, "{lo2}..{hi2}");
     // The slow destination's new session starts from its last good wish.
-    let before: Vec<u64> = run
-        .during(a[1] - SEC, a[1])
+    let before: Vec<u64> = during(a[1] - SEC, a[1])
         .map(|s| s[1].wanted_video_kbps)
         .collect();
     let after_live = run
         .samples
         .iter()
-        .find(|(t, s)| *t > a[1] + Duration::from_millis(200) && s[1].state == "live")
-        .map(|(_, s)| s[1].wanted_video_kbps);
+        .find(|x| x.at > a[1] + Duration::from_millis(200) && x.outputs[1].state == "live")
+        .map(|x| x.outputs[1].wanted_video_kbps);
     eprintln!("slow wish before the reset {before:?}, first after {after_live:?}");
     assert!(
         after_live.is_some_and(|w| w < 2000 && before.last().is_some_and(|b| w <= b * 13 / 10)),

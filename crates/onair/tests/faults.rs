@@ -420,9 +420,10 @@ fn rejected_key_fails_fast_with_a_clear_error() {
     assert!(auth.requests() >= 1);
 }
 
-/// Kernel faults need a private network namespace (root); skipped otherwise.
+/// Kernel faults need a private network namespace (root): skipped without
+/// one, failed under CI.
 fn namespace() -> Option<NetNs> {
-    NetNs::create_or_skip("onair-faults")
+    onair_testkit::require_netns("onair-faults")
 }
 
 #[test]

@@ -689,9 +689,7 @@ pub(crate) fn input_device_names() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{require_tool, wait_for, ChildGuard};
-    use std::io::Write;
-    use std::process::{Command, Stdio};
+    use onair_testkit::{require_tools, wait_for, PulseServer, SCHEDULING_SLACK};
 
     #[test]
     fn parses_specs() {
@@ -770,113 +768,38 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
-    /// A PulseAudio server with a null sink on a private socket, as root in a
-    /// container: `--system=false` plus a private HOME/runtime dir, no D-Bus,
-    /// anonymous auth on the socket.
-    struct Pulse {
-        guard: ChildGuard,
-        dir: tempfile::TempDir,
-    }
-
-    fn start_pulse(dir: &std::path::Path) -> ChildGuard {
-        let socket = dir.join("native");
-        let _ = std::fs::remove_file(&socket);
-        let guard = ChildGuard::spawn(
-            "pulseaudio",
-            Command::new("pulseaudio")
-                .args([
-                    "-n",
-                    "--daemonize=no",
-                    "--system=false",
-                    "--exit-idle-time=-1",
-                    "--disallow-exit",
-                    "--disable-shm=true",
-                    "-L",
-                    "module-null-sink sink_name=onair_null rate=48000",
-                    "-L",
-                    &format!(
-                        "module-native-protocol-unix socket={} auth-anonymous=1",
-                        socket.display()
-                    ),
-                ])
-                .env("HOME", dir)
-                .env("PULSE_RUNTIME_PATH", dir)
-                .env("XDG_RUNTIME_DIR", dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        let up = wait_for(Duration::from_secs(10), || {
-            Command::new("pactl")
-                .arg("info")
-                .env("PULSE_SERVER", format!("unix:{}", socket.display()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .ok()
-                .filter(|s| s.success())
-        });
-        assert!(up.is_some(), "pulseaudio did not come up");
-        guard
-    }
-
-    /// Plays a 1 kHz stereo tone into the null sink with `pacat`, fed from a
-    /// thread (the writer ends when pacat dies).
-    fn play_tone(dir: &std::path::Path) -> ChildGuard {
-        let mut g = ChildGuard::spawn(
-            "pacat",
-            Command::new("pacat")
-                .args([
-                    "--playback",
-                    "--device=onair_null",
-                    "--format=s16le",
-                    "--rate=48000",
-                    "--channels=2",
-                ])
-                .env(
-                    "PULSE_SERVER",
-                    format!("unix:{}", dir.join("native").display()),
-                )
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        if let Some(mut stdin) = g.child.stdin.take() {
-            std::thread::spawn(move || {
-                let mut buf = Vec::with_capacity(48_000 * 4);
-                for i in 0..48_000u32 {
-                    let v = (0.5
-                        * (std::f32::consts::TAU * 1000.0 * i as f32 / 48_000.0).sin()
-                        * 32767.0) as i16;
-                    buf.extend_from_slice(&v.to_le_bytes());
-                    buf.extend_from_slice(&v.to_le_bytes());
-                }
-                // 1 kHz divides 48 kHz: one second loops seamlessly.
-                for _ in 0..60 {
-                    if stdin.write_all(&buf).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        g
-    }
-
     /// Reads like the AudioEngine (every 10 ms) for `dur`, returning the
-    /// left channel and the slowest read.
-    fn capture(src: &mut dyn AudioSource, dur: Duration) -> (Vec<f32>, Duration) {
+    /// left channel and how long each read took.
+    fn capture(src: &mut dyn AudioSource, dur: Duration) -> (Vec<f32>, Vec<Duration>) {
         let mut left = Vec::new();
         let mut buf = vec![0.0f32; 480 * 2];
-        let mut slowest = Duration::ZERO;
+        let mut reads = Vec::new();
         let end = Instant::now() + dur;
         while Instant::now() < end {
             let t = Instant::now();
             let n = src.read(&mut buf);
-            slowest = slowest.max(t.elapsed());
+            reads.push(t.elapsed());
             left.extend(buf[..2 * n].chunks_exact(2).map(|f| f[0]));
             std::thread::sleep(Duration::from_millis(10));
         }
-        (left, slowest)
+        (left, reads)
     }
+
+    /// Reads never wait for the device: a read that blocked until the next
+    /// device callback (~10 ms) would make most reads slow. A few slow ones
+    /// are a busy machine's preemptions, not blocking.
+    fn assert_reads_never_wait(reads: &[Duration]) {
+        let slow = reads.iter().filter(|d| **d > FAST_READ).count();
+        let slowest = reads.iter().max().copied().unwrap_or_default();
+        assert!(
+            slow * 20 <= reads.len() && slowest < SCHEDULING_SLACK,
+            "{slow} of {} reads over {FAST_READ:?}, slowest {slowest:?}",
+            reads.len()
+        );
+    }
+
+    /// What a read that does not wait for the device takes, at most.
+    const FAST_READ: Duration = Duration::from_millis(5);
 
     fn dominant_hz(x: &[f32], rate: f32) -> f32 {
         let crossings = x
@@ -888,23 +811,13 @@ mod tests {
 
     #[test]
     fn pulse_monitor_tone_then_server_death_then_recovery() {
-        for (tool, pkg) in [("pulseaudio", "pulseaudio"), ("pacat", "pulseaudio-utils")] {
-            if require_tool(tool, pkg).is_none() {
-                return;
-            }
-            let _ = require_tool("pactl", "pulseaudio-utils");
+        if !require_tools(&["pulseaudio", "pacat", "pactl"]) {
+            return;
         }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut pulse = Pulse {
-            guard: start_pulse(dir.path()),
-            dir,
-        };
+        let mut pulse = PulseServer::start().expect("pulseaudio starts");
         // The ALSA pulse plugin (in this process) finds the server here.
-        std::env::set_var(
-            "PULSE_SERVER",
-            format!("unix:{}", pulse.dir.path().join("native").display()),
-        );
-        let mut tone = play_tone(pulse.dir.path());
+        std::env::set_var("PULSE_SERVER", pulse.server());
+        let mut tone = pulse.play_tone(1000.0).expect("pacat");
         let mut src = open_audio("desktop", 48_000, 2).expect("open desktop monitor");
         // Wait for audio to flow. Measured: a cpal stream on the ALSA pulse
         // plugin sometimes stops calling back right after it starts; the
@@ -914,7 +827,7 @@ mod tests {
             (got.len() > 1000).then_some(())
         });
         assert!(flowing.is_some(), "no audio from the monitor");
-        let (left, slowest) = capture(src.as_mut(), Duration::from_millis(1200));
+        let (left, reads) = capture(src.as_mut(), Duration::from_millis(1200));
         // Skip the start (priming, resampler warm-up).
         let loud: Vec<f32> = left.iter().copied().skip(4800).collect();
         assert!(loud.len() > 24_000, "captured only {} frames", left.len());
@@ -923,13 +836,13 @@ mod tests {
         assert!(peak > 0.2, "tone too quiet: peak {peak}");
         let hz = dominant_hz(&loud, 48_000.0);
         assert!((950.0..=1050.0).contains(&hz), "dominant {hz} Hz");
-        assert!(slowest < Duration::from_millis(5), "read took {slowest:?}");
+        assert_reads_never_wait(&reads);
 
         // Kill the server mid-capture: reads stay fast and turn to 0.
-        pulse.guard.kill();
+        pulse.kill();
         tone.kill();
-        let (after, slowest) = capture(src.as_mut(), Duration::from_millis(1500));
-        assert!(slowest < Duration::from_millis(5), "read took {slowest:?}");
+        let (after, reads) = capture(src.as_mut(), Duration::from_millis(1500));
+        assert_reads_never_wait(&reads);
         assert!(
             after.len() < 48_000 * JITTER_MAX_MS as usize / 1000 + 4800,
             "{} frames after death",
@@ -939,8 +852,8 @@ mod tests {
         assert_eq!(src.read(&mut buf), 0, "silence while the server is gone");
 
         // Restart it: the device thread reopens and audio flows again.
-        pulse.guard = start_pulse(pulse.dir.path());
-        let _tone2 = play_tone(pulse.dir.path());
+        pulse.restart().expect("pulseaudio restarts");
+        let _tone2 = pulse.play_tone(1000.0).expect("pacat");
         let back = wait_for(RETRY_INTERVAL * 5 + STALL_TIMEOUT, || {
             let (got, _) = capture(src.as_mut(), Duration::from_millis(200));
             (got.len() > 1000).then_some(got)

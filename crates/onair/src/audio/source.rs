@@ -6,11 +6,11 @@
 //! filled with silence by the engine. A source therefore can never stall the
 //! clock, and a device that disappears simply turns into silence.
 //!
-//! Live devices (not built yet) deliver in bursts from their own callback
-//! thread. The intended policy: the source keeps a small jitter buffer filled
-//! by the device callback, `read` hands out what is buffered up to the amount
-//! asked, and the source itself drops the oldest samples beyond a bound (a few
-//! ticks) so that device clock drift never accumulates into latency.
+//! Live devices (`audio/device.rs`) deliver in bursts from their own callback
+//! thread. The source keeps a small jitter buffer filled from the device
+//! callback, `read` hands out what is buffered up to the amount asked, and the
+//! source itself drops the oldest samples beyond a bound (a few ticks) so that
+//! device clock drift never accumulates into latency.
 
 use std::f32::consts::TAU;
 

@@ -18,7 +18,7 @@
 //! transaction ids far above the session's so replies cannot be mistaken for
 //! its own.
 //!
-//! Interface contract the lead's send/reconnect threads rely on:
+//! Interface contract `output/send.rs` and `output/reconnect.rs` rely on:
 //! `RtmpPublisher::{connect, queue_media, pending_bytes, pump, kernel_unsent_bytes,
 //! ms_since_last_ack, close}` and `RtmpError` with `is_rejection()`.
 //!
@@ -206,19 +206,6 @@ impl RtmpError {
     pub fn is_rejection(&self) -> bool {
         matches!(self, RtmpError::Rejected { .. })
     }
-
-    /// The stage, when the error is tied to one.
-    pub fn stage(&self) -> Option<Stage> {
-        match self {
-            RtmpError::Resolve { .. } => Some(Stage::Resolve),
-            RtmpError::Connect { .. } => Some(Stage::Connect),
-            RtmpError::Timeout { stage }
-            | RtmpError::Io { stage, .. }
-            | RtmpError::Closed { stage } => Some(*stage),
-            RtmpError::Rejected { .. } => Some(Stage::Publish),
-            RtmpError::Protocol(_) | RtmpError::Unsupported(_) => None,
-        }
-    }
 }
 
 fn protocol(stage: Stage, e: impl fmt::Display) -> RtmpError {
@@ -254,8 +241,6 @@ pub struct RtmpPublisher {
     stream_key: String,
     /// Redacted URL, for logs.
     redacted: String,
-    /// Bytes the server said it received (last Acknowledgement).
-    server_acked: u32,
     /// Our own `@setDataFrame` was sent (not rml_rtmp's fallback).
     own_metadata: bool,
     read_buf: Vec<u8>,
@@ -406,7 +391,6 @@ impl RtmpPublisher {
             pending: BytesMut::with_capacity(64 * 1024),
             stream_key: url.stream_key.clone(),
             redacted: url.redacted(),
-            server_acked: 0,
             own_metadata: false,
             read_buf,
         };
@@ -484,24 +468,9 @@ impl RtmpPublisher {
         Ok(())
     }
 
-    /// [`queue_media`](Self::queue_media) with the tag body built from an
-    /// encoded packet by `crate::flv`.
-    pub fn queue_packet(
-        &mut self,
-        packet: &crate::packet::EncodedPacket,
-        timestamp_ms: u32,
-    ) -> Result<(), RtmpError> {
-        self.queue_media(packet.kind, timestamp_ms, flv::tag_body(packet))
-    }
-
     /// Bytes serialized but not yet accepted by the kernel.
     pub fn pending_bytes(&self) -> usize {
         self.pending.len()
-    }
-
-    /// Bytes the server last acknowledged (RTMP Acknowledgement message).
-    pub fn server_acked_bytes(&self) -> u32 {
-        self.server_acked
     }
 
     /// Writes pending bytes for at most `max_wait`; returns the bytes the
@@ -577,9 +546,6 @@ impl RtmpPublisher {
 
     fn handle_event(&mut self, event: ClientSessionEvent) -> Result<(), RtmpError> {
         match event {
-            ClientSessionEvent::AcknowledgementReceived { bytes_received } => {
-                self.server_acked = bytes_received;
-            }
             ClientSessionEvent::UnhandleableOnStatusCode { code } => {
                 if is_rejection_code(&code) {
                     return Err(RtmpError::Rejected {

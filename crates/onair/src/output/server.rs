@@ -466,16 +466,10 @@ mod tests {
             1 + 30
         );
         assert_eq!(tags.last().unwrap().1, 29 * 33);
-        if std::process::Command::new("ffprobe")
-            .arg("-version")
-            .output()
-            .is_ok()
-        {
+        if onair_testkit::require_tools(&["ffprobe"]) {
             let out = ffprobe_streams(&path);
             assert!(out.contains("codec_name=h264"), "{out}");
             assert!(out.contains("codec_name=aac"), "{out}");
-        } else {
-            eprintln!("skip ffprobe check: ffprobe not installed");
         }
     }
 }

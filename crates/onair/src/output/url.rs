@@ -7,7 +7,7 @@
 //! where it is, so every printable form of an [`RtmpUrl`] (`Display`,
 //! `Debug`, [`RtmpUrl::redacted`], errors) replaces it with `****`.
 //!
-//! Contract (the lead's code relies on it):
+//! Contract (the CLI, the Node options and `output/rtmp.rs` rely on it):
 //! - `RtmpUrl::parse(url, key_override)` accepts `rtmp://host[:port]/app[/more]/streamkey`
 //!   and `rtmps://` (port 1935 / 443 by default), the key being the last path segment
 //!   (which may contain `?query`). `key_override` (from `ONAIR_STREAM_KEY`) replaces the

@@ -10,16 +10,9 @@ use onair::{
 };
 use onair_testkit::ffmpeg;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The pipelines are CPU-heavy on a 2-core machine: one test at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Takes the serial lock (poison-tolerant: a failed test must not fail the others).
-pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub use onair_testkit::serial;
 
 pub const WIDTH: u32 = 1280;
 pub const HEIGHT: u32 = 720;
@@ -60,7 +53,10 @@ pub fn config_fixed_bitrate(url: &str) -> StreamerConfig {
 #[derive(Clone, Debug)]
 pub struct Sample {
     pub at: Instant,
+    /// The first output's stats.
     pub stats: Stats,
+    /// Every output's stats, in `Streamer::stats` order.
+    pub outputs: Vec<Stats>,
 }
 
 /// What happened during a run.
@@ -69,7 +65,10 @@ pub struct Run {
     pub samples: Vec<Sample>,
     /// When each scripted action ran, in script order.
     pub actions_at: Vec<Instant>,
+    /// The first output's final stats.
     pub final_stats: Stats,
+    /// Every output's final stats.
+    pub final_outputs: Vec<Stats>,
 }
 
 /// A scripted fault or control; it may use the running streamer.
@@ -97,20 +96,24 @@ pub fn run_script(
                 action(&streamer);
             }
         }
-        if let Some(stats) = streamer.stats().into_iter().next() {
+        let outputs = streamer.stats();
+        if let Some(stats) = outputs.first().cloned() {
             samples.push(Sample {
                 at: Instant::now(),
                 stats,
+                outputs,
             });
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let final_stats = streamer.stop().into_iter().next().expect("one output");
+    let final_outputs = streamer.stop();
+    let final_stats = final_outputs.first().cloned().expect("one output");
     Run {
         started,
         samples,
         actions_at,
         final_stats,
+        final_outputs,
     }
 }
 

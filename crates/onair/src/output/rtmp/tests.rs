@@ -1,15 +1,18 @@
-//! Tests of `RtmpPublisher` against real peers: nginx-rtmp (skipped with a
-//! note when nginx or its RTMP module is missing), bare TCP listeners for the
-//! failure stages, and the raw chunk writer against known bytes.
+//! Tests of `RtmpPublisher` against real peers: nginx-rtmp and FFmpeg's
+//! listener from the test kit (skipped with a note when a tool is missing,
+//! failed under CI), bare TCP listeners for the failure stages, and the raw
+//! chunk writer against known bytes.
 
 use super::*;
 use crate::flv::tests::{test_headers, SILENT_AAC_FRAME};
+use onair_testkit::{
+    free_port, require_tools, FfmpegListener, HttpStatusServer, NginxOptions, NginxRtmp,
+    SCHEDULING_SLACK,
+};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-/// Where Debian's libnginx-mod-rtmp installs the module.
-const NGINX_RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 const SECRET_KEY: &str = "s3cretKey_do_not_print";
 
 /// Parses an FLV file into (tag type, timestamp, body); empty if unreadable.
@@ -63,83 +66,30 @@ pub(crate) fn publish_synthetic(mut p: RtmpPublisher, n: u32) -> usize {
     3 + 2 * n as usize
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A private nginx-rtmp with `extra` inside `application live { }`; `None`
+/// (the test skips, or fails under CI) when nginx or its RTMP module is missing.
+fn nginx(extra: &str) -> Option<NginxRtmp> {
+    if !require_tools(&["nginx"]) {
+        return None;
+    }
+    let opts = NginxOptions {
+        extra_application: extra.to_string(),
+        ..NginxOptions::default()
+    };
+    Some(NginxRtmp::start(opts).expect("nginx starts"))
 }
 
-/// A foreground nginx with the RTMP module, killed (by pid) on drop.
-struct Nginx {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+fn url_of(nginx: &NginxRtmp, key: &str) -> RtmpUrl {
+    RtmpUrl::parse(&nginx.url(key), None).unwrap()
 }
 
-impl Nginx {
-    /// `extra` goes inside `application live { }`. None when nginx is missing.
-    fn start(extra: &str) -> Option<Nginx> {
-        if !Path::new(NGINX_RTMP_MODULE).exists()
-            || Command::new("nginx").arg("-v").output().is_err()
-        {
-            eprintln!("skip: nginx with {NGINX_RTMP_MODULE} not installed");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let d = dir.path().display();
-        let conf = format!(
-            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/err.log info;\n\
-             load_module {NGINX_RTMP_MODULE};\nevents {{}}\n\
-             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
-             application live {{ live on; record all; record_path {d}; record_unique off; {extra} }} }} }}\n"
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("err.log"))
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let n = Nginx { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start: {}",
-                n.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(n)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("err.log")).unwrap_or_default()
-    }
-
-    fn url(&self, key: &str) -> RtmpUrl {
-        RtmpUrl::parse(&format!("rtmp://127.0.0.1:{}/live/{key}", self.port), None).unwrap()
-    }
-
-    fn record_path(&self, key: &str) -> PathBuf {
-        self.dir.path().join(format!("{key}.flv"))
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// nginx's recording of `key` (`KEY-UNIXSECONDS.flv`), once it exists.
+fn recording_of(nginx: &NginxRtmp, key: &str) -> Option<PathBuf> {
+    let prefix = format!("{key}-");
+    nginx.recordings().into_iter().find(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+    })
 }
 
 #[test]
@@ -195,7 +145,7 @@ fn rtmps_is_reported_unsupported() {
 
 #[test]
 fn closed_port_fails_fast_at_connect() {
-    let port = free_port();
+    let port = free_port().unwrap();
     let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/{SECRET_KEY}"), None).unwrap();
     let start = Instant::now();
     let err =
@@ -257,12 +207,16 @@ fn silent_server_times_out_in_handshake() {
 
 #[test]
 fn nginx_publish_records_flv() {
-    let Some(nginx) = Nginx::start("") else {
+    let Some(nginx) = nginx("") else {
         return;
     };
     let key = "onairtest";
-    let p = RtmpPublisher::connect(&nginx.url(key), &ConnectOptions::default(), &test_headers())
-        .unwrap_or_else(|e| panic!("{e}\n{}", nginx.log()));
+    let p = RtmpPublisher::connect(
+        &url_of(&nginx, key),
+        &ConnectOptions::default(),
+        &test_headers(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", nginx.error_log()));
     assert!(p.pending_bytes() > 0, "headers are queued");
     let sock = socket2::SockRef::from(&p.stream);
     assert_eq!(sock.tcp_user_timeout().unwrap(), Some(DEFAULT_USER_TIMEOUT));
@@ -274,23 +228,22 @@ fn nginx_publish_records_flv() {
     );
     assert!(format!("{p:?}").contains("****"));
     let sent = publish_synthetic(p, 30);
-    let path = nginx.record_path(key);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while read_flv_tags(&path).len() < sent - 1 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let tags = read_flv_tags(&path);
+    let tags = onair_testkit::wait_for(Duration::from_secs(3), || {
+        let tags = read_flv_tags(&recording_of(&nginx, key)?);
+        (tags.len() >= sent - 1).then_some(tags)
+    })
+    .unwrap_or_else(|| panic!("no complete recording: {}", nginx.error_log()));
     // nginx's recorder writes the sequence headers first (the AAC one twice:
     // once from its codec context, once as received), then the media.
     let video: Vec<_> = tags.iter().filter(|t| t.0 == flv::TAG_VIDEO).collect();
     let audio: Vec<_> = tags.iter().filter(|t| t.0 == flv::TAG_AUDIO).collect();
-    assert_eq!(&video[0].2[..2], &[0x17, 0x00], "{}", nginx.log());
+    assert_eq!(&video[0].2[..2], &[0x17, 0x00], "{}", nginx.error_log());
     assert_eq!(&audio[0].2[..2], &[0xAF, 0x00]);
     let frames = video.iter().filter(|t| t.2[1] == 0x01).count();
     let aac = audio.iter().filter(|t| t.2[1] == 0x01).count();
-    assert_eq!((frames, aac), (30, 30), "{}", nginx.log());
+    assert_eq!((frames, aac), (30, 30), "{}", nginx.error_log());
     assert_eq!(video.last().unwrap().1, 29 * 33);
-    let log = nginx.log();
+    let log = nginx.error_log();
     assert!(
         log.contains("FCPublish") || log.contains("publish"),
         "{log}"
@@ -299,32 +252,18 @@ fn nginx_publish_records_flv() {
 
 #[test]
 fn nginx_on_publish_403_is_a_rejection() {
-    // A tiny HTTP server answering 403 to everything.
-    let http = TcpListener::bind("127.0.0.1:0").unwrap();
-    let http_port = http.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in http.incoming() {
-            let Ok(mut s) = s else { return };
-            let mut buf = [0u8; 4096];
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(
-                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        }
-    });
-    let Some(nginx) = Nginx::start(&format!("on_publish http://127.0.0.1:{http_port}/auth;"))
-    else {
+    let http = HttpStatusServer::start(403).unwrap();
+    let Some(nginx) = nginx(&format!("on_publish {};", http.url())) else {
         return;
     };
     let start = Instant::now();
     let err = RtmpPublisher::connect(
-        &nginx.url(SECRET_KEY),
+        &url_of(&nginx, SECRET_KEY),
         &ConnectOptions::default(),
         &test_headers(),
     )
     .unwrap_err();
-    assert!(err.is_rejection(), "{err}\n{}", nginx.log());
+    assert!(err.is_rejection(), "{err}\n{}", nginx.error_log());
     assert!(start.elapsed() < Duration::from_secs(3));
     assert!(!err.to_string().contains(SECRET_KEY));
     assert!(!format!("{err:?}").contains(SECRET_KEY));
@@ -332,17 +271,17 @@ fn nginx_on_publish_403_is_a_rejection() {
 
 #[test]
 fn nginx_stalled_pump_is_bounded() {
-    let Some(nginx) = Nginx::start("") else {
+    let Some(nginx) = nginx("") else {
         return;
     };
     let opts = ConnectOptions {
         send_buffer_bytes: Some(64 * 1024),
         ..ConnectOptions::default()
     };
-    let mut p = RtmpPublisher::connect(&nginx.url("stall"), &opts, &test_headers()).unwrap();
+    let mut p = RtmpPublisher::connect(&url_of(&nginx, "stall"), &opts, &test_headers()).unwrap();
     p.pump(Duration::from_millis(500)).unwrap();
     // Freeze nginx: it stops reading, the receive window fills up.
-    let pid = nginx.child.id().to_string();
+    let pid = nginx.pid().expect("nginx runs").to_string();
     assert!(Command::new("kill")
         .args(["-STOP", &pid])
         .status()
@@ -359,7 +298,7 @@ fn nginx_stalled_pump_is_bounded() {
         progress += p.pump(Duration::from_millis(100)).unwrap();
         let took = start.elapsed();
         assert!(
-            took < Duration::from_millis(300),
+            took < Duration::from_millis(100) + SCHEDULING_SLACK,
             "pump blocked for {took:?}"
         );
     }
@@ -406,9 +345,8 @@ fn pump_reports_server_close() {
     assert!(!err.is_rejection());
 }
 
-/// A real 1 s baseline H.264 + AAC FLV made by ffmpeg, as tags; None when
-/// ffmpeg (with libx264) is missing.
-fn ffmpeg_fixture(dir: &Path) -> Option<Vec<(u8, u32, Vec<u8>)>> {
+/// A real 1 s baseline H.264 + AAC FLV made by ffmpeg (with libx264), as tags.
+fn ffmpeg_fixture(dir: &Path) -> Vec<(u8, u32, Vec<u8>)> {
     let path = dir.join("fixture.flv");
     let status = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
@@ -426,9 +364,14 @@ fn ffmpeg_fixture(dir: &Path) -> Option<Vec<(u8, u32, Vec<u8>)>> {
         ])
         .args(["-c:a", "aac", "-ac", "2", "-f", "flv", "-y"])
         .arg(&path)
-        .status()
-        .ok()?;
-    status.success().then(|| read_flv_tags(&path))
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        status.status.success(),
+        "ffmpeg (with libx264) made no fixture: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    read_flv_tags(&path)
 }
 
 /// Stream headers recovered from a fixture's sequence headers.
@@ -475,50 +418,21 @@ fn fixture_headers(tags: &[(u8, u32, Vec<u8>)]) -> StreamHeaders {
 /// (which must equal ffmpeg's byte for byte) and must decode without error.
 #[test]
 fn ffmpeg_listen_receives_decodable_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(fixture) = ffmpeg_fixture(dir.path()) else {
-        eprintln!("skip: ffmpeg with libx264 not installed");
+    if !require_tools(&["ffmpeg"]) {
         return;
-    };
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = ffmpeg_fixture(dir.path());
     let headers = fixture_headers(&fixture);
     let video = headers.video.as_ref().unwrap();
     let theirs = fixture.iter().find(|t| t.0 == flv::TAG_VIDEO).unwrap();
     assert_eq!(&flv::avc_sequence_header(video)[..], &theirs.2[..]);
 
     let out = dir.path().join("out.flv");
-    let port = free_port();
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-listen",
-            "1",
-            "-f",
-            "flv",
-            "-i",
-        ])
-        .arg(format!("rtmp://127.0.0.1:{port}/live/key"))
-        .args(["-c", "copy", "-f", "flv", "-y"])
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/key"), None).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut p = loop {
-        match RtmpPublisher::connect(&url, &ConnectOptions::default(), &headers) {
-            Ok(p) => break p,
-            Err(RtmpError::Connect { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            Err(e) => {
-                let _ = ffmpeg.kill();
-                panic!("{e}");
-            }
-        }
-    };
+    let mut listener = FfmpegListener::start_with_key(&out, "key").unwrap();
+    let url = RtmpUrl::parse(&listener.url(), None).unwrap();
+    let mut p = RtmpPublisher::connect(&url, &ConnectOptions::default(), &headers)
+        .unwrap_or_else(|e| panic!("{e}: {}", listener.stderr()));
     let media: Vec<_> = fixture
         .iter()
         .filter(|t| t.0 != flv::TAG_SCRIPT && t.2[1] == 1)
@@ -534,18 +448,9 @@ fn ffmpeg_listen_receives_decodable_stream() {
         p.pump(Duration::from_millis(100)).unwrap();
     }
     p.close(Duration::from_secs(2));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ffmpeg.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = ffmpeg.kill();
-            panic!("ffmpeg did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut err = String::new();
-    if let Some(mut e) = ffmpeg.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
+    let status = listener.wait(Duration::from_secs(10)).unwrap();
+    assert!(status.is_some(), "ffmpeg did not finish");
+    let err = listener.unexpected_stderr();
     let got: Vec<_> = read_flv_tags(&out)
         .into_iter()
         .filter(|t| t.0 != flv::TAG_SCRIPT && t.2[1] == 1)
@@ -554,34 +459,25 @@ fn ffmpeg_listen_receives_decodable_stream() {
     for (a, b) in got.iter().zip(&media) {
         assert_eq!((a.0, a.1, &a.2), (b.0, b.1, &b.2));
     }
-    let decode = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(&out)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&decode.stderr);
-    assert!(
-        decode.status.success() && stderr.trim().is_empty(),
-        "{stderr}"
-    );
+    let errors = onair_testkit::ffmpeg::decode_errors(&out).unwrap();
+    assert!(errors.trim().is_empty(), "{errors}");
 }
 
 /// nginx refuses a second publisher on a busy name with
 /// `NetStream.Publish.BadName`: a rejection, with the key kept out.
 #[test]
 fn nginx_busy_name_is_a_rejection() {
-    let Some(nginx) = Nginx::start("") else {
+    let Some(nginx) = nginx("") else {
         return;
     };
-    let url = nginx.url(SECRET_KEY);
+    let url = url_of(&nginx, SECRET_KEY);
     let mut first = RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers())
-        .unwrap_or_else(|e| panic!("{e}\n{}", nginx.log()));
+        .unwrap_or_else(|e| panic!("{e}\n{}", nginx.error_log()));
     first.pump(Duration::from_millis(200)).unwrap();
     let err =
         RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers()).unwrap_err();
     eprintln!("second publisher: {err}");
-    assert!(err.is_rejection(), "{err}\n{}", nginx.log());
+    assert!(err.is_rejection(), "{err}\n{}", nginx.error_log());
     assert!(!format!("{err} {err:?}").contains(SECRET_KEY));
     first.close(Duration::from_millis(500));
 }
@@ -613,17 +509,17 @@ fn server_closing_during_handshake_is_closed_handshake() {
 /// A `?query` in the key reaches the server as publish args.
 #[test]
 fn nginx_key_with_query() {
-    let Some(nginx) = Nginx::start("") else {
+    let Some(nginx) = nginx("") else {
         return;
     };
     let url = RtmpUrl::parse(
-        &format!("rtmp://127.0.0.1:{}/live/", nginx.port),
+        &format!("rtmp://127.0.0.1:{}/live/", nginx.port()),
         Some("qkey?token=abc"),
     )
     .unwrap();
     let p = RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers())
-        .unwrap_or_else(|e| panic!("{e}\n{}", nginx.log()));
+        .unwrap_or_else(|e| panic!("{e}\n{}", nginx.error_log()));
     p.close(Duration::from_millis(500));
-    let log = nginx.log();
+    let log = nginx.error_log();
     assert!(log.contains("name='qkey' args='token=abc'"), "{log}");
 }

@@ -1,0 +1,190 @@
+//! A private PulseAudio server per test, and a tone played into it.
+//!
+//! Why: desktop-audio capture can only be proved against a real sound server whose sound
+//! the test controls, and the server dying mid-stream is a fault onair must survive. Each
+//! [`PulseServer`] runs as the current user (root in a container: `--system=false` with a
+//! private HOME and runtime dir, no D-Bus), has one null sink [`NULL_SINK`] whose monitor
+//! is what "desktop" capture records, and listens on a private socket with anonymous auth.
+//! Clients find it through `PULSE_SERVER` = [`PulseServer::server`].
+
+use crate::procs::{find_tool, wait_for, ChildGuard};
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The null sink every server has; [`PulseServer::play_tone`] plays into it.
+pub const NULL_SINK: &str = "onair_null";
+/// Sample rate of the sink and of the tone.
+pub const RATE: u32 = 48_000;
+/// How long a server may take to answer `pactl info` (a busy 2-core machine).
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`PulseServer::play_tone`] plays (longer than any capture test).
+pub const TONE_SECONDS: u32 = 60;
+
+/// A running PulseAudio, killed (by pid) on drop; its runtime dir is a temp dir.
+#[derive(Debug)]
+pub struct PulseServer {
+    guard: ChildGuard,
+    dir: tempfile::TempDir,
+}
+
+fn tool(name: &str) -> io::Result<std::path::PathBuf> {
+    find_tool(name).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{name} not found (apt: pulseaudio pulseaudio-utils)"),
+        )
+    })
+}
+
+fn spawn_server(dir: &Path) -> io::Result<ChildGuard> {
+    let socket = dir.join("native");
+    let _ = std::fs::remove_file(&socket);
+    let child = Command::new(tool("pulseaudio")?)
+        .args([
+            "-n",
+            "--daemonize=no",
+            "--system=false",
+            "--exit-idle-time=-1",
+            "--disallow-exit",
+            "--disable-shm=true",
+            "-L",
+            &format!("module-null-sink sink_name={NULL_SINK} rate={RATE}"),
+            "-L",
+            &format!(
+                "module-native-protocol-unix socket={} auth-anonymous=1",
+                socket.display()
+            ),
+        ])
+        .env("HOME", dir)
+        .env("PULSE_RUNTIME_PATH", dir)
+        .env("XDG_RUNTIME_DIR", dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let guard = ChildGuard::new("pulseaudio", child);
+    let pactl = tool("pactl")?;
+    let server = format!("unix:{}", socket.display());
+    let up = wait_for(START_TIMEOUT, || {
+        Command::new(&pactl)
+            .arg("info")
+            .env("PULSE_SERVER", &server)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()
+            .filter(|s| s.success())
+    });
+    match up {
+        Some(_) => Ok(guard),
+        None => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("pulseaudio did not answer within {START_TIMEOUT:?}"),
+        )),
+    }
+}
+
+impl PulseServer {
+    /// Starts a server in a fresh temp dir and waits until it answers.
+    pub fn start() -> io::Result<PulseServer> {
+        let dir = tempfile::Builder::new().prefix("onair-pulse-").tempdir()?;
+        let guard = spawn_server(dir.path())?;
+        Ok(PulseServer { guard, dir })
+    }
+
+    /// The value for `PULSE_SERVER`: `unix:DIR/native`.
+    pub fn server(&self) -> String {
+        format!("unix:{}", self.dir.path().join("native").display())
+    }
+
+    /// Kills the server (the sound-server-died fault). Idempotent.
+    pub fn kill(&mut self) {
+        self.guard.kill();
+    }
+
+    /// Kills the server if it runs and starts a new one on the same socket.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.guard.kill();
+        self.guard = spawn_server(self.dir.path())?;
+        Ok(())
+    }
+
+    /// Plays a `hz` stereo sine (half scale, s16le) into [`NULL_SINK`] with `pacat`, for
+    /// [`TONE_SECONDS`], fed from a thread that ends when pacat dies. Choose a `hz` that
+    /// divides [`RATE`] so one second loops seamlessly.
+    pub fn play_tone(&self, hz: f32) -> io::Result<ChildGuard> {
+        let child = Command::new(tool("pacat")?)
+            .args([
+                "--playback",
+                &format!("--device={NULL_SINK}"),
+                "--format=s16le",
+                &format!("--rate={RATE}"),
+                "--channels=2",
+            ])
+            .env("PULSE_SERVER", self.server())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut guard = ChildGuard::new("pacat", child);
+        let second = tone_second(hz);
+        if let Some(mut stdin) = guard.child_mut().and_then(|c| c.stdin.take()) {
+            std::thread::spawn(move || {
+                for _ in 0..TONE_SECONDS {
+                    if stdin.write_all(&second).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(guard)
+    }
+}
+
+/// One second of a `hz` sine, half scale, stereo s16le at [`RATE`].
+fn tone_second(hz: f32) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(RATE as usize * 4);
+    for i in 0..RATE {
+        let v =
+            (0.5 * (std::f32::consts::TAU * hz * i as f32 / RATE as f32).sin() * 32767.0) as i16;
+        buf.extend_from_slice(&v.to_le_bytes());
+        buf.extend_from_slice(&v.to_le_bytes());
+    }
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tone_second_is_a_whole_number_of_periods() {
+        let s = tone_second(1000.0);
+        assert_eq!(s.len(), RATE as usize * 4);
+        let first = i16::from_le_bytes([s[0], s[1]]);
+        assert_eq!(first, 0);
+        let peak = s
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]).unsigned_abs())
+            .max();
+        assert!(
+            peak.is_some_and(|p| (16_000..=16_384).contains(&p)),
+            "{peak:?}"
+        );
+    }
+
+    #[test]
+    fn starts_plays_restarts() {
+        if !crate::require_tools(&["pulseaudio", "pacat", "pactl"]) {
+            return;
+        }
+        let mut p = PulseServer::start().expect("pulseaudio");
+        let mut tone = p.play_tone(1000.0).expect("pacat");
+        assert!(tone.try_wait().expect("try_wait").is_none());
+        p.restart().expect("restart");
+        tone.kill();
+    }
+}
