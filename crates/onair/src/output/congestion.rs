@@ -81,6 +81,9 @@ pub const PROBE_GAIN_NEEDED: f64 = 1.02;
 /// ...or this fraction of what the probe asked for (the encoder's output
 /// wanders around its target).
 pub const PROBE_CARRIED: f64 = 0.95;
+/// ...and a probe short of its rate fails only if the standing queue grew
+/// by at least this much.
+pub const PROBE_QUEUE_HINT_MS: u64 = 20;
 /// Below the known-safe point, each increase multiplies by up to this.
 pub const RETURN_STEP: f64 = 1.3;
 /// Above the known-safe point, successive probes (each one judged clear)
@@ -331,8 +334,15 @@ impl CongestionController {
     /// the link did not carry more.
     fn probe_failed(&self, o: &Observation, standing: Option<u64>, rate: Option<u64>) -> bool {
         let Some(p) = self.probe else { return false };
-        if standing.is_some_and(|q| q > p.base_queue_ms + PROBE_QUEUE_GROWTH_MS) {
+        let grew = |by: u64| standing.is_some_and(|q| q > p.base_queue_ms + by);
+        if grew(PROBE_QUEUE_GROWTH_MS) {
             return true;
+        }
+        // An encoder can spend less than its target (easy content, low
+        // bitrates): a rate short of the ask only counts against the probe
+        // when the queue shows the link is full too.
+        if !grew(PROBE_QUEUE_HINT_MS) {
+            return false;
         }
         let settled = self
             .last_increase

@@ -85,6 +85,17 @@ fn simulate(
     secs: u64,
     capacity: impl Fn(u64) -> u64,
     ceiling: impl Fn(u64) -> u32,
+    ctl: CongestionController,
+) -> Trace {
+    simulate_encoder(OVERSHOOT, secs, capacity, ceiling, ctl)
+}
+
+/// Like [`simulate`] with an encoder that spends `overshoot` times its target.
+fn simulate_encoder(
+    overshoot: f64,
+    secs: u64,
+    capacity: impl Fn(u64) -> u64,
+    ceiling: impl Fn(u64) -> u32,
     mut ctl: CongestionController,
 ) -> Trace {
     let mut fifo: VecDeque<(u64, f64)> = VecDeque::new();
@@ -97,7 +108,7 @@ fn simulate(
         // a frame ago; keyframes weigh more, the GOP averages to the target.
         if t % frame_ms < TICK_MS {
             let frame = t / frame_ms;
-            let avg = f64::from(applied) * OVERSHOOT / 8.0 / FPS as f64;
+            let avg = f64::from(applied) * overshoot / 8.0 / FPS as f64;
             let inter = avg * GOP as f64 / (GOP as f64 - 1.0 + KEYFRAME_WEIGHT);
             let size = if frame.is_multiple_of(GOP) {
                 inter * KEYFRAME_WEIGHT
@@ -325,4 +336,29 @@ fn a_new_session_starts_from_the_last_good_estimate() {
         audio_bps: AUDIO,
     });
     assert_eq!(d.target_bps, before.target_bps);
+}
+
+#[test]
+fn an_encoder_that_spends_less_than_its_target_still_climbs_back() {
+    // Easy content at a low bitrate: the encoder spends 75 % of its target,
+    // so what the link carries never matches what a probe asked for. A
+    // collapse to the floor from 5 s to 15 s, then a free link.
+    let tr = simulate_encoder(
+        0.75,
+        45,
+        |t| {
+            if (5_000..15_000).contains(&t) {
+                total(CEILING) * 15 / 100
+            } else {
+                100_000_000
+            }
+        },
+        |_| CEILING,
+        CongestionController::new(CEILING),
+    );
+    assert!(tr.first_at_most(5, FLOOR).is_some(), "down to the floor");
+    let back = tr
+        .first_at_least(15, CEILING * 8 / 10)
+        .expect("climbs back with a free link");
+    assert!(back - 15.0 <= 16.0, "back to 80 % after {} s", back - 15.0);
 }
