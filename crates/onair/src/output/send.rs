@@ -32,6 +32,12 @@ pub const PENDING_TARGET_BYTES: usize = 16 * 1024;
 /// any live path): faster than waiting for the send buffers to fill and
 /// then for the stall timeout. Capped by the configured stall timeout.
 pub const ACK_SILENCE_TIMEOUT: Duration = Duration::from_secs(3);
+/// At most this much media (ms, by timestamps) is handed to the session and
+/// the kernel ahead of the link: the kernel's send buffer is sized in bytes
+/// for the full bitrate, which is seconds of media when only audio flows or
+/// the bitrate was lowered. What waits beyond stays in the StreamBuffer,
+/// where the muxer's bounds and drop decisions see it.
+pub const MAX_IN_FLIGHT: Duration = Duration::from_millis(1000);
 /// How long one pump may wait for the socket to accept bytes.
 const PUMP_WAIT: Duration = Duration::from_millis(20);
 /// How long to wait for a packet when idle.
@@ -292,6 +298,12 @@ fn step(ctx: &SendContext, s: &mut Session) -> Result<(), String> {
 /// `PENDING_TARGET_BYTES`. Waits up to `idle_wait` only when it has nothing.
 fn fill(ctx: &SendContext, s: &mut Session, idle_wait: Duration) -> Result<(), RtmpError> {
     while s.publisher.pending_bytes() < PENDING_TARGET_BYTES {
+        let in_flight = s.backlog.media_ms(
+            s.publisher.kernel_unsent_bytes() as u64 + s.publisher.pending_bytes() as u64,
+        );
+        if u128::from(in_flight) >= MAX_IN_FLIGHT.as_millis() {
+            break;
+        }
         let wait = if s.publisher.pending_bytes() == 0 {
             idle_wait
         } else {
@@ -318,7 +330,11 @@ fn fill(ctx: &SendContext, s: &mut Session, idle_wait: Duration) -> Result<(), R
 }
 
 fn account(ctx: &SendContext, s: &mut Session, written: usize) {
-    if written > 0 || s.publisher.pending_bytes() == 0 {
+    // Progress: bytes accepted, or nothing at all waiting (session and
+    // kernel empty). A kernel that keeps its bytes while we hold back
+    // (MAX_IN_FLIGHT) is no progress: that is how a frozen link shows.
+    let idle = s.publisher.pending_bytes() == 0 && s.publisher.kernel_unsent_bytes() == 0;
+    if written > 0 || idle {
         s.last_progress = Instant::now();
     }
     s.written += written as u64;
