@@ -191,27 +191,7 @@ fn a_slow_link_lowers_the_bitrate_instead_of_dropping_frames() {
         "audio {:.1} s for {wall:.1} s of stream",
         j.audio_seconds
     );
-    assert_engines_on_time(&run, "adaptive");
-}
-
-/// Engines never blocked while the bitrate moves.
-fn assert_engines_on_time(run: &Run, label: &str) {
-    let s = &run.final_stats;
-    assert!(
-        s.capture_late_p99_ms <= 20.0 && s.audio_late_p99_ms <= 20.0,
-        "{label}: capture p99 {} ms, audio p99 {} ms",
-        s.capture_late_p99_ms,
-        s.audio_late_p99_ms
-    );
-    // A skipped frame is the encoder short of CPU (the test lanes run side
-    // by side on 2 cores), not an engine blocked by the network; a few are
-    // tolerated, a stall's worth is not.
-    let frames = s.video_frames_captured + s.video_frames_duplicated;
-    assert!(
-        s.video_frames_skipped * 100 <= frames,
-        "{label}: the encoder fell behind: {} of {frames} frames skipped",
-        s.video_frames_skipped
-    );
+    assert_engines_on_time(&run, SKIPS_FOR_CPU, "adaptive");
 }
 
 /// One line per half second: what the controller saw and did (diagnostics).

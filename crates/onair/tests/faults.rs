@@ -27,29 +27,6 @@ fn nginx_for_faults() -> NginxRtmp {
     .expect("nginx starts")
 }
 
-/// Engines never blocked: the p99 of both tick lateness stays small.
-fn assert_engines_on_time(run: &Run, label: &str) {
-    let s = &run.final_stats;
-    eprintln!(
-        "{label}: capture late p99 {} ms max {} ms; audio late p99 {} ms max {} ms",
-        s.capture_late_p99_ms, s.capture_late_max_ms, s.audio_late_p99_ms, s.audio_late_max_ms
-    );
-    assert!(
-        s.capture_late_p99_ms <= 20.0,
-        "{label}: capture p99 {} ms",
-        s.capture_late_p99_ms
-    );
-    assert!(
-        s.audio_late_p99_ms <= 20.0,
-        "{label}: audio p99 {} ms",
-        s.audio_late_p99_ms
-    );
-    assert_eq!(
-        s.video_frames_skipped, 0,
-        "{label}: capture/encoder fell behind"
-    );
-}
-
 #[test]
 fn reset_is_detected_at_once_and_the_stream_resumes_at_the_present() {
     if !require_tools(&["nginx", "ffmpeg"]) {
@@ -77,7 +54,7 @@ fn reset_is_detected_at_once_and_the_stream_resumes_at_the_present() {
     assert!(down - cut <= SEC, "reset detection took {:?}", down - cut);
     assert!(live - cut <= 3 * SEC, "resume took {:?}", live - cut);
     assert_eq!(run.final_stats.reconnects, 1);
-    assert_engines_on_time(&run, "reset");
+    assert_engines_on_time(&run, NO_SKIPS, "reset");
 
     let recs = nginx.stop_and_collect();
     assert_eq!(recs.len(), 2, "one recording per session: {recs:?}");
@@ -146,7 +123,7 @@ fn server_killed_and_restarted_twice() {
         );
     }
     assert_eq!(run.final_stats.reconnects, 2);
-    assert_engines_on_time(&run, "restart");
+    assert_engines_on_time(&run, NO_SKIPS, "restart");
     let recs = nginx.into_inner().stop_and_collect();
     assert!(!recs.is_empty());
     // The sessions cut by SIGKILL leave files nginx never finalized; what is
@@ -191,7 +168,7 @@ fn dead_link_is_detected_within_the_stall_timeout() {
     let max_bytes = run.max_of(|s| s.buffer_bytes as f64);
     eprintln!("dead link: max buffer {max_bytes} bytes");
     assert!(max_bytes <= 2.0 * 1_330_000.0);
-    assert_engines_on_time(&run, "dead link");
+    assert_engines_on_time(&run, NO_SKIPS, "dead link");
     let recs = nginx.stop_and_collect();
     judge_sessions(&recs, &run, "dead link");
 }
@@ -225,7 +202,7 @@ fn paused_peer_counts_as_a_stall() {
         .first_state_after(back, LinkState::Live)
         .expect("live again");
     eprintln!("pause: live {} ms after resume", ms(live - back));
-    assert_engines_on_time(&run, "pause");
+    assert_engines_on_time(&run, NO_SKIPS, "pause");
     assert!(run.final_stats.reconnects >= 1);
 }
 
@@ -282,53 +259,27 @@ fn throttled_link_keeps_audio_bounds_latency_and_stays_decodable() {
         s.audio_frames_dropped,
         s.idr_requests
     );
-    // Diagnostics: the samples leading to the first audio drop, if any.
-    if let Some(i) = run
-        .samples
-        .iter()
-        .position(|x| x.stats.audio_frames_dropped > 0)
-    {
-        {
-            for y in &run.samples[i.saturating_sub(10)..=i] {
-                eprintln!(
-                    "  t={} buffer {} ms {} pkts {} B kernel {} B drops v{} a{}",
-                    y.stats.t_ms,
-                    y.stats.buffer_ms,
-                    y.stats.buffer_packets,
-                    y.stats.buffer_bytes,
-                    y.stats.kernel_unsent_bytes,
-                    y.stats.video_dropped_congestion,
-                    y.stats.audio_frames_dropped
-                );
-            }
-        }
-    }
+    print_before_first_audio_drop(&run);
     assert_eq!(s.reconnects, 0, "a slow link is not a dead link");
     assert!(run.samples.iter().all(|x| x.stats.state == "live"));
-    // Here the link also freezes for over a second at times (our kernel
-    // send queue was seen frozen for 1.3-1.4 s: the proxy's thread or
-    // FFmpeg's listener behind it stalls on this loaded machine), and then
-    // the 2000 ms bound wins over audio, as designed. The strict zero is
-    // asserted under the kernel's tbf (kernel_tbf_throttle_in_a_namespace).
-    assert!(
-        s.audio_frames_dropped * 33 <= s.audio_frames_sent,
-        "audio dropped {} of {} (more than 3 %)",
-        s.audio_frames_dropped,
-        s.audio_frames_sent
-    );
+    // The link also freezes for over a second at times (the kernel send
+    // queue was seen frozen for 1.3-1.4 s: the proxy's thread or FFmpeg's
+    // listener stalls on a loaded machine); audio overdraws the span bound
+    // through such a freeze (muxer::AUDIO_OVERDRAFT) and is not lost.
+    assert_eq!(s.audio_frames_dropped, 0, "golden rule 4: audio is kept");
     assert!(
         s.video_dropped_congestion > 0,
         "60% of the bitrate cannot carry all the video"
     );
     assert!(
-        max_buffer_ms <= 2000.0 * 1.1,
+        max_buffer_ms <= audio_overdraft_bound_ms(),
         "buffer latency {max_buffer_ms} ms above its bound"
     );
     assert!(
         delivered_bps >= 0.85 * link_bps,
         "delivered only {delivered_bps} of {link_bps}"
     );
-    assert_engines_on_time(&run, "throttle");
+    assert_engines_on_time(&run, NO_SKIPS, "throttle");
 
     listener
         .wait(10 * SEC)
@@ -489,7 +440,7 @@ fn kernel_dead_link_and_reset_in_a_namespace() {
         .first_state_after(a[3], LinkState::Live)
         .expect("live after RST");
     eprintln!("kernel RST: live {} ms after the flush", ms(live2 - a[3]));
-    assert_engines_on_time(&run, "kernel faults");
+    assert_engines_on_time(&run, NO_SKIPS, "kernel faults");
     let recs = nginx.stop_and_collect();
     judge_sessions(&recs, &run, "kernel faults");
 }
@@ -529,11 +480,15 @@ fn kernel_tbf_throttle_in_a_namespace() {
         "kernel tbf 60%: max buffer {max_buffer_ms} ms, video dropped {}, audio dropped {}, reconnects {}",
         s.video_dropped_congestion, s.audio_frames_dropped, s.reconnects
     );
+    print_before_first_audio_drop(&run);
     assert_eq!(s.reconnects, 0);
     assert_eq!(s.audio_frames_dropped, 0);
     assert!(s.video_dropped_congestion > 0);
-    assert!(max_buffer_ms <= 2200.0);
-    assert_engines_on_time(&run, "kernel tbf");
+    assert!(
+        max_buffer_ms <= audio_overdraft_bound_ms(),
+        "buffer latency {max_buffer_ms} ms above its bound"
+    );
+    assert_engines_on_time(&run, NO_SKIPS, "kernel tbf");
     let recs = nginx.stop_and_collect();
     assert_eq!(recs.len(), 1);
     let j = judge(&recs[0]);

@@ -12,8 +12,10 @@
 //!   which adaptive bitrate moves, and it is added in.
 //! - Three hard bounds (packets, span, bytes) keep memory flat whatever the
 //!   network does; the StreamMuxer stops video well before them (see
-//!   `Pressure`), so in practice only audio ever reaches them, and only when
-//!   the link carries less than the audio bitrate.
+//!   `Pressure`). Audio may overdraw the packet and span bounds by a fixed
+//!   factor (`Admission::push_within`, the muxer's `AUDIO_OVERDRAFT`), never
+//!   the byte bound: so it is only lost when the link carries less than the
+//!   audio bitrate for seconds, not when it stalls for a moment.
 //!
 //! Why one lock for queue *and* flags: a drop decision reads the fill level
 //! and the keyframe gate, then pushes or evicts. Three threads take such
@@ -181,8 +183,24 @@ impl Admission<'_> {
 
     /// Queues `tag` unless it would break a bound; gives it back if not.
     pub fn push(&mut self, tag: QueuedTag) -> Result<(), (Rejected, QueuedTag)> {
+        self.push_within(tag, 1)
+    }
+
+    /// Like [`push`](Self::push), with the packet and span bounds
+    /// multiplied by `overdraft` (the byte bound stays as it is: it is the
+    /// memory bound). The muxer gives audio this room so that a link that
+    /// stalls for a moment (a retransmission timeout, a large keyframe still
+    /// in the kernel) delays the sound instead of cutting it.
+    pub fn push_within(
+        &mut self,
+        tag: QueuedTag,
+        overdraft: u32,
+    ) -> Result<(), (Rejected, QueuedTag)> {
         let q = &mut self.state.queue;
-        if q.tags.len() >= self.limits.max_packets {
+        let max_packets = self.limits.max_packets.saturating_mul(overdraft as usize);
+        let max_span_ms =
+            (self.limits.max_span.as_millis() as u64).saturating_mul(u64::from(overdraft));
+        if q.tags.len() >= max_packets {
             return Err((Rejected::Packets, tag));
         }
         if q.bytes + tag.body.len() > self.limits.max_bytes {
@@ -194,7 +212,7 @@ impl Admission<'_> {
             .front()
             .map_or(tag.dts_ns, |t| t.dts_ns.min(tag.dts_ns));
         let span_ms = newest.saturating_sub(oldest) / 1_000_000 + self.backlog_ms;
-        if !q.tags.is_empty() && span_ms > self.limits.max_span.as_millis() as u64 {
+        if !q.tags.is_empty() && span_ms > max_span_ms {
             return Err((Rejected::Span, tag));
         }
         q.bytes += tag.body.len();
