@@ -131,6 +131,12 @@ fn run(
         if now > fps.time_of(next).saturating_add(interval) {
             let present = fps.expected_frames(now);
             if present > next {
+                // The lateness of the slot that was due, not of the one
+                // jumped to: a stalled thread must show as late by the stall.
+                let late_us = now.saturating_sub(fps.time_of(next)) / 1000;
+                store_max(&counters.capture_late_max_us, late_us);
+                hist.record_us(late_us);
+                counters.capture_lateness.record_us(late_us);
                 counters
                     .video_frames_skipped
                     .fetch_add(present - next, Ordering::Relaxed);
@@ -367,6 +373,9 @@ mod tests {
         let jump = got.windows(2).map(|w| w[1] - w[0]).max().unwrap();
         assert!(jump >= 15, "max jump {jump}: {got:?}");
         assert!(ld(&counters.video_frames_skipped) >= 15);
+        // The stall shows in the lateness: the slot that was due, not the
+        // one jumped to.
+        assert!(ld(&counters.capture_late_max_us) >= 200_000);
         // Slots after the jump are consecutive and on time.
         let after: Vec<_> = got.iter().filter(|&&i| i > 10).collect();
         assert!(after.windows(2).filter(|w| *w[1] != *w[0] + 1).count() <= 2);
