@@ -94,6 +94,15 @@ pub struct StreamStats {
     /// AAC frames' worth of silence inserted by the AudioEngine.
     #[napi(js_name = "audio_silence_frames")]
     pub audio_silence_frames: f64,
+    /// Stereo frames an audio device could not hand over (its ring was full).
+    #[napi(js_name = "audio_device_overflow_frames")]
+    pub audio_device_overflow_frames: f64,
+    /// Frames an audio device's jitter buffer dropped (its bound was reached).
+    #[napi(js_name = "audio_device_jitter_dropped_frames")]
+    pub audio_device_jitter_dropped_frames: f64,
+    /// Times an audio device was reopened after a failure or a stall.
+    #[napi(js_name = "audio_device_reopens")]
+    pub audio_device_reopens: f64,
     /// Successful reconnections.
     pub reconnects: f64,
     /// Worst capture tick lateness, ms.
@@ -179,6 +188,15 @@ pub struct RecorderStats {
     /// AAC frames' worth of silence inserted by the AudioEngine.
     #[napi(js_name = "audio_silence_frames")]
     pub audio_silence_frames: f64,
+    /// Stereo frames an audio device could not hand over (its ring was full).
+    #[napi(js_name = "audio_device_overflow_frames")]
+    pub audio_device_overflow_frames: f64,
+    /// Frames an audio device's jitter buffer dropped (its bound was reached).
+    #[napi(js_name = "audio_device_jitter_dropped_frames")]
+    pub audio_device_jitter_dropped_frames: f64,
+    /// Times an audio device was reopened after a failure or a stall.
+    #[napi(js_name = "audio_device_reopens")]
+    pub audio_device_reopens: f64,
     /// Worst capture tick lateness, ms.
     #[napi(js_name = "capture_late_max_ms")]
     pub capture_late_max_ms: f64,
@@ -213,6 +231,9 @@ impl RecorderStats {
             video_packets_sent: s.video_packets_sent as f64,
             audio_frames_sent: s.audio_frames_sent as f64,
             audio_silence_frames: s.audio_silence_frames as f64,
+            audio_device_overflow_frames: s.audio_device_overflow_frames as f64,
+            audio_device_jitter_dropped_frames: s.audio_device_jitter_dropped_frames as f64,
+            audio_device_reopens: s.audio_device_reopens as f64,
             capture_late_max_ms: s.capture_late_max_ms,
             audio_late_max_ms: s.audio_late_max_ms,
             record_packets_dropped: s.record_packets_dropped.unwrap_or(0) as f64,
@@ -241,6 +262,9 @@ impl StreamStats {
             audio_frames_sent: s.audio_frames_sent as f64,
             audio_frames_dropped: s.audio_frames_dropped as f64,
             audio_silence_frames: s.audio_silence_frames as f64,
+            audio_device_overflow_frames: s.audio_device_overflow_frames as f64,
+            audio_device_jitter_dropped_frames: s.audio_device_jitter_dropped_frames as f64,
+            audio_device_reopens: s.audio_device_reopens as f64,
             reconnects: s.reconnects as f64,
             capture_late_max_ms: s.capture_late_max_ms,
             audio_late_max_ms: s.audio_late_max_ms,

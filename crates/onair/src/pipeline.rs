@@ -383,6 +383,8 @@ impl Streamer {
             audio: audio_encoder.as_ref().map(|e| e.params().clone()),
             encoder_name: format!("onair {}", env!("CARGO_PKG_VERSION")),
         };
+        // The engines' counters: the audio devices count into them too.
+        let engine = Arc::new(EngineCounters::default());
         let video_source: Option<Box<dyn VideoSource>> = match &config.video {
             None => None,
             Some(v) => Some(match &v.source {
@@ -397,7 +399,7 @@ impl Streamer {
             Some(a) => Some(match &a.source {
                 AudioSourceSpec::Tone => Box::new(ToneSource::new(a.sample_rate, a.channels)),
                 AudioSourceSpec::Device(spec) => {
-                    crate::audio::device::open_audio(spec, a.sample_rate, a.channels)?
+                    crate::audio::device::open_audio(spec, a.sample_rate, a.channels, &engine)?
                 }
             }),
         };
@@ -466,7 +468,6 @@ impl Streamer {
         }
 
         let clock = MasterClock::start();
-        let engine = Arc::new(EngineCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let mut encoders = Vec::new();
         let mut capture = None;

@@ -27,6 +27,15 @@ pub struct EngineCounters {
     pub audio_samples_dropped: AtomicU64,
     /// AudioEngine: worst lateness of an audio tick, in µs.
     pub audio_late_max_us: AtomicU64,
+    /// Audio devices: stereo frames the device callback could not hand over
+    /// (the reader's ring was full: the AudioEngine stopped reading).
+    pub audio_device_overflow_frames: AtomicU64,
+    /// Audio devices: engine-rate frames dropped by the jitter buffer's
+    /// bound (the device delivered faster than the clock, or in a burst).
+    pub audio_device_jitter_dropped_frames: AtomicU64,
+    /// Audio devices: times a device was opened again after it failed or
+    /// stalled.
+    pub audio_device_reopens: AtomicU64,
     /// CaptureThread: distribution of frame tick lateness (for p99).
     pub capture_lateness: LatenessHistogram,
     /// AudioEngine: distribution of audio tick lateness (for p99).
@@ -292,6 +301,12 @@ pub struct Stats {
     pub audio_late_p99_ms: f64,
     /// Extra: PCM sample frames the audio encoder could not take.
     pub audio_samples_dropped: u64,
+    /// Extra: stereo frames an audio device could not hand over (ring full).
+    pub audio_device_overflow_frames: u64,
+    /// Extra: frames an audio device's jitter buffer dropped (bound reached).
+    pub audio_device_jitter_dropped_frames: u64,
+    /// Extra: times an audio device was reopened after a failure or stall.
+    pub audio_device_reopens: u64,
     /// Extra: bytes queued in the StreamBuffer.
     pub buffer_bytes: u64,
     /// Extra: bytes the kernel has not sent yet.
@@ -339,6 +354,9 @@ impl Stats {
         self.video_frames_duplicated = ld(&engine.video_frames_duplicated);
         self.video_frames_skipped = ld(&engine.video_frames_skipped);
         self.audio_silence_frames = ld(&engine.audio_silence_samples) / audio_frame_samples.max(1);
+        self.audio_device_overflow_frames = ld(&engine.audio_device_overflow_frames);
+        self.audio_device_jitter_dropped_frames = ld(&engine.audio_device_jitter_dropped_frames);
+        self.audio_device_reopens = ld(&engine.audio_device_reopens);
         self.capture_late_max_ms = ld(&engine.capture_late_max_us) as f64 / 1000.0;
         self.audio_late_max_ms = ld(&engine.audio_late_max_us) as f64 / 1000.0;
         self.capture_late_p99_ms = engine.capture_lateness.p99_us() as f64 / 1000.0;

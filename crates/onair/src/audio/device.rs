@@ -45,6 +45,7 @@
 //! e.g. `desktop+mic@0.5`, `pulse:alsa_output.pci.monitor`, `hw:CARD=USB,DEV=0`.
 
 use super::source::AudioSource;
+use crate::stats::EngineCounters;
 use crate::Error;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use rubato::Resampler;
@@ -143,10 +144,13 @@ pub fn parse_audio_spec(spec: &str) -> Result<Vec<InputSpec>, Error> {
 /// interleaved f32 at `sample_rate` Hz with `channels` (1 or 2) channels.
 /// Fails when the spec is malformed or a named device does not exist now; a
 /// device that fails *later* turns into silence and is retried.
+/// Every device counts its drops and reopens into `counters` (they reach
+/// Stats as `audio_device_*`).
 pub fn open_audio(
     spec: &str,
     sample_rate: u32,
     channels: u32,
+    counters: &Arc<EngineCounters>,
 ) -> Result<Box<dyn AudioSource>, Error> {
     let inputs = parse_audio_spec(spec)?;
     if !(1..=2).contains(&channels) || sample_rate == 0 {
@@ -157,7 +161,12 @@ pub fn open_audio(
     }
     let mut sources: Vec<Box<dyn AudioSource>> = Vec::new();
     for input in inputs {
-        sources.push(Box::new(DeviceSource::open(input, sample_rate, channels)?));
+        sources.push(Box::new(DeviceSource::open(
+            input,
+            sample_rate,
+            channels,
+            Arc::clone(counters),
+        )?));
     }
     if sources.len() == 1 {
         if let Some(s) = sources.pop() {
@@ -176,10 +185,10 @@ struct NewStream {
 /// State shared between a [`DeviceSource`] and its device thread.
 struct Shared {
     stop: AtomicBool,
-    /// Stereo frames the callback could not push (ring full).
-    ring_overflow: AtomicU64,
-    /// Times the stream was (re)opened.
-    opens: AtomicU64,
+    /// The pipeline's counters: `audio_device_overflow_frames` (the
+    /// callback), `audio_device_reopens` (the device thread) and
+    /// `audio_device_jitter_dropped_frames` (the reader).
+    counters: Arc<EngineCounters>,
 }
 
 /// One live input device, as an [`AudioSource`].
@@ -200,13 +209,17 @@ pub struct DeviceSource {
     /// Engine-rate stereo, interleaved: the jitter buffer.
     fifo: VecDeque<f32>,
     primed: bool,
-    jitter_dropped: u64,
 }
 
 impl DeviceSource {
     /// Opens one input and starts its device thread. Fails only when the
     /// first open fails (so a typo is reported at start, not as silence).
-    pub fn open(input: InputSpec, out_rate: u32, out_channels: u32) -> Result<Self, Error> {
+    pub fn open(
+        input: InputSpec,
+        out_rate: u32,
+        out_channels: u32,
+        counters: Arc<EngineCounters>,
+    ) -> Result<Self, Error> {
         let name = match &input.target {
             InputTarget::Default => "default".to_string(),
             InputTarget::Pulse(s) => format!("pulse:{s}"),
@@ -214,8 +227,7 @@ impl DeviceSource {
         };
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
-            ring_overflow: AtomicU64::new(0),
-            opens: AtomicU64::new(0),
+            counters,
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         // First open on the caller's thread to report errors synchronously:
@@ -246,28 +258,12 @@ impl DeviceSource {
             resampled: [Vec::new(), Vec::new()],
             fifo: VecDeque::new(),
             primed: false,
-            jitter_dropped: 0,
         };
         if let Err(reason) = first {
             this.stop();
             return Err(Error::Source { name, reason });
         }
         Ok(this)
-    }
-
-    /// Stereo frames dropped because the ring was full (nobody reading).
-    pub fn ring_overflow_frames(&self) -> u64 {
-        self.shared.ring_overflow.load(Ordering::Relaxed)
-    }
-
-    /// Engine-rate frames dropped by the jitter buffer bound.
-    pub fn jitter_dropped_frames(&self) -> u64 {
-        self.jitter_dropped
-    }
-
-    /// How many times the device was opened (1 + reopens).
-    pub fn opens(&self) -> u64 {
-        self.shared.opens.load(Ordering::Relaxed)
     }
 
     /// Tells the device thread to end, without waiting for it: a stalled
@@ -366,7 +362,10 @@ impl DeviceSource {
         if frames > self.ms_frames(JITTER_MAX_MS) {
             let drop = frames - self.ms_frames(JITTER_START_MS);
             self.fifo.drain(..drop * 2);
-            self.jitter_dropped += drop as u64;
+            self.shared
+                .counters
+                .audio_device_jitter_dropped_frames
+                .fetch_add(drop as u64, Ordering::Relaxed);
         }
     }
 }
@@ -473,10 +472,13 @@ fn device_thread(
     while !shared.stop.load(Ordering::Relaxed) {
         match open_stream(&target, &shared) {
             Ok((stream, consumer, rate, failed, last_data)) => {
-                shared.opens.fetch_add(1, Ordering::Relaxed);
                 if let Some(f) = first.take() {
                     let _ = f.send(Ok(()));
                 } else {
+                    shared
+                        .counters
+                        .audio_device_reopens
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::info!(source = %name, "audio device is back");
                 }
                 if streams.send(NewStream { consumer, rate }).is_err() {
@@ -629,7 +631,8 @@ fn open_stream(target: &InputTarget, shared: &Arc<Shared>) -> Result<OpenedStrea
         }
         if count > take {
             overflow_shared
-                .ring_overflow
+                .counters
+                .audio_device_overflow_frames
                 .fetch_add((count - take) as u64, Ordering::Relaxed);
         }
     };
@@ -759,12 +762,16 @@ mod tests {
         assert_eq!(out[0], 1.0);
     }
 
+    fn counters() -> Arc<EngineCounters> {
+        Arc::new(EngineCounters::default())
+    }
+
     #[test]
     fn open_audio_rejects_bad_specs_and_missing_devices() {
-        assert!(open_audio("x@loud", 48_000, 2).is_err());
-        assert!(open_audio("default", 48_000, 6).is_err());
+        assert!(open_audio("x@loud", 48_000, 2, &counters()).is_err());
+        assert!(open_audio("default", 48_000, 6, &counters()).is_err());
         let t = Instant::now();
-        assert!(open_audio("no-such-device-xyz", 48_000, 2).is_err());
+        assert!(open_audio("no-such-device-xyz", 48_000, 2, &counters()).is_err());
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
@@ -818,7 +825,8 @@ mod tests {
         // The ALSA pulse plugin (in this process) finds the server here.
         std::env::set_var("PULSE_SERVER", pulse.server());
         let mut tone = pulse.play_tone(1000.0).expect("pacat");
-        let mut src = open_audio("desktop", 48_000, 2).expect("open desktop monitor");
+        let counters = counters();
+        let mut src = open_audio("desktop", 48_000, 2, &counters).expect("open desktop monitor");
         // Wait for audio to flow. Measured: a cpal stream on the ALSA pulse
         // plugin sometimes stops calling back right after it starts; the
         // device thread's stall watchdog reopens it after STALL_TIMEOUT.
@@ -860,5 +868,8 @@ mod tests {
         });
         let back = back.expect("audio did not come back after the server restarted");
         eprintln!("recovered: {} frames in 200 ms", back.len());
+        // The reopen reached the counters that Stats reports.
+        let reopens = counters.audio_device_reopens.load(Ordering::Relaxed);
+        assert!(reopens >= 1, "{reopens} reopens counted");
     }
 }
