@@ -52,6 +52,8 @@ step "build: every test binary and the Node addon"
 # The addon first: napi's build changes onair-node's build environment, so the
 # test build after it leaves every test binary fresh for the lanes.
 ./scripts/build-node.sh
+# Every binary too: the Node tests drive the test kit's `testkit-peer`.
+cargo build --workspace --release --bins
 cargo test --workspace --release --no-run
 cargo test --workspace --release --doc
 

@@ -176,6 +176,12 @@ export interface RecorderStats {
   audio_frames_sent: number
   /** AAC frames' worth of silence inserted by the AudioEngine. */
   audio_silence_frames: number
+  /** Stereo frames an audio device could not hand over (its ring was full). */
+  audio_device_overflow_frames: number
+  /** Frames an audio device's jitter buffer dropped (its bound was reached). */
+  audio_device_jitter_dropped_frames: number
+  /** Times an audio device was reopened after a failure or a stall. */
+  audio_device_reopens: number
   /** Worst capture tick lateness, ms. */
   capture_late_max_ms: number
   /** Worst audio tick lateness, ms. */
@@ -290,6 +296,12 @@ export interface StreamStats {
   audio_frames_dropped: number
   /** AAC frames' worth of silence inserted by the AudioEngine. */
   audio_silence_frames: number
+  /** Stereo frames an audio device could not hand over (its ring was full). */
+  audio_device_overflow_frames: number
+  /** Frames an audio device's jitter buffer dropped (its bound was reached). */
+  audio_device_jitter_dropped_frames: number
+  /** Times an audio device was reopened after a failure or a stall. */
+  audio_device_reopens: number
   /** Successful reconnections. */
   reconnects: number
   /** Worst capture tick lateness, ms. */

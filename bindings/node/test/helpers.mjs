@@ -1,171 +1,111 @@
-// Test helpers: a real nginx-rtmp started per test file, a TCP proxy that can
-// cut the link, FFmpeg checks of what nginx recorded, and engine-thread counts.
+// Test helpers. The peers and judges are the project's one test kit
+// (crates/onair-testkit), driven through its `testkit-peer` binary: the same
+// nginx-rtmp setup, fault proxy and FFmpeg judge as the Rust tests.
 import { spawn, execFileSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync, readdirSync, rmSync, readFileSync, existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import net from 'node:net'
+import { existsSync, readdirSync } from 'node:fs'
+import { createInterface } from 'node:readline'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-  })
-}
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 
-/** Resolves once something accepts TCP connections on `port`. */
-async function waitListening(port, timeoutMs) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1')
-      s.once('connect', () => { s.destroy(); resolve(true) })
-      s.once('error', () => resolve(false))
-    })
-    if (ok) return
-    await sleep(50)
+/** The test kit's binary: $ONAIR_TESTKIT_PEER, or where cargo builds it. */
+function peerBinary() {
+  const candidates = [
+    process.env.ONAIR_TESTKIT_PEER,
+    path.join(ROOT, 'target', 'x86_64-unknown-linux-gnu', 'release', 'testkit-peer'),
+    path.join(ROOT, 'target', 'release', 'testkit-peer'),
+  ].filter(Boolean)
+  const found = candidates.find((p) => existsSync(p))
+  if (!found) {
+    throw new Error(`testkit-peer not built (cargo build --release -p onair-testkit --bins); looked in ${candidates}`)
   }
-  throw new Error(`nothing listening on ${port} after ${timeoutMs} ms`)
+  return found
 }
 
 /**
- * Starts nginx-rtmp in the foreground, recording every publish to its own
- * file. `stop()` kills it by pid (call it from `after()`).
+ * Starts `testkit-peer ARGS...`, waits for its first JSON line, and gives a
+ * `command(line)` that resolves with the JSON line it answers. The peer ends
+ * (and kills what it started) when its stdin closes: `stop()`, or this
+ * process's death.
  */
-export async function startNginx() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'onair-node-nginx-'))
-  const recordDir = path.join(dir, 'rec')
-  execFileSync('mkdir', ['-p', recordDir, path.join(dir, 'logs')])
-  const port = await freePort()
-  const conf = path.join(dir, 'nginx.conf')
-  writeFileSync(conf, `daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/err.log info;
-load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
-events { worker_connections 64; }
-rtmp {
-  server {
-    listen 127.0.0.1:${port};
-    chunk_size 4096;
-    application live {
-      live on;
-      record all;
-      record_path ${recordDir};
-      record_unique on;
-    }
-  }
-}
-`)
-  const proc = spawn('nginx', ['-p', dir, '-e', path.join(dir, 'err.log'), '-c', conf], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
+async function startPeer(args) {
+  const proc = spawn(peerBinary(), args, { stdio: ['pipe', 'pipe', 'pipe'] })
   let stderr = ''
   proc.stderr.on('data', (d) => { stderr += d })
   const exited = new Promise((resolve) => proc.once('exit', resolve))
-  try {
-    await Promise.race([
-      waitListening(port, 10_000),
-      exited.then((code) => { throw new Error(`nginx exited (${code}): ${stderr}`) }),
-    ])
-  } catch (err) {
-    proc.kill('SIGKILL')
-    throw err
-  }
+  const lines = createInterface({ input: proc.stdout })
+  const waiting = []
+  lines.on('line', (line) => { const w = waiting.shift(); if (w) w(JSON.parse(line)) })
+  const next = () => Promise.race([
+    new Promise((resolve) => waiting.push(resolve)),
+    exited.then((code) => { throw new Error(`testkit-peer ${args.join(' ')} exited (${code}): ${stderr}`) }),
+  ])
+  const hello = await next()
   return {
-    port,
-    dir,
-    recordDir,
-    url: (key) => `rtmp://127.0.0.1:${port}/live/${key}`,
-    /** Recorded files whose name starts with `key`. */
-    recordings: (key) => readdirSync(recordDir).filter((f) => f.startsWith(key)).sort().map((f) => path.join(recordDir, f)),
-    errorLog: () => (existsSync(path.join(dir, 'err.log')) ? readFileSync(path.join(dir, 'err.log'), 'utf8') : ''),
+    hello,
+    async command(line) {
+      const answer = next()
+      proc.stdin.write(`${line}\n`)
+      return answer
+    },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
-        process.kill(proc.pid, 'SIGKILL')
+        proc.stdin.end('stop\n')
         await exited
       }
-      rmSync(dir, { recursive: true, force: true })
     },
   }
 }
 
 /**
- * A TCP proxy to 127.0.0.1:`targetPort` that can cut every live connection
- * and refuse new ones for a while (a link cut, as the streamer sees it).
+ * nginx-rtmp recording every publish to its own file (the test kit's
+ * `NginxRtmp`). `stop()` kills it (call it from `after()`).
  */
-export async function startProxy(targetPort) {
-  const pairs = new Set()
-  let refuseUntil = 0
-  let accepted = 0
-  const server = net.createServer((client) => {
-    if (Date.now() < refuseUntil) {
-      client.destroy()
-      return
-    }
-    accepted++
-    const upstream = net.connect(targetPort, '127.0.0.1')
-    const pair = { client, upstream }
-    pairs.add(pair)
-    const close = () => { client.destroy(); upstream.destroy(); pairs.delete(pair) }
-    client.on('error', close).on('close', close)
-    upstream.on('error', close).on('close', close)
-    client.pipe(upstream)
-    upstream.pipe(client)
-  })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
+export async function startNginx() {
+  const peer = await startPeer(['nginx'])
+  const { port, record_dir: recordDir } = peer.hello
   return {
     port,
     url: (key) => `rtmp://127.0.0.1:${port}/live/${key}`,
-    get accepted() { return accepted },
-    /** Resets every live connection and refuses new ones for `refuseMs`. */
-    cut(refuseMs) {
-      refuseUntil = Date.now() + refuseMs
-      for (const { client, upstream } of pairs) {
-        client.resetAndDestroy()
-        upstream.destroy()
-      }
-      pairs.clear()
-    },
-    close() {
-      for (const { client, upstream } of pairs) { client.destroy(); upstream.destroy() }
-      return new Promise((resolve) => server.close(resolve))
-    },
+    /** Recorded files whose name starts with `key`. */
+    recordings: (key) => readdirSync(recordDir).filter((f) => f.startsWith(key)).sort().map((f) => path.join(recordDir, f)),
+    stop: () => peer.stop(),
   }
+}
+
+/**
+ * The test kit's fault proxy to 127.0.0.1:`targetPort`: `cut(ms)` resets
+ * every live connection and refuses new ones for `ms` (a link cut, as the
+ * streamer sees it).
+ */
+export async function startProxy(targetPort) {
+  const peer = await startPeer(['proxy', String(targetPort)])
+  const { port } = peer.hello
+  return {
+    port,
+    url: (key) => `rtmp://127.0.0.1:${port}/live/${key}`,
+    cut: (refuseMs) => peer.command(`cut ${refuseMs}`),
+    /** Connections accepted so far. */
+    accepted: async () => (await peer.command('connections')).connections,
+    close: () => peer.stop(),
+  }
+}
+
+function judge(file) {
+  return JSON.parse(execFileSync(peerBinary(), ['judge', file], { encoding: 'utf8' }))
 }
 
 /** Streams of `file` as ffprobe counts them: { h264: frames, aac: frames }. */
 export function probe(file) {
-  const out = execFileSync('ffprobe', [
-    '-v', 'error', '-count_frames', '-show_entries', 'stream=codec_name,nb_read_frames',
-    '-of', 'json', file,
-  ], { encoding: 'utf8' })
-  const frames = {}
-  for (const s of JSON.parse(out).streams) frames[s.codec_name] = Number(s.nb_read_frames)
-  return frames
+  return judge(file).frames
 }
 
 /** What `ffmpeg -v error` prints while decoding `file` completely ('' = clean). */
 export function decodeErrors(file) {
-  const r = spawnSyncText('ffmpeg', ['-nostdin', '-v', 'error', '-i', file, '-f', 'null', '-'])
-  return r
-}
-
-function spawnSyncText(cmd, args) {
-  try {
-    execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-    return ''
-  } catch (err) {
-    return `${err.stdout ?? ''}${err.stderr ?? ''}` || String(err)
-  }
+  return judge(file).decode_errors
 }
 
 /** Waits until `pred()` is true, polling. */
