@@ -103,6 +103,10 @@ pub struct StreamStats {
     /// Times an audio device was reopened after a failure or a stall.
     #[napi(js_name = "audio_device_reopens")]
     pub audio_device_reopens: f64,
+    /// Ms of audio skipped after a stall of the process (the engine jumped
+    /// to the present instead of replaying the span).
+    #[napi(js_name = "audio_skipped_ms")]
+    pub audio_skipped_ms: f64,
     /// Successful reconnections.
     pub reconnects: f64,
     /// Worst capture tick lateness, ms.
@@ -197,6 +201,10 @@ pub struct RecorderStats {
     /// Times an audio device was reopened after a failure or a stall.
     #[napi(js_name = "audio_device_reopens")]
     pub audio_device_reopens: f64,
+    /// Ms of audio skipped after a stall of the process (the engine jumped
+    /// to the present instead of replaying the span).
+    #[napi(js_name = "audio_skipped_ms")]
+    pub audio_skipped_ms: f64,
     /// Worst capture tick lateness, ms.
     #[napi(js_name = "capture_late_max_ms")]
     pub capture_late_max_ms: f64,
@@ -234,6 +242,7 @@ impl RecorderStats {
             audio_device_overflow_frames: s.audio_device_overflow_frames as f64,
             audio_device_jitter_dropped_frames: s.audio_device_jitter_dropped_frames as f64,
             audio_device_reopens: s.audio_device_reopens as f64,
+            audio_skipped_ms: s.audio_skipped_ms as f64,
             capture_late_max_ms: s.capture_late_max_ms,
             audio_late_max_ms: s.audio_late_max_ms,
             record_packets_dropped: s.record_packets_dropped.unwrap_or(0) as f64,
@@ -265,6 +274,7 @@ impl StreamStats {
             audio_device_overflow_frames: s.audio_device_overflow_frames as f64,
             audio_device_jitter_dropped_frames: s.audio_device_jitter_dropped_frames as f64,
             audio_device_reopens: s.audio_device_reopens as f64,
+            audio_skipped_ms: s.audio_skipped_ms as f64,
             reconnects: s.reconnects as f64,
             capture_late_max_ms: s.capture_late_max_ms,
             audio_late_max_ms: s.audio_late_max_ms,

@@ -22,6 +22,10 @@ pub struct EngineCounters {
     /// AudioEngine: sample frames (per channel) filled with silence; stats
     /// report them as AAC-frame-equivalents (/1024).
     pub audio_silence_samples: AtomicU64,
+    /// AudioEngine: ms of audio skipped, never emitted, after a stall longer
+    /// than `audio::engine::MAX_BEHIND` (the process was stopped or
+    /// starved): the engine jumped to the present.
+    pub audio_skipped_ms: AtomicU64,
     /// AudioEngine: sample frames (per channel) dropped because the encoder's
     /// queue was full (the encoder is stuck; the clock went on).
     pub audio_samples_dropped: AtomicU64,
@@ -301,6 +305,9 @@ pub struct Stats {
     pub audio_late_p99_ms: f64,
     /// Extra: PCM sample frames the audio encoder could not take.
     pub audio_samples_dropped: u64,
+    /// Extra: ms of audio skipped after a stall of the process (the
+    /// AudioEngine jumped to the present instead of replaying the span).
+    pub audio_skipped_ms: u64,
     /// Extra: stereo frames an audio device could not hand over (ring full).
     pub audio_device_overflow_frames: u64,
     /// Extra: frames an audio device's jitter buffer dropped (bound reached).
@@ -362,6 +369,7 @@ impl Stats {
         self.capture_late_p99_ms = engine.capture_lateness.p99_us() as f64 / 1000.0;
         self.audio_late_p99_ms = engine.audio_lateness.p99_us() as f64 / 1000.0;
         self.audio_samples_dropped = ld(&engine.audio_samples_dropped);
+        self.audio_skipped_ms = ld(&engine.audio_skipped_ms);
     }
 
     /// Fills the per-output fields from `out`.

@@ -31,10 +31,14 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// [`TICK`] in nanoseconds.
 const TICK_NS: u64 = TICK.as_nanos() as u64;
 
-/// If a tick wakes up more than this late (the process was suspended, the
-/// machine swapped), the engine stops trying to honour each missed tick: the
-/// missing span is emitted at once as silence and the schedule resumes at the
-/// present. Timestamps stay exact because samples = clock.
+/// If a tick wakes up more than this late (the process was suspended or
+/// starved, the machine swapped), the engine stops trying to honour each
+/// missed tick: the missing span is skipped (not emitted: a chunk's
+/// `first_sample` jumps, counted as `audio_skipped_ms`), and the
+/// schedule resumes at the present. Why skip rather than fill with silence:
+/// an hour's stall would otherwise be one ~690 MB chunk of zeros, encoded
+/// and sent as an hour of backlog. Up to this much, the gap is filled with
+/// counted silence so that short hiccups keep the timeline continuous.
 pub const MAX_BEHIND: Duration = Duration::from_secs(1);
 
 /// Thread name, visible in `top -H` and panics.
@@ -60,39 +64,33 @@ pub fn samples_due(produced: u64, now_ns: u64, rate: Rate) -> u64 {
     rate.expected_frames(now_ns).saturating_sub(produced)
 }
 
-/// What one tick emits: `silence_frames` of forced silence (the span skipped
-/// after a stall), then up to `read_frames` from the source (the rest of
-/// which is also silence).
+/// What one tick does: skip `skipped_frames` (the span missed in a stall,
+/// never emitted), then emit `read_frames` from the source starting at
+/// `first_sample` (whatever the source lacks is silence).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct TickPlan {
+    skipped_frames: u64,
     first_sample: u64,
-    silence_frames: u64,
     read_frames: u64,
-}
-
-impl TickPlan {
-    fn total(&self) -> u64 {
-        self.silence_frames + self.read_frames
-    }
 }
 
 /// Pure tick planning (testable without threads): after a normal tick, read
 /// everything due from the source; after a stall longer than [`MAX_BEHIND`],
-/// read only one nominal tick's worth and fill the rest with silence (a live
-/// source has nothing valid for that span anyway).
+/// skip the missed span and read only one nominal tick's worth (a live
+/// source has nothing valid for that span anyway). Memory per tick is then
+/// bounded by [`MAX_BEHIND`] whatever the stall.
 fn plan_tick(produced: u64, now_ns: u64, rate: Rate) -> TickPlan {
     let due = samples_due(produced, now_ns, rate);
     let limit = rate.expected_frames(MAX_BEHIND.as_nanos() as u64);
-    let (silence_frames, read_frames) = if due > limit {
-        let tick_frames = rate.expected_frames(TICK_NS).min(due);
-        (due - tick_frames, tick_frames)
+    let skipped_frames = if due > limit {
+        due - rate.expected_frames(TICK_NS).min(due)
     } else {
-        (0, due)
+        0
     };
     TickPlan {
-        first_sample: produced,
-        silence_frames,
-        read_frames,
+        skipped_frames,
+        first_sample: produced + skipped_frames,
+        read_frames: due - skipped_frames,
     }
 }
 
@@ -208,7 +206,18 @@ impl EngineLoop {
     /// Emits everything due at `now_ns`. Returns false when the receiver is gone.
     fn tick(&mut self, now_ns: u64) -> bool {
         let plan = plan_tick(self.produced, now_ns, self.rate);
-        let total = plan.total();
+        if plan.skipped_frames > 0 {
+            let skipped_ms = plan.skipped_frames * 1000 / u64::from(self.rate.num.max(1));
+            tracing::warn!(
+                skipped_ms,
+                "audio engine was stalled: jumping to the present"
+            );
+            self.counters
+                .audio_skipped_ms
+                .fetch_add(skipped_ms, Ordering::Relaxed);
+            self.produced += plan.skipped_frames;
+        }
+        let total = plan.read_frames;
         if total == 0 {
             return true;
         }
@@ -226,8 +235,7 @@ impl EngineLoop {
                 .fetch_add(silence, Ordering::Relaxed);
         }
         let mut samples = vec![0i16; total as usize * ch];
-        let start = plan.silence_frames as usize * ch;
-        for (dst, &src) in samples[start..].iter_mut().zip(&self.scratch[..got * ch]) {
+        for (dst, &src) in samples.iter_mut().zip(&self.scratch[..got * ch]) {
             *dst = f32_to_i16(src);
         }
         self.produced += total;
@@ -293,12 +301,12 @@ mod tests {
                 break;
             }
             let plan = plan_tick(produced, now, RATE);
-            assert_eq!(plan.first_sample, produced);
-            if plan.silence_frames > 0 {
+            assert_eq!(plan.first_sample, produced + plan.skipped_frames);
+            if plan.skipped_frames > 0 {
                 stalls += 1;
                 assert_eq!(plan.read_frames, 480);
             }
-            produced += plan.total();
+            produced += plan.skipped_frames + plan.read_frames;
             assert_eq!(produced, RATE.expected_frames(now), "tick {k}");
             k = next_tick(k, now);
             ticks += 1;
@@ -322,7 +330,12 @@ mod tests {
     fn stall_plan_reads_one_tick_and_skips_ahead() {
         let plan = plan_tick(480, 3_000_000_000, RATE);
         assert_eq!(plan.read_frames, 480);
-        assert_eq!(plan.silence_frames, 144_000 - 480 - 480);
+        assert_eq!(plan.skipped_frames, 144_000 - 480 - 480);
+        assert_eq!(plan.first_sample, 144_000 - 480);
+        // An hour's stall: still one tick's worth of memory.
+        let plan = plan_tick(0, 3600 * 1_000_000_000, RATE);
+        assert_eq!(plan.read_frames, 480);
+        assert_eq!(plan.skipped_frames, 48_000 * 3600 - 480);
         assert_eq!(next_tick(1, 3_000_000_000), 301);
         assert_eq!(next_tick(1, 15_000_000), 2);
     }
