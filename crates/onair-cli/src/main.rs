@@ -182,7 +182,7 @@ fn print_devices() {
     {
         println!("  {:<24} {}", d.name, d.description);
     }
-    println!("audio (--audio):");
+    println!("audio (--audio; mix with +, e.g. desktop+mic@0.6):");
     println!("  {:<24} 440 Hz tone with a 1 kHz beep each second", "test");
     println!("  {:<24} no audio", "none");
     for d in devices
@@ -190,6 +190,16 @@ fn print_devices() {
         .filter(|d| d.kind == onair::DeviceKind::AudioInput)
     {
         println!("  {:<24} {}", d.name, d.description);
+    }
+    let sinks: Vec<_> = devices
+        .iter()
+        .filter(|d| d.kind == onair::DeviceKind::AudioSink)
+        .collect();
+    if !sinks.is_empty() {
+        println!("PulseAudio sinks (what plays; record one through its monitor):");
+        for d in sinks {
+            println!("  {:<24} {}", d.name, d.description);
+        }
     }
 }
 

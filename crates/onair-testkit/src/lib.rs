@@ -11,7 +11,9 @@
 //! - [`proxy`]: a userspace TCP fault proxy (pause, throttle, blackhole, reset, refuse, delay).
 //! - [`netns`]: kernel-level faults (tbf, iptables DROP / RST) inside a private network namespace.
 //! - [`xvfb`]: a private X server per test, painted by the test (screen capture).
-//! - [`pulse`]: a private PulseAudio server per test with a null sink and a tone player.
+//! - [`pulse`]: a private PulseAudio server per test with a null sink, an optional
+//!   microphone source, tone players, and pause/kill/restart faults.
+//! - [`pcm`]: reading an audio source like the AudioEngine and judging its PCM (tones).
 //! - [`procs`]: process guards, ports and tool discovery (with skip-or-fail policy).
 //! - [`stats`]: the `--stats-json` JSON Lines reader.
 //!
@@ -70,6 +72,7 @@
 pub mod ffmpeg;
 pub mod netns;
 pub mod nginx;
+pub mod pcm;
 pub mod procs;
 pub mod proxy;
 pub mod pulse;

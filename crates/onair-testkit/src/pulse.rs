@@ -6,6 +6,11 @@
 //! private HOME and runtime dir, no D-Bus), has one null sink [`NULL_SINK`] whose monitor
 //! is what "desktop" capture records, and listens on a private socket with anonymous auth.
 //! Clients find it through `PULSE_SERVER` = [`PulseServer::server`].
+//!
+//! [`PulseServer::start_with_mic`] adds a real microphone-like source: a second null sink
+//! [`MIC_SINK`] whose monitor is remapped (`module-remap-source`) into [`MIC_SOURCE`], a
+//! source of its own that is the server's default source. A tone played into [`MIC_SINK`]
+//! ([`PulseServer::play_tone_into`]) is what "mic" records, apart from what "desktop" records.
 
 use crate::procs::{find_tool, wait_for, ChildGuard};
 use std::io::{self, Write};
@@ -15,6 +20,10 @@ use std::time::Duration;
 
 /// The null sink every server has; [`PulseServer::play_tone`] plays into it.
 pub const NULL_SINK: &str = "onair_null";
+/// The second null sink behind [`MIC_SOURCE`] (only with [`PulseServer::start_with_mic`]).
+pub const MIC_SINK: &str = "onair_mic_feed";
+/// A real source, the default one, remapped from [`MIC_SINK`]'s monitor: the "microphone".
+pub const MIC_SOURCE: &str = "onair_mic";
 /// Sample rate of the sink and of the tone.
 pub const RATE: u32 = 48_000;
 /// How long a server may take to answer `pactl info` (a busy 2-core machine).
@@ -27,6 +36,7 @@ pub const TONE_SECONDS: u32 = 60;
 pub struct PulseServer {
     guard: ChildGuard,
     dir: tempfile::TempDir,
+    with_mic: bool,
 }
 
 fn tool(name: &str) -> io::Result<std::path::PathBuf> {
@@ -38,9 +48,24 @@ fn tool(name: &str) -> io::Result<std::path::PathBuf> {
     })
 }
 
-fn spawn_server(dir: &Path) -> io::Result<ChildGuard> {
+/// The `-L` module arguments of the [`PulseServer::start_with_mic`] extras: the feed sink,
+/// the remapped source, and that source made the default.
+fn mic_modules() -> Vec<String> {
+    vec![
+        "-L".to_string(),
+        format!("module-null-sink sink_name={MIC_SINK} rate={RATE}"),
+        "-L".to_string(),
+        format!(
+            "module-remap-source source_name={MIC_SOURCE} master={MIC_SINK}.monitor \
+             source_properties=device.description=onair-test-microphone"
+        ),
+    ]
+}
+
+fn spawn_server(dir: &Path, with_mic: bool) -> io::Result<ChildGuard> {
     let socket = dir.join("native");
     let _ = std::fs::remove_file(&socket);
+    let extra = if with_mic { mic_modules() } else { Vec::new() };
     let child = Command::new(tool("pulseaudio")?)
         .args([
             "-n",
@@ -57,6 +82,7 @@ fn spawn_server(dir: &Path) -> io::Result<ChildGuard> {
                 socket.display()
             ),
         ])
+        .args(extra)
         .env("HOME", dir)
         .env("PULSE_RUNTIME_PATH", dir)
         .env("XDG_RUNTIME_DIR", dir)
@@ -78,6 +104,26 @@ fn spawn_server(dir: &Path) -> io::Result<ChildGuard> {
             .ok()
             .filter(|s| s.success())
     });
+    if up.is_some() && with_mic {
+        // The server picks its defaults by priority (a monitor may win): name them, as a
+        // desktop's settings do: the remapped source is the microphone, NULL_SINK plays.
+        for (what, name) in [
+            ("set-default-source", MIC_SOURCE),
+            ("set-default-sink", NULL_SINK),
+        ] {
+            let ok = Command::new(&pactl)
+                .args([what, name])
+                .env("PULSE_SERVER", &server)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?
+                .success();
+            if !ok {
+                return Err(io::Error::other(format!("pactl {what} {name} failed")));
+            }
+        }
+    }
     match up {
         Some(_) => Ok(guard),
         None => Err(io::Error::new(
@@ -91,8 +137,24 @@ impl PulseServer {
     /// Starts a server in a fresh temp dir and waits until it answers.
     pub fn start() -> io::Result<PulseServer> {
         let dir = tempfile::Builder::new().prefix("onair-pulse-").tempdir()?;
-        let guard = spawn_server(dir.path())?;
-        Ok(PulseServer { guard, dir })
+        let guard = spawn_server(dir.path(), false)?;
+        Ok(PulseServer {
+            guard,
+            dir,
+            with_mic: false,
+        })
+    }
+
+    /// Like [`PulseServer::start`], plus the microphone [`MIC_SOURCE`] (the default source,
+    /// fed by [`MIC_SINK`]); [`NULL_SINK`] stays the default sink ("desktop").
+    pub fn start_with_mic() -> io::Result<PulseServer> {
+        let dir = tempfile::Builder::new().prefix("onair-pulse-").tempdir()?;
+        let guard = spawn_server(dir.path(), true)?;
+        Ok(PulseServer {
+            guard,
+            dir,
+            with_mic: true,
+        })
     }
 
     /// The value for `PULSE_SERVER`: `unix:DIR/native`.
@@ -105,10 +167,21 @@ impl PulseServer {
         self.guard.kill();
     }
 
+    /// Stops the server with SIGSTOP (the hung-sound-server fault): its socket still
+    /// accepts connections, nothing answers.
+    pub fn pause(&mut self) -> io::Result<()> {
+        self.guard.signal(libc::SIGSTOP)
+    }
+
+    /// Continues a server stopped by [`PulseServer::pause`].
+    pub fn resume(&mut self) -> io::Result<()> {
+        self.guard.signal(libc::SIGCONT)
+    }
+
     /// Kills the server if it runs and starts a new one on the same socket.
     pub fn restart(&mut self) -> io::Result<()> {
         self.guard.kill();
-        self.guard = spawn_server(self.dir.path())?;
+        self.guard = spawn_server(self.dir.path(), self.with_mic)?;
         Ok(())
     }
 
@@ -116,10 +189,16 @@ impl PulseServer {
     /// [`TONE_SECONDS`], fed from a thread that ends when pacat dies. Choose a `hz` that
     /// divides [`RATE`] so one second loops seamlessly.
     pub fn play_tone(&self, hz: f32) -> io::Result<ChildGuard> {
+        self.play_tone_into(NULL_SINK, hz)
+    }
+
+    /// [`PulseServer::play_tone`] into `sink` (e.g. [`MIC_SINK`], heard through
+    /// [`MIC_SOURCE`]).
+    pub fn play_tone_into(&self, sink: &str, hz: f32) -> io::Result<ChildGuard> {
         let child = Command::new(tool("pacat")?)
             .args([
                 "--playback",
-                &format!("--device={NULL_SINK}"),
+                &format!("--device={sink}"),
                 "--format=s16le",
                 &format!("--rate={RATE}"),
                 "--channels=2",

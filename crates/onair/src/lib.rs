@@ -21,7 +21,7 @@ pub mod pipeline;
 pub mod stats;
 pub mod video;
 
-pub use devices::{list_devices, DeviceInfo, DeviceKind};
+pub use devices::{list_devices, list_devices_with, DeviceInfo, DeviceKind};
 pub use error::{Error, Result};
 
 /// True when openh264 was built with its assembly (nasm was found at build time).
