@@ -5,7 +5,9 @@
 //! then the sound server is killed mid-stream and the stream must go on with
 //! silence.
 
+use onair_testkit::pcm::check_power;
 use onair_testkit::procs::spawn;
+use onair_testkit::pulse::MIC_SINK;
 use onair_testkit::{ffmpeg, require_tools, stats, NginxOptions, NginxRtmp, PulseServer, Xvfb};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -130,3 +132,96 @@ fn screen_and_desktop_audio_reach_the_viewer_and_survive_the_sound_server_dying(
         ffmpeg::rms(after)
     );
 }
+
+/// The desktop's tone (played into the default sink).
+const DESKTOP_HZ: f64 = 1000.0;
+/// The microphone's tone (played into the default source's feed).
+const MIC_HZ: f64 = 600.0;
+/// Power of the test kit's half-scale tone at volume 1 (see `ffmpeg::tone_power`).
+const FULL_TONE_POWER: f64 = 0.25;
+/// Relative error allowed on a tone's power after AAC and two resamplers.
+const POWER_TOLERANCE: f64 = 0.25;
+
+#[test]
+fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_restarts() {
+    if !require_tools(&["ffmpeg", "pulseaudio", "pacat", "pactl"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let onair = std::path::Path::new(ONAIR);
+    let mut pulse = PulseServer::start_with_mic().expect("pulseaudio");
+    let play = |p: &PulseServer| {
+        [
+            p.play_tone(DESKTOP_HZ as f32).expect("pacat desktop"),
+            p.play_tone_into(MIC_SINK, MIC_HZ as f32)
+                .expect("pacat mic"),
+        ]
+    };
+    let mut tones = play(&pulse);
+    let powers = |what: &str, pcm: &[i16], from: f64, to: f64| {
+        let d = ffmpeg::band_power(pcm, 48_000, from, to, DESKTOP_HZ);
+        let m = ffmpeg::band_power(pcm, 48_000, from, to, MIC_HZ);
+        eprintln!("{what}, {from}..{to} s: {DESKTOP_HZ} Hz power {d:.5}, {MIC_HZ} Hz power {m:.5}");
+        (d, m)
+    };
+    let check = |what: &str, got: f64, volume: f64| {
+        if let Err(e) = check_power(what, got, FULL_TONE_POWER, volume, POWER_TOLERANCE) {
+            panic!("{e}");
+        }
+    };
+
+    // `mic` alone carries only its own tone, at its volume.
+    let run = pulse
+        .record_with_onair(onair, dir.path(), "mic@0.8", 5)
+        .expect("onair record");
+    let mic = run.finish().expect("recording");
+    eprintln!("onair record mic@0.8 stderr:\n{}", mic.stderr);
+    assert!(mic.status.success(), "{}", mic.status);
+    let (d, m) = powers("mic@0.8", &mic.pcm, 2.0, 4.0);
+    check("mic alone", m, 0.8);
+    assert!(d < FULL_TONE_POWER * 1e-3, "desktop leaks into mic: {d}");
+
+    // desktop+mic carries both, each at its volume; the server is killed at 5 s and
+    // restarted: silence is counted, each input is reopened, the sound comes back.
+    let run = pulse
+        .record_with_onair(onair, dir.path(), "desktop+mic@0.5", 14)
+        .expect("onair record");
+    std::thread::sleep(Duration::from_secs(5));
+    for t in &mut tones {
+        t.kill();
+    }
+    pulse.restart().expect("pulseaudio restarts");
+    let _tones = play(&pulse);
+    let mix = run.finish().expect("recording");
+    eprintln!("onair record desktop+mic@0.5 stderr:\n{}", mix.stderr);
+    eprintln!("final stats: {}", mix.last_stats);
+    assert!(mix.status.success(), "{}", mix.status);
+    let secs = mix.pcm.len() as f64 / 48_000.0;
+    assert!((secs - 14.0).abs() < 1.0, "audio lasts {secs} s");
+    let (d, m) = powers("desktop+mic@0.5 before the restart", &mix.pcm, 2.0, 4.0);
+    check("desktop in the mix", d, 1.0);
+    check("mic in the mix", m, 0.5);
+    let (d, m) = powers("desktop+mic@0.5 after the restart", &mix.pcm, 11.0, 13.0);
+    check("desktop back in the mix", d, 1.0);
+    check("mic back in the mix", m, 0.5);
+    let per_second: Vec<String> = mix
+        .pcm
+        .chunks(48_000)
+        .map(|c| format!("{:.3}", ffmpeg::rms(c)))
+        .collect();
+    eprintln!("audio rms per second: {per_second:?}");
+    let field = |name: &str| stats::field_u64(&mix.last_stats, name).unwrap_or(0);
+    assert!(field("audio_silence_frames") > 20, "silence counted");
+    assert!(
+        field("audio_device_reopens") >= 2,
+        "each input's reopen counted"
+    );
+    let late = stats::field_f64(&mix.last_stats, "audio_late_max_ms").unwrap_or(f64::MAX);
+    assert!(
+        late < MAX_AUDIO_LATE_MS,
+        "audio ticks late by up to {late} ms"
+    );
+}
+
+/// The bound on the AudioEngine's maximum lateness, whatever a source does.
+const MAX_AUDIO_LATE_MS: f64 = 20.0;

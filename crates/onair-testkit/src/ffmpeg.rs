@@ -478,6 +478,14 @@ pub fn tone_power(samples: &[i16], sample_rate: u32, freq: f64) -> f64 {
     4.0 * p / (n * n)
 }
 
+/// [`tone_power`] of `hz` over seconds `from..to` of `samples` at `sample_rate` (clamped
+/// to what there is): a tone's level in one part of a recording.
+pub fn band_power(samples: &[i16], sample_rate: u32, from: f64, to: f64, hz: f64) -> f64 {
+    let at = |s: f64| ((s * f64::from(sample_rate)) as usize).min(samples.len());
+    let (a, b) = (at(from), at(to));
+    tone_power(&samples[a..b.max(a)], sample_rate, hz)
+}
+
 /// Root mean square of `samples`, 0..=1 (0 = digital silence).
 pub fn rms(samples: &[i16]) -> f64 {
     if samples.is_empty() {

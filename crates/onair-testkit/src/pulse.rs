@@ -14,7 +14,7 @@
 
 use crate::procs::{find_tool, wait_for, ChildGuard};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -167,6 +167,42 @@ impl PulseServer {
         self.guard.kill();
     }
 
+    /// Starts `onair record` (the binary at `onair`) into `dir` for `secs` with
+    /// `--video none --audio spec`, its `PULSE_SERVER` pointing at this server (set on the
+    /// child only).
+    pub fn record_with_onair(
+        &self,
+        onair: &Path,
+        dir: &Path,
+        spec: &str,
+        secs: u32,
+    ) -> io::Result<AudioRecording> {
+        let stem = spec.replace(['+', '@', ':', '/'], "_");
+        let file = dir.join(format!("{stem}.flv"));
+        let stats = dir.join(format!("{stem}.jsonl"));
+        let stderr = dir.join(format!("{stem}.err"));
+        let child = crate::procs::spawn(
+            Command::new(onair)
+                .arg("record")
+                .arg(&file)
+                .args(["--video", "none", "--audio", spec, "-q", "--duration"])
+                .arg(secs.to_string())
+                .arg("--stats-json")
+                .arg(&stats)
+                .env("PULSE_SERVER", self.server())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&stderr)?),
+        )?;
+        Ok(AudioRecording {
+            child,
+            file,
+            stats,
+            stderr,
+            secs,
+        })
+    }
+
     /// Stops the server with SIGSTOP (the hung-sound-server fault): its socket still
     /// accepts connections, nothing answers.
     pub fn pause(&mut self) -> io::Result<()> {
@@ -222,6 +258,59 @@ impl PulseServer {
         Ok(guard)
     }
 }
+
+/// An `onair record FILE --video none --audio SPEC` run whose sound comes from a
+/// [`PulseServer`] (started by [`PulseServer::record_with_onair`]); the test acts on the
+/// server while it runs, then [`AudioRecording::finish`] judges what it wrote.
+#[derive(Debug)]
+pub struct AudioRecording {
+    child: ChildGuard,
+    /// The recording (FLV).
+    pub file: PathBuf,
+    /// Its `--stats-json` file.
+    pub stats: PathBuf,
+    stderr: PathBuf,
+    secs: u32,
+}
+
+/// What an [`AudioRecording`] left: its sound, its last stats line, its stderr.
+#[derive(Debug)]
+pub struct RecordedAudio {
+    /// The recording's first audio stream, mono 48 kHz s16 ([`crate::ffmpeg::audio_pcm`]).
+    pub pcm: Vec<i16>,
+    /// The final `--stats-json` object.
+    pub last_stats: serde_json::Value,
+    /// onair's stderr.
+    pub stderr: String,
+    /// onair's exit status.
+    pub status: std::process::ExitStatus,
+}
+
+impl AudioRecording {
+    /// Waits for onair to end (its duration plus [`RECORD_EXIT_SLACK`]) and reads what it
+    /// wrote.
+    pub fn finish(mut self) -> io::Result<RecordedAudio> {
+        let status = self
+            .child
+            .wait_timeout(Duration::from_secs(u64::from(self.secs)) + RECORD_EXIT_SLACK)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "onair did not exit"))?;
+        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let lines = crate::stats::read_stats(&self.stats)?;
+        let last_stats = crate::stats::last(&lines)
+            .cloned()
+            .ok_or_else(|| io::Error::other("no stats line"))?;
+        let pcm = crate::ffmpeg::audio_pcm(&self.file)?;
+        Ok(RecordedAudio {
+            pcm,
+            last_stats,
+            stderr,
+            status,
+        })
+    }
+}
+
+/// How long past its `--duration` an [`AudioRecording`] may take to exit.
+pub const RECORD_EXIT_SLACK: Duration = Duration::from_secs(30);
 
 /// One second of a `hz` sine, half scale, stereo s16le at [`RATE`].
 fn tone_second(hz: f32) -> Vec<u8> {
