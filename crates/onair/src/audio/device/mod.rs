@@ -136,15 +136,23 @@ pub fn open_audio_with(
             reason: format!("unsupported output {sample_rate} Hz x {channels} channels"),
         });
     }
-    let mut sources: Vec<Box<dyn AudioSource>> = Vec::new();
+    // All device threads open at once, and all are waited for until one
+    // deadline: a start with several inputs on a hung server is bounded by
+    // FIRST_OPEN_WAIT, not by a multiple of it.
+    let mut started = Vec::new();
     for input in inputs {
-        sources.push(Box::new(DeviceSource::open(
+        started.push(DeviceSource::start(
             input,
             sample_rate,
             channels,
             Arc::clone(counters),
             options.clone(),
-        )?));
+        )?);
+    }
+    let deadline = Instant::now() + FIRST_OPEN_WAIT;
+    let mut sources: Vec<Box<dyn AudioSource>> = Vec::new();
+    for (source, first) in started {
+        sources.push(Box::new(source.await_first_open(first, deadline)?));
     }
     if sources.len() == 1 {
         if let Some(s) = sources.pop() {
@@ -245,6 +253,9 @@ struct Shared {
     counters: Arc<EngineCounters>,
 }
 
+/// Where a device thread reports its first open.
+type FirstOpen = crossbeam_channel::Receiver<Result<(), String>>;
+
 /// One live input device, as an [`AudioSource`].
 pub struct DeviceSource {
     name: String,
@@ -277,6 +288,19 @@ impl DeviceSource {
         counters: Arc<EngineCounters>,
         options: DeviceOptions,
     ) -> Result<Self, Error> {
+        let (this, first) = Self::start(input, out_rate, out_channels, counters, options)?;
+        this.await_first_open(first, Instant::now() + FIRST_OPEN_WAIT)
+    }
+
+    /// Starts the device thread, which opens the input; the receiver gets
+    /// the first open's result.
+    fn start(
+        input: InputSpec,
+        out_rate: u32,
+        out_channels: u32,
+        counters: Arc<EngineCounters>,
+        options: DeviceOptions,
+    ) -> Result<(Self, FirstOpen), Error> {
         let name = input.target.display_name();
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
@@ -297,22 +321,8 @@ impl DeviceSource {
             .name(format!("onair-audio-{name}"))
             .spawn(move || device_thread(job, thread_shared, tx, first_tx))
             .map_err(|e| Error::io("starting the audio device thread", e))?;
-        let first: Result<(), String> = match first_rx.recv_timeout(FIRST_OPEN_WAIT) {
-            Ok(r) => r,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                tracing::warn!(
-                    source = %name,
-                    "audio device did not open within {FIRST_OPEN_WAIT:?}; \
-                     starting with silence and retrying"
-                );
-                Ok(())
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                Err("device thread ended".to_string())
-            }
-        };
-        let mut this = Self {
-            name: name.clone(),
+        let this = Self {
+            name,
             volume: input.volume,
             out_rate,
             out_channels,
@@ -327,11 +337,32 @@ impl DeviceSource {
             fifo: VecDeque::new(),
             primed: false,
         };
+        Ok((this, first_rx))
+    }
+
+    /// Waits until `deadline` for the first open: a refusal is an error, no
+    /// answer starts with silence (the device thread keeps trying).
+    fn await_first_open(mut self, first_rx: FirstOpen, deadline: Instant) -> Result<Self, Error> {
+        let name = self.name.clone();
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let first: Result<(), String> = match first_rx.recv_timeout(wait) {
+            Ok(r) => r,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                tracing::warn!(
+                    source = %name,
+                    "audio device did not open in time; starting with silence and retrying"
+                );
+                Ok(())
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                Err("device thread ended".to_string())
+            }
+        };
         if let Err(reason) = first {
-            this.stop();
+            self.stop();
             return Err(Error::Source { name, reason });
         }
-        Ok(this)
+        Ok(self)
     }
 
     /// Tells the device thread to end, without waiting for it: a stalled

@@ -203,12 +203,14 @@ fn a_stopped_server_bounds_open_and_stalls_into_silence_until_it_continues() {
     if !require_tools(&["pulseaudio", "pacat", "pactl"]) {
         return;
     }
-    let mut pulse = PulseServer::start().expect("pulseaudio");
+    let mut pulse = PulseServer::start_with_mic().expect("pulseaudio");
     let _tone = pulse.play_tone(DESKTOP_HZ as f32).expect("pacat");
     pulse.pause().expect("SIGSTOP");
     let c = counters();
     let t = Instant::now();
-    let mut src = open_audio_with("desktop", RATE, 2, &c, &options(&pulse))
+    // Both inputs wait for the server at once: start is bounded by one
+    // FIRST_OPEN_WAIT whatever the number of inputs.
+    let mut src = open_audio_with("desktop+mic", RATE, 2, &c, &options(&pulse))
         .expect("a stopped server starts with silence");
     let open_took = t.elapsed();
     eprintln!("open with a stopped server returned in {open_took:?}");
