@@ -33,7 +33,7 @@ pub enum Command {
     /// Publish to an RTMP server. Without URL, publish to a built-in local
     /// receiver that records what it gets (nothing else needed).
     Stream(StreamArgs),
-    /// List the screens and audio inputs, with the names the options accept.
+    /// List the screens, audio inputs and PulseAudio sinks, with the names the options accept.
     Devices,
     /// Record to a file only (.flv, or .mp4 written as fragmented MP4 so a
     /// crash leaves a playable file), no network.
@@ -95,8 +95,10 @@ pub struct CommonArgs {
     /// Video source: test | screen[:DISPLAY][+X,Y,WxH] | none (X11; e.g. screen::0+0,0,1280x720).
     #[arg(long, default_value = "test", value_parser = parse_video)]
     pub video: VideoChoice,
-    /// Audio source: test | none | default | desktop | mic | DEVICE, mixed with '+' and an
-    /// optional @volume each (e.g. desktop+mic@0.6). `onair devices` lists names.
+    /// Audio source: test | none | desktop | mic | pulse:SOURCE | default | ALSA card name,
+    /// mixed with '+' and an optional @volume each (e.g. desktop+mic@0.6). desktop = the
+    /// PulseAudio/PipeWire default sink's monitor, mic = its default source. `onair devices`
+    /// lists the names.
     #[arg(long, default_value = "test", value_parser = parse_audio)]
     pub audio: AudioChoice,
     /// Output size WxH (even, 160..=3840 per side, at most 3840x2160 either way).
