@@ -41,10 +41,12 @@ mod mix;
 mod pulse;
 #[cfg(test)]
 mod pulse_tests;
+mod ring;
 mod spec;
 
 pub use mix::MixSource;
 pub(crate) use pulse::{list_pulse, PulseListing};
+use ring::RingWriter;
 pub use spec::{
     parse_audio_spec, InputSpec, InputTarget, PulseSource, DEFAULT_MONITOR, DEFAULT_SOURCE,
     DESKTOP, MAX_VOLUME, MIC, PULSE_PREFIX,
@@ -190,37 +192,6 @@ trait Capture {
     /// until the stream fails or stalls, returning why, or until `stop` is
     /// set, returning `None`. Blocks the device thread only.
     fn run(&mut self, stop: &AtomicBool) -> Option<String>;
-}
-
-/// The producer side of a device ring: converts to stereo f32 and counts
-/// what does not fit. Used by both backends, so the overflow policy is one.
-struct RingWriter {
-    producer: rtrb::Producer<f32>,
-    counters: Arc<EngineCounters>,
-}
-
-impl RingWriter {
-    /// A ring for [`RING_MS`] of stereo audio at `rate`.
-    fn new(rate: u32, counters: Arc<EngineCounters>) -> (Self, rtrb::Consumer<f32>) {
-        let (producer, consumer) =
-            rtrb::RingBuffer::<f32>::new((rate * RING_MS / 1000).max(1) as usize * 2);
-        (Self { producer, counters }, consumer)
-    }
-
-    /// Pushes `count` stereo frames; the ones that do not fit are dropped
-    /// (the newest) and counted as `audio_device_overflow_frames`.
-    fn push(&mut self, frames: impl Iterator<Item = (f32, f32)>, count: usize) {
-        let room = self.producer.slots() / 2;
-        let take = count.min(room);
-        if let Ok(chunk) = self.producer.write_chunk_uninit(take * 2) {
-            chunk.fill_from_iter(frames.take(take).flat_map(|(l, r)| [l, r]));
-        }
-        if count > take {
-            self.counters
-                .audio_device_overflow_frames
-                .fetch_add((count - take) as u64, Ordering::Relaxed);
-        }
-    }
 }
 
 /// Opens `target` with the backend that serves it.
