@@ -9,6 +9,7 @@ use onair_testkit::pcm::check_power;
 use onair_testkit::procs::spawn;
 use onair_testkit::pulse::MIC_SINK;
 use onair_testkit::{ffmpeg, require_tools, stats, NginxOptions, NginxRtmp, PulseServer, Xvfb};
+use std::ffi::OsString;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -141,6 +142,38 @@ const MIC_HZ: f64 = 600.0;
 const FULL_TONE_POWER: f64 = 0.25;
 /// Relative error allowed on a tone's power after AAC and two resamplers.
 const POWER_TOLERANCE: f64 = 0.25;
+/// The bound on the engines' maximum lateness, whatever a source does.
+const MAX_LATE_MS: f64 = 20.0;
+
+/// Plays the desktop tone into the default sink and the mic tone into the mic's feed.
+fn play_tones(p: &PulseServer) -> [onair_testkit::ChildGuard; 2] {
+    [
+        p.play_tone(DESKTOP_HZ as f32).expect("pacat desktop"),
+        p.play_tone_into(MIC_SINK, MIC_HZ as f32)
+            .expect("pacat mic"),
+    ]
+}
+
+/// Both tones' power in seconds `from..to` of `pcm`, printed for the report.
+fn powers(what: &str, pcm: &[i16], from: f64, to: f64) -> (f64, f64) {
+    let d = ffmpeg::band_power(pcm, 48_000, from, to, DESKTOP_HZ);
+    let m = ffmpeg::band_power(pcm, 48_000, from, to, MIC_HZ);
+    eprintln!("{what}, {from}..{to} s: {DESKTOP_HZ} Hz power {d:.5}, {MIC_HZ} Hz power {m:.5}");
+    (d, m)
+}
+
+fn check(what: &str, got: f64, volume: f64) {
+    if let Err(e) = check_power(what, got, FULL_TONE_POWER, volume, POWER_TOLERANCE) {
+        panic!("{e}");
+    }
+}
+
+fn assert_on_time(what: &str, last: &serde_json::Value) {
+    for field in ["audio_late_max_ms", "capture_late_max_ms"] {
+        let late = stats::field_f64(last, field).unwrap_or(f64::MAX);
+        assert!(late < MAX_LATE_MS, "{what}: {field} = {late}");
+    }
+}
 
 #[test]
 fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_restarts() {
@@ -150,78 +183,128 @@ fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_
     let dir = tempfile::tempdir().expect("tmp");
     let onair = std::path::Path::new(ONAIR);
     let mut pulse = PulseServer::start_with_mic().expect("pulseaudio");
-    let play = |p: &PulseServer| {
-        [
-            p.play_tone(DESKTOP_HZ as f32).expect("pacat desktop"),
-            p.play_tone_into(MIC_SINK, MIC_HZ as f32)
-                .expect("pacat mic"),
-        ]
-    };
-    let mut tones = play(&pulse);
-    let powers = |what: &str, pcm: &[i16], from: f64, to: f64| {
-        let d = ffmpeg::band_power(pcm, 48_000, from, to, DESKTOP_HZ);
-        let m = ffmpeg::band_power(pcm, 48_000, from, to, MIC_HZ);
-        eprintln!("{what}, {from}..{to} s: {DESKTOP_HZ} Hz power {d:.5}, {MIC_HZ} Hz power {m:.5}");
-        (d, m)
-    };
-    let check = |what: &str, got: f64, volume: f64| {
-        if let Err(e) = check_power(what, got, FULL_TONE_POWER, volume, POWER_TOLERANCE) {
-            panic!("{e}");
-        }
+    let mut tones = play_tones(&pulse);
+    let record = |name: &str| {
+        let file = dir.path().join(name);
+        let args = [
+            OsString::from("record"),
+            file.clone().into(),
+            "--video".into(),
+            "none".into(),
+        ];
+        (file, args)
     };
 
     // `mic` alone carries only its own tone, at its volume.
+    let (file, args) = record("mic.flv");
     let run = pulse
-        .record_with_onair(onair, dir.path(), "mic@0.8", 5)
+        .run_onair(onair, dir.path(), &args, "mic@0.8", 5)
         .expect("onair record");
-    let mic = run.finish().expect("recording");
-    eprintln!("onair record mic@0.8 stderr:\n{}", mic.stderr);
-    assert!(mic.status.success(), "{}", mic.status);
-    let (d, m) = powers("mic@0.8", &mic.pcm, 2.0, 4.0);
+    let out = run.finish().expect("onair ends");
+    eprintln!("onair record mic@0.8 stderr:\n{}", out.stderr);
+    assert!(out.status.success(), "{}", out.status);
+    let pcm = ffmpeg::audio_pcm(&file).expect("pcm");
+    let (d, m) = powers("mic@0.8", &pcm, 2.0, 4.0);
     check("mic alone", m, 0.8);
     assert!(d < FULL_TONE_POWER * 1e-3, "desktop leaks into mic: {d}");
 
     // desktop+mic carries both, each at its volume; the server is killed at 5 s and
     // restarted: silence is counted, each input is reopened, the sound comes back.
+    let (file, args) = record("mix.flv");
     let run = pulse
-        .record_with_onair(onair, dir.path(), "desktop+mic@0.5", 14)
+        .run_onair(onair, dir.path(), &args, "desktop+mic@0.5", 14)
         .expect("onair record");
     std::thread::sleep(Duration::from_secs(5));
     for t in &mut tones {
         t.kill();
     }
     pulse.restart().expect("pulseaudio restarts");
-    let _tones = play(&pulse);
-    let mix = run.finish().expect("recording");
-    eprintln!("onair record desktop+mic@0.5 stderr:\n{}", mix.stderr);
-    eprintln!("final stats: {}", mix.last_stats);
-    assert!(mix.status.success(), "{}", mix.status);
-    let secs = mix.pcm.len() as f64 / 48_000.0;
+    let _tones = play_tones(&pulse);
+    let out = run.finish().expect("onair ends");
+    eprintln!("onair record desktop+mic@0.5 stderr:\n{}", out.stderr);
+    eprintln!("final stats: {}", out.last_stats);
+    assert!(out.status.success(), "{}", out.status);
+    let pcm = ffmpeg::audio_pcm(&file).expect("pcm");
+    let secs = pcm.len() as f64 / 48_000.0;
     assert!((secs - 14.0).abs() < 1.0, "audio lasts {secs} s");
-    let (d, m) = powers("desktop+mic@0.5 before the restart", &mix.pcm, 2.0, 4.0);
+    let (d, m) = powers("desktop+mic@0.5 before the restart", &pcm, 2.0, 4.0);
     check("desktop in the mix", d, 1.0);
     check("mic in the mix", m, 0.5);
-    let (d, m) = powers("desktop+mic@0.5 after the restart", &mix.pcm, 11.0, 13.0);
+    let (d, m) = powers("desktop+mic@0.5 after the restart", &pcm, 11.0, 13.0);
     check("desktop back in the mix", d, 1.0);
     check("mic back in the mix", m, 0.5);
-    let per_second: Vec<String> = mix
-        .pcm
+    let per_second: Vec<String> = pcm
         .chunks(48_000)
         .map(|c| format!("{:.3}", ffmpeg::rms(c)))
         .collect();
     eprintln!("audio rms per second: {per_second:?}");
-    let field = |name: &str| stats::field_u64(&mix.last_stats, name).unwrap_or(0);
+    let field = |name: &str| stats::field_u64(&out.last_stats, name).unwrap_or(0);
     assert!(field("audio_silence_frames") > 20, "silence counted");
     assert!(
         field("audio_device_reopens") >= 2,
         "each input's reopen counted"
     );
-    let late = stats::field_f64(&mix.last_stats, "audio_late_max_ms").unwrap_or(f64::MAX);
-    assert!(
-        late < MAX_AUDIO_LATE_MS,
-        "audio ticks late by up to {late} ms"
-    );
+    assert_on_time("record", &out.last_stats);
 }
 
-/// The bound on the AudioEngine's maximum lateness, whatever a source does.
-const MAX_AUDIO_LATE_MS: f64 = 20.0;
+#[test]
+fn a_stream_started_on_a_stopped_sound_server_goes_live_and_gets_both_tones_when_it_continues() {
+    if !require_tools(&["nginx", "ffmpeg", "pulseaudio", "pacat", "pactl"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut pulse = PulseServer::start_with_mic().expect("pulseaudio");
+    let _tones = play_tones(&pulse);
+    let nginx = NginxRtmp::start(NginxOptions::default()).expect("nginx");
+    let url = nginx.url("pulse");
+    pulse.pause().expect("SIGSTOP");
+    let args = ["stream", url.as_str(), "--video", "test"];
+    let secs = 14;
+    let run = pulse
+        .run_onair(
+            std::path::Path::new(ONAIR),
+            dir.path(),
+            &args,
+            "desktop+mic@0.5",
+            secs,
+        )
+        .expect("onair stream");
+    // Stopped for longer than a start may wait: a start that waited for the server
+    // would end PAUSE later than one that went live with silence.
+    std::thread::sleep(PAUSE);
+    pulse.resume().expect("SIGCONT");
+    let out = run.finish().expect("onair ends");
+    eprintln!("onair stream stderr:\n{}", out.stderr);
+    eprintln!("final stats: {}", out.last_stats);
+    eprintln!("onair ran {:?} for --duration {secs}", out.wall);
+    assert!(out.status.success(), "{}", out.status);
+    assert!(
+        out.wall < Duration::from_secs(u64::from(secs)) + PAUSE,
+        "the start waited for the stopped server: {:?}",
+        out.wall
+    );
+    let field = |name: &str| stats::field_u64(&out.last_stats, name).unwrap_or(0);
+    assert!(
+        field("audio_silence_frames") > 100,
+        "silence counted while stopped"
+    );
+    assert_eq!(field("audio_frames_dropped"), 0);
+    assert_on_time("stream", &out.last_stats);
+
+    let recs = nginx.stop_and_collect();
+    assert_eq!(recs.len(), 1);
+    let pcm = ffmpeg::audio_pcm(&recs[0]).expect("pcm");
+    let (d, m) = powers("stream, stopped server", &pcm, 0.5, 2.5);
+    assert!(
+        d < FULL_TONE_POWER * 1e-3 && m < FULL_TONE_POWER * 1e-3,
+        "silence first"
+    );
+    let end = pcm.len() as f64 / 48_000.0;
+    let (d, m) = powers("stream, after SIGCONT", &pcm, end - 3.0, end - 1.0);
+    check("desktop after SIGCONT", d, 1.0);
+    check("mic after SIGCONT", m, 0.5);
+}
+
+/// How long the sound server stays stopped after onair starts (longer than
+/// `FIRST_OPEN_WAIT`, 5 s).
+const PAUSE: Duration = Duration::from_secs(7);

@@ -16,7 +16,7 @@ use crate::procs::{find_tool, wait_for, ChildGuard};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The null sink every server has; [`PulseServer::play_tone`] plays into it.
 pub const NULL_SINK: &str = "onair_null";
@@ -167,25 +167,25 @@ impl PulseServer {
         self.guard.kill();
     }
 
-    /// Starts `onair record` (the binary at `onair`) into `dir` for `secs` with
-    /// `--video none --audio spec`, its `PULSE_SERVER` pointing at this server (set on the
-    /// child only).
-    pub fn record_with_onair(
+    /// Starts `onair ARGS... --audio SPEC -q --duration SECS --stats-json DIR/NAME.jsonl`
+    /// (the binary at `onair`; `args` e.g. `["record", "x.flv", "--video", "none"]`), its
+    /// `PULSE_SERVER` pointing at this server (set on the child only).
+    pub fn run_onair<A: AsRef<std::ffi::OsStr>>(
         &self,
         onair: &Path,
         dir: &Path,
+        args: &[A],
         spec: &str,
         secs: u32,
-    ) -> io::Result<AudioRecording> {
+    ) -> io::Result<OnairRun> {
         let stem = spec.replace(['+', '@', ':', '/'], "_");
-        let file = dir.join(format!("{stem}.flv"));
         let stats = dir.join(format!("{stem}.jsonl"));
         let stderr = dir.join(format!("{stem}.err"));
+        let started = Instant::now();
         let child = crate::procs::spawn(
             Command::new(onair)
-                .arg("record")
-                .arg(&file)
-                .args(["--video", "none", "--audio", spec, "-q", "--duration"])
+                .args(args)
+                .args(["--audio", spec, "-q", "--duration"])
                 .arg(secs.to_string())
                 .arg("--stats-json")
                 .arg(&stats)
@@ -194,12 +194,12 @@ impl PulseServer {
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&stderr)?),
         )?;
-        Ok(AudioRecording {
+        Ok(OnairRun {
             child,
-            file,
             stats,
             stderr,
             secs,
+            started,
         })
     }
 
@@ -259,58 +259,57 @@ impl PulseServer {
     }
 }
 
-/// An `onair record FILE --video none --audio SPEC` run whose sound comes from a
-/// [`PulseServer`] (started by [`PulseServer::record_with_onair`]); the test acts on the
-/// server while it runs, then [`AudioRecording::finish`] judges what it wrote.
+/// An onair run whose sound comes from a [`PulseServer`] (started by
+/// [`PulseServer::run_onair`]); the test acts on the server while it runs, then
+/// [`OnairRun::finish`] collects how it ended.
 #[derive(Debug)]
-pub struct AudioRecording {
+pub struct OnairRun {
     child: ChildGuard,
-    /// The recording (FLV).
-    pub file: PathBuf,
     /// Its `--stats-json` file.
     pub stats: PathBuf,
     stderr: PathBuf,
     secs: u32,
+    started: Instant,
 }
 
-/// What an [`AudioRecording`] left: its sound, its last stats line, its stderr.
+/// How an [`OnairRun`] ended.
 #[derive(Debug)]
-pub struct RecordedAudio {
-    /// The recording's first audio stream, mono 48 kHz s16 ([`crate::ffmpeg::audio_pcm`]).
-    pub pcm: Vec<i16>,
+pub struct OnairOutcome {
+    /// onair's exit status.
+    pub status: std::process::ExitStatus,
     /// The final `--stats-json` object.
     pub last_stats: serde_json::Value,
     /// onair's stderr.
     pub stderr: String,
-    /// onair's exit status.
-    pub status: std::process::ExitStatus,
+    /// From spawn to exit: a start that waited for a hung device shows here.
+    pub wall: Duration,
 }
 
-impl AudioRecording {
-    /// Waits for onair to end (its duration plus [`RECORD_EXIT_SLACK`]) and reads what it
-    /// wrote.
-    pub fn finish(mut self) -> io::Result<RecordedAudio> {
+impl OnairRun {
+    /// Waits for onair to end (its duration plus [`ONAIR_EXIT_SLACK`]) and reads its
+    /// stats and stderr.
+    pub fn finish(mut self) -> io::Result<OnairOutcome> {
         let status = self
             .child
-            .wait_timeout(Duration::from_secs(u64::from(self.secs)) + RECORD_EXIT_SLACK)?
+            .wait_timeout(Duration::from_secs(u64::from(self.secs)) + ONAIR_EXIT_SLACK)?
             .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "onair did not exit"))?;
+        let wall = self.started.elapsed();
         let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
         let lines = crate::stats::read_stats(&self.stats)?;
         let last_stats = crate::stats::last(&lines)
             .cloned()
             .ok_or_else(|| io::Error::other("no stats line"))?;
-        let pcm = crate::ffmpeg::audio_pcm(&self.file)?;
-        Ok(RecordedAudio {
-            pcm,
+        Ok(OnairOutcome {
+            status,
             last_stats,
             stderr,
-            status,
+            wall,
         })
     }
 }
 
-/// How long past its `--duration` an [`AudioRecording`] may take to exit.
-pub const RECORD_EXIT_SLACK: Duration = Duration::from_secs(30);
+/// How long past its `--duration` an [`OnairRun`] may take to exit.
+pub const ONAIR_EXIT_SLACK: Duration = Duration::from_secs(30);
 
 /// One second of a `hz` sine, half scale, stereo s16le at [`RATE`].
 fn tone_second(hz: f32) -> Vec<u8> {
