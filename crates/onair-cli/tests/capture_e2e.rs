@@ -308,3 +308,38 @@ fn a_stream_started_on_a_stopped_sound_server_goes_live_and_gets_both_tones_when
 /// How long the sound server stays stopped after onair starts (longer than
 /// `FIRST_OPEN_WAIT`, 5 s).
 const PAUSE: Duration = Duration::from_secs(7);
+
+#[test]
+fn devices_lists_pulse_sources_and_sinks_by_the_names_audio_accepts_and_prints_no_noise() {
+    if !require_tools(&["pulseaudio", "pactl"]) {
+        return;
+    }
+    let pulse = PulseServer::start_with_mic().expect("pulseaudio");
+    let out = onair_testkit::output_timeout(
+        Command::new(ONAIR)
+            .arg("devices")
+            .env("PULSE_SERVER", pulse.server())
+            .env_remove("RUST_LOG"),
+        Duration::from_secs(20),
+    )
+    .expect("onair devices");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(out.status.success(), "{}", out.status);
+    let monitor = format!("pulse:{}.monitor", onair_testkit::pulse::NULL_SINK);
+    let mic = format!("pulse:{}", onair_testkit::pulse::MIC_SOURCE);
+    let line = |start: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no line for {start}"))
+            .to_string()
+    };
+    assert!(line("desktop ").contains(&monitor));
+    assert!(line("mic ").contains(&mic));
+    assert!(line(&format!("{mic} ")).contains("onair-test-microphone"));
+    assert!(line(&format!("{} ", onair_testkit::pulse::NULL_SINK)).contains("[default: desktop]"));
+    // alsa-lib's and JACK's probing noise stays out of the terminal.
+    assert_eq!(stderr, "", "nothing on stderr");
+}
