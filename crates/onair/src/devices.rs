@@ -48,7 +48,8 @@ pub fn list_devices() -> Vec<DeviceInfo> {
     list_devices_with(&DeviceOptions::default())
 }
 
-/// [`list_devices`] with a PulseAudio server of the caller's choice.
+/// [`list_devices`] with a PulseAudio server of the caller's choice, given
+/// in `options` rather than by setting `PULSE_SERVER` for the whole process.
 pub fn list_devices_with(options: &DeviceOptions) -> Vec<DeviceInfo> {
     let mut out = list_screens();
     match list_pulse(options.pulse_server.as_deref()) {

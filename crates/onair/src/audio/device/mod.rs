@@ -123,7 +123,9 @@ pub fn open_audio(
     )
 }
 
-/// [`open_audio`] with [`DeviceOptions`].
+/// [`open_audio`] with [`DeviceOptions`]: for callers (tests, embedders)
+/// that must choose the sound server without touching the process
+/// environment.
 pub fn open_audio_with(
     spec: &str,
     sample_rate: u32,

@@ -51,6 +51,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const PING_INTERVAL: Duration = Duration::from_millis(500);
 /// The application name the server shows (pavucontrol, `pactl list`).
 pub const APP_NAME: &str = "onair";
+/// What a refused connection usually means, for the error a user reads.
+const NO_SERVER_HINT: &str = "is a PulseAudio or PipeWire server running? \
+                              PULSE_SERVER names another one";
 /// Bytes per frame of the stream's format: stereo f32.
 const FRAME_BYTES: usize = 8;
 
@@ -80,7 +83,7 @@ impl Connection {
             match c.context.get_state() {
                 ContextState::Ready => Some(Ok(())),
                 ContextState::Failed | ContextState::Terminated => Some(Err(format!(
-                    "cannot connect to PulseAudio{at}: {}",
+                    "cannot connect to PulseAudio{at}: {} ({NO_SERVER_HINT})",
                     c.context.errno()
                 ))),
                 _ => None,
