@@ -78,7 +78,11 @@ impl Connection {
         let at = server.map(|s| format!(" at {s}")).unwrap_or_default();
         conn.context
             .connect(server, ContextFlags::NOAUTOSPAWN, None)
-            .map_err(|e| OpenError::Refused(format!("cannot connect to PulseAudio{at}: {e}")))?;
+            .map_err(|e| {
+                OpenError::Refused(format!(
+                    "cannot connect to PulseAudio{at}: {e} ({NO_SERVER_HINT})"
+                ))
+            })?;
         conn.wait(deadline, "connecting to PulseAudio", |c| {
             match c.context.get_state() {
                 ContextState::Ready => Some(Ok(())),
