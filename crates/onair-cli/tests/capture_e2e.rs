@@ -5,9 +5,8 @@
 //! then the sound server is killed mid-stream and the stream must go on with
 //! silence.
 
-use onair_testkit::pcm::check_power;
+use onair_testkit::pcm::assert_power;
 use onair_testkit::procs::spawn;
-use onair_testkit::pulse::MIC_SINK;
 use onair_testkit::{ffmpeg, require_tools, stats, NginxOptions, NginxRtmp, PulseServer, Xvfb};
 use std::ffi::OsString;
 use std::process::{Command, Stdio};
@@ -143,42 +142,6 @@ const FULL_TONE_POWER: f64 = 0.25;
 /// Relative error allowed on a tone's power after AAC and two resamplers.
 const POWER_TOLERANCE: f64 = 0.25;
 
-/// Plays the desktop tone into the default sink and the mic tone into the mic's feed.
-fn play_tones(p: &PulseServer) -> [onair_testkit::ChildGuard; 2] {
-    [
-        p.play_tone(DESKTOP_HZ as f32).expect("pacat desktop"),
-        p.play_tone_into(MIC_SINK, MIC_HZ as f32)
-            .expect("pacat mic"),
-    ]
-}
-
-/// Both tones' power in seconds `from..to` of `pcm`, printed for the report.
-fn powers(what: &str, pcm: &[i16], from: f64, to: f64) -> (f64, f64) {
-    let d = ffmpeg::band_power(pcm, 48_000, from, to, DESKTOP_HZ);
-    let m = ffmpeg::band_power(pcm, 48_000, from, to, MIC_HZ);
-    eprintln!("{what}, {from}..{to} s: {DESKTOP_HZ} Hz power {d:.5}, {MIC_HZ} Hz power {m:.5}");
-    (d, m)
-}
-
-fn check(what: &str, got: f64, volume: f64) {
-    if let Err(e) = check_power(what, got, FULL_TONE_POWER, volume, POWER_TOLERANCE) {
-        panic!("{e}");
-    }
-}
-
-fn assert_on_time(what: &str, last: &serde_json::Value) {
-    for (field, bound) in [
-        ("audio_late_max_ms", stats::MAX_TICK_LATENESS_MS),
-        ("capture_late_max_ms", stats::MAX_TICK_LATENESS_MS),
-        ("audio_late_p99_ms", stats::MAX_TICK_LATENESS_P99_MS),
-        ("capture_late_p99_ms", stats::MAX_TICK_LATENESS_P99_MS),
-    ] {
-        let late = stats::field_f64(last, field).unwrap_or(f64::MAX);
-        eprintln!("{what}: {field} = {late}");
-        assert!(late <= bound, "{what}: {field} = {late} > {bound}");
-    }
-}
-
 #[test]
 fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_restarts() {
     if !require_tools(&["ffmpeg", "pulseaudio", "pacat", "pactl"]) {
@@ -187,7 +150,9 @@ fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_
     let dir = tempfile::tempdir().expect("tmp");
     let onair = std::path::Path::new(ONAIR);
     let mut pulse = PulseServer::start_with_mic().expect("pulseaudio");
-    let mut tones = play_tones(&pulse);
+    let mut tones = pulse
+        .play_desktop_and_mic(DESKTOP_HZ as f32, MIC_HZ as f32)
+        .expect("pacat");
     let record = |name: &str| {
         let file = dir.path().join(name);
         let args = [
@@ -208,8 +173,8 @@ fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_
     eprintln!("onair record mic@0.8 stderr:\n{}", out.stderr);
     assert!(out.status.success(), "{}", out.status);
     let pcm = ffmpeg::audio_pcm(&file).expect("pcm");
-    let (d, m) = powers("mic@0.8", &pcm, 2.0, 4.0);
-    check("mic alone", m, 0.8);
+    let [d, m] = ffmpeg::band_powers("mic@0.8", &pcm, 48_000, 2.0, 4.0, [DESKTOP_HZ, MIC_HZ]);
+    assert_power("mic alone", m, FULL_TONE_POWER, 0.8, POWER_TOLERANCE);
     assert!(d < FULL_TONE_POWER * 1e-3, "desktop leaks into mic: {d}");
 
     // desktop+mic carries both, each at its volume; the server is killed at 5 s and
@@ -223,7 +188,9 @@ fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_
         t.kill();
     }
     pulse.restart().expect("pulseaudio restarts");
-    let _tones = play_tones(&pulse);
+    let _tones = pulse
+        .play_desktop_and_mic(DESKTOP_HZ as f32, MIC_HZ as f32)
+        .expect("pacat");
     let out = run.finish().expect("onair ends");
     eprintln!("onair record desktop+mic@0.5 stderr:\n{}", out.stderr);
     eprintln!("final stats: {}", out.last_stats);
@@ -231,12 +198,44 @@ fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_
     let pcm = ffmpeg::audio_pcm(&file).expect("pcm");
     let secs = pcm.len() as f64 / 48_000.0;
     assert!((secs - 14.0).abs() < 1.0, "audio lasts {secs} s");
-    let (d, m) = powers("desktop+mic@0.5 before the restart", &pcm, 2.0, 4.0);
-    check("desktop in the mix", d, 1.0);
-    check("mic in the mix", m, 0.5);
-    let (d, m) = powers("desktop+mic@0.5 after the restart", &pcm, 11.0, 13.0);
-    check("desktop back in the mix", d, 1.0);
-    check("mic back in the mix", m, 0.5);
+    let [d, m] = ffmpeg::band_powers(
+        "desktop+mic@0.5 before the restart",
+        &pcm,
+        48_000,
+        2.0,
+        4.0,
+        [DESKTOP_HZ, MIC_HZ],
+    );
+    assert_power(
+        "desktop in the mix",
+        d,
+        FULL_TONE_POWER,
+        1.0,
+        POWER_TOLERANCE,
+    );
+    assert_power("mic in the mix", m, FULL_TONE_POWER, 0.5, POWER_TOLERANCE);
+    let [d, m] = ffmpeg::band_powers(
+        "desktop+mic@0.5 after the restart",
+        &pcm,
+        48_000,
+        11.0,
+        13.0,
+        [DESKTOP_HZ, MIC_HZ],
+    );
+    assert_power(
+        "desktop back in the mix",
+        d,
+        FULL_TONE_POWER,
+        1.0,
+        POWER_TOLERANCE,
+    );
+    assert_power(
+        "mic back in the mix",
+        m,
+        FULL_TONE_POWER,
+        0.5,
+        POWER_TOLERANCE,
+    );
     let per_second: Vec<String> = pcm
         .chunks(48_000)
         .map(|c| format!("{:.3}", ffmpeg::rms(c)))
@@ -248,7 +247,10 @@ fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_
         field("audio_device_reopens") >= 2,
         "each input's reopen counted"
     );
-    assert_on_time("record", &out.last_stats);
+    match stats::check_engines_on_time(&out.last_stats) {
+        Ok(line) => eprintln!("record: {line}"),
+        Err(e) => panic!("record: {e}"),
+    }
 }
 
 #[test]
@@ -258,7 +260,9 @@ fn a_stream_started_on_a_stopped_sound_server_goes_live_and_gets_both_tones_when
     }
     let dir = tempfile::tempdir().expect("tmp");
     let mut pulse = PulseServer::start_with_mic().expect("pulseaudio");
-    let _tones = play_tones(&pulse);
+    let _tones = pulse
+        .play_desktop_and_mic(DESKTOP_HZ as f32, MIC_HZ as f32)
+        .expect("pacat");
     let nginx = NginxRtmp::start(NginxOptions::default()).expect("nginx");
     let url = nginx.url("pulse");
     pulse.pause().expect("SIGSTOP");
@@ -293,20 +297,49 @@ fn a_stream_started_on_a_stopped_sound_server_goes_live_and_gets_both_tones_when
         "silence counted while stopped"
     );
     assert_eq!(field("audio_frames_dropped"), 0);
-    assert_on_time("stream", &out.last_stats);
+    match stats::check_engines_on_time(&out.last_stats) {
+        Ok(line) => eprintln!("stream: {line}"),
+        Err(e) => panic!("stream: {e}"),
+    }
 
     let recs = nginx.stop_and_collect();
     assert_eq!(recs.len(), 1);
     let pcm = ffmpeg::audio_pcm(&recs[0]).expect("pcm");
-    let (d, m) = powers("stream, stopped server", &pcm, 0.5, 2.5);
+    let [d, m] = ffmpeg::band_powers(
+        "stream, stopped server",
+        &pcm,
+        48_000,
+        0.5,
+        2.5,
+        [DESKTOP_HZ, MIC_HZ],
+    );
     assert!(
         d < FULL_TONE_POWER * 1e-3 && m < FULL_TONE_POWER * 1e-3,
         "silence first"
     );
     let end = pcm.len() as f64 / 48_000.0;
-    let (d, m) = powers("stream, after SIGCONT", &pcm, end - 3.0, end - 1.0);
-    check("desktop after SIGCONT", d, 1.0);
-    check("mic after SIGCONT", m, 0.5);
+    let [d, m] = ffmpeg::band_powers(
+        "stream, after SIGCONT",
+        &pcm,
+        48_000,
+        end - 3.0,
+        end - 1.0,
+        [DESKTOP_HZ, MIC_HZ],
+    );
+    assert_power(
+        "desktop after SIGCONT",
+        d,
+        FULL_TONE_POWER,
+        1.0,
+        POWER_TOLERANCE,
+    );
+    assert_power(
+        "mic after SIGCONT",
+        m,
+        FULL_TONE_POWER,
+        0.5,
+        POWER_TOLERANCE,
+    );
 }
 
 /// How long the sound server stays stopped after onair starts (longer than

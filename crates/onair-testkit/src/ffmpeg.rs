@@ -486,6 +486,26 @@ pub fn band_power(samples: &[i16], sample_rate: u32, from: f64, to: f64, hz: f64
     tone_power(&samples[a..b.max(a)], sample_rate, hz)
 }
 
+/// [`band_power`] of each of `hz` over seconds `from..to`, printed on stderr with `what`
+/// (the numbers a capture test reports).
+pub fn band_powers<const N: usize>(
+    what: &str,
+    samples: &[i16],
+    rate: u32,
+    from: f64,
+    to: f64,
+    hz: [f64; N],
+) -> [f64; N] {
+    let p = hz.map(|f| band_power(samples, rate, from, to, f));
+    let shown: Vec<String> = hz
+        .iter()
+        .zip(&p)
+        .map(|(f, p)| format!("{f} Hz power {p:.5}"))
+        .collect();
+    eprintln!("{what}, {from:.1}..{to:.1} s: {}", shown.join(", "));
+    p
+}
+
 /// Root mean square of `samples`, 0..=1 (0 = digital silence).
 pub fn rms(samples: &[i16]) -> f64 {
     if samples.is_empty() {

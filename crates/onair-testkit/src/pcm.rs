@@ -95,6 +95,20 @@ pub fn wait_for_tones(
     })
 }
 
+/// [`wait_for_tones`], then [`read_like_engine`] for `dur`: the tones' levels once they
+/// play. `None` when they were not heard within `timeout`.
+pub fn capture_after_tones(
+    mut read: impl FnMut(&mut [f32]) -> usize,
+    rate: u32,
+    hz: &[f64],
+    min_power: f64,
+    timeout: Duration,
+    dur: Duration,
+) -> Option<Reads> {
+    wait_for_tones(&mut read, rate, hz, min_power, timeout)?;
+    Some(read_like_engine(read, dur))
+}
+
 /// Checks that a tone's measured power is `full_power * volume^2` within a relative
 /// `tolerance`: the tone is there, at the volume asked.
 pub fn check_power(
@@ -112,6 +126,26 @@ pub fn check_power(
             "{what}: power {got:.5}, want {want:.5} (volume {volume})"
         ))
     }
+}
+
+/// [`check_power`] that panics with its message: the assertion form for tests.
+pub fn assert_power(what: &str, got: f64, full_power: f64, volume: f64, tolerance: f64) {
+    if let Err(e) = check_power(what, got, full_power, volume, tolerance) {
+        panic!("{e}");
+    }
+}
+
+/// [`tone_power`] of each of `hz` in `r`'s left channel, printed on stderr with `what`
+/// and the frame count (the numbers a capture test reports).
+pub fn tone_powers<const N: usize>(what: &str, r: &Reads, rate: u32, hz: [f64; N]) -> [f64; N] {
+    let p = hz.map(|f| tone_power(&r.left, rate, f));
+    let shown: Vec<String> = hz
+        .iter()
+        .zip(&p)
+        .map(|(f, p)| format!("{f} Hz power {p:.5}"))
+        .collect();
+    eprintln!("{what}: {} frames, {}", r.frames(), shown.join(", "));
+    p
 }
 
 /// Power of `hz` in `samples` (Goertzel), normalised so that a sine of amplitude `a`

@@ -228,6 +228,20 @@ impl PulseServer {
         self.play_tone_into(NULL_SINK, hz)
     }
 
+    /// Plays `desktop_hz` into [`NULL_SINK`] (what "desktop" records) and `mic_hz` into
+    /// [`MIC_SINK`] (what "mic" records, with [`PulseServer::start_with_mic`]): the two
+    /// distinct tones a mix test tells apart.
+    pub fn play_desktop_and_mic(
+        &self,
+        desktop_hz: f32,
+        mic_hz: f32,
+    ) -> io::Result<[ChildGuard; 2]> {
+        Ok([
+            self.play_tone_into(NULL_SINK, desktop_hz)?,
+            self.play_tone_into(MIC_SINK, mic_hz)?,
+        ])
+    }
+
     /// [`PulseServer::play_tone`] into `sink` (e.g. [`MIC_SINK`], heard through
     /// [`MIC_SOURCE`]).
     pub fn play_tone_into(&self, sink: &str, hz: f32) -> io::Result<ChildGuard> {

@@ -17,6 +17,25 @@ pub const MAX_TICK_LATENESS_MS: f64 = 300.0;
 /// The 99th percentile of engine tick lateness a test run may show.
 pub const MAX_TICK_LATENESS_P99_MS: f64 = 20.0;
 
+/// Checks a stats object's engine lateness against [`MAX_TICK_LATENESS_MS`] (max) and
+/// [`MAX_TICK_LATENESS_P99_MS`] (p99); returns the four values as a line for the report.
+pub fn check_engines_on_time(obj: &Value) -> Result<String, String> {
+    let mut line = Vec::new();
+    for (field, bound) in [
+        ("audio_late_max_ms", MAX_TICK_LATENESS_MS),
+        ("capture_late_max_ms", MAX_TICK_LATENESS_MS),
+        ("audio_late_p99_ms", MAX_TICK_LATENESS_P99_MS),
+        ("capture_late_p99_ms", MAX_TICK_LATENESS_P99_MS),
+    ] {
+        let late = field_f64(obj, field).ok_or_else(|| format!("no {field}"))?;
+        if late > bound {
+            return Err(format!("{field} = {late} > {bound}"));
+        }
+        line.push(format!("{field} {late}"));
+    }
+    Ok(line.join(", "))
+}
+
 /// Parses every line of `path`. Blank lines are skipped; an unparsable *last* line without
 /// a trailing newline (a write cut short) is ignored; any other bad line is an error.
 pub fn read_stats(path: &Path) -> io::Result<Vec<Value>> {
