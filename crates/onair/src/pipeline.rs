@@ -390,7 +390,16 @@ impl Streamer {
             Some(v) => Some(match &v.source {
                 VideoSourceSpec::TestPattern => Box::new(TestPattern::new(v.width, v.height)),
                 VideoSourceSpec::Screen(spec) => {
-                    Box::new(crate::video::screen::open_screen(spec, v.width, v.height)?)
+                    // Grabbed and converted on its own thread: an X server
+                    // that stalls never reaches the CaptureThread.
+                    let screen = crate::video::screen::open_screen(spec, v.width, v.height)?;
+                    Box::new(
+                        crate::video::grab::GrabThread::spawn(
+                            Box::new(screen),
+                            Rate::per_second(v.fps),
+                        )
+                        .map_err(|e| Error::io("starting the screen grab thread", e))?,
+                    )
                 }
             }),
         };

@@ -5,5 +5,6 @@ pub mod capture;
 pub mod convert;
 pub mod encoder;
 pub mod frame;
+pub mod grab;
 pub mod screen;
 pub mod source;

@@ -1,12 +1,15 @@
 //! Screen capture on X11: the whole screen or a region, cursor included.
 //!
 //! Why this shape:
-//! - `grab` runs on the CaptureThread, which must never be blocked (golden
-//!   rule 1). Every X request therefore goes through [`TimeoutStream`], whose
-//!   `poll` gives up after [`X_IO_TIMEOUT`]: a stalled or dead X server turns
-//!   into an error, the connection is dropped, `grab` returns `None` (the
-//!   CaptureThread repeats the last frame) and a reconnect is tried at most
-//!   every [`RECONNECT_INTERVAL`]. The loss is logged once, not per frame.
+//! - The pipeline runs this source behind a `video::grab::GrabThread`, so
+//!   grabs, conversion and reconnects happen off the CaptureThread (golden
+//!   rule 1). Each is still bounded, so the grabber itself never hangs: every
+//!   X request goes through [`TimeoutStream`], whose `poll` gives up after
+//!   [`X_IO_TIMEOUT`]; a TCP display is resolved and connected within
+//!   [`X_CONNECT_TIMEOUT`]. A stalled or dead X server turns into an error,
+//!   the connection is dropped, `grab` returns `None` (the CaptureThread
+//!   repeats the last frame) and a reconnect is tried at most every
+//!   [`RECONNECT_INTERVAL`]. The loss is logged once, not per frame.
 //! - MIT-SHM (`ShmGetImage` into a memfd the server maps too, SHM 1.2) avoids
 //!   pushing 8 MB per 1080p frame through the socket. When the server has no
 //!   SHM (a remote display) or attaching fails, plain `GetImage` is used.
@@ -29,6 +32,7 @@ use super::frame::I420Frame;
 use super::source::VideoSource;
 use crate::Error;
 use std::io;
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,11 +40,20 @@ use x11rb::connection::Connection;
 use x11rb::protocol::{shm, xfixes, xproto};
 use x11rb::rust_connection::{DefaultStream, PollMode, RustConnection, Stream};
 use x11rb::utils::RawFdContainer;
+use x11rb_protocol::parse_display::ConnectAddress;
+use x11rb_protocol::xauth::Family;
 
 /// Longest wait for the X socket to become readable or writable before the
-/// server is declared stalled. A third of a 30 fps frame: a healthy local
-/// server answers a 1080p SHM grab in a few ms.
-pub const X_IO_TIMEOUT: Duration = Duration::from_millis(100);
+/// server is declared stalled. It bounds the grab thread, not the
+/// CaptureThread (which the pipeline's `GrabThread` shields from any wait):
+/// long enough for a remote display across a real network (every reply
+/// costs a round trip), short enough that a stalled server is noticed and
+/// retried within a second or two. A healthy local server answers a 1080p SHM
+/// grab in a few ms.
+pub const X_IO_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bound on reaching a TCP display (name lookup + connect); the X11
+/// handshake after it is bounded by [`X_IO_TIMEOUT`] per read.
+pub const X_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// After losing the X server, try to reconnect at most this often (each try
 /// costs the CaptureThread up to a few `X_IO_TIMEOUT`s when the server is
 /// stalled rather than gone).
@@ -428,7 +441,7 @@ fn connect(display: Option<&str>) -> Result<(RustConnection<TimeoutStream>, usiz
     let screen = usize::from(parsed.screen);
     let mut last = String::from("no address to connect to");
     for addr in parsed.connect_instruction() {
-        match DefaultStream::connect(&addr) {
+        match connect_bounded(&addr) {
             Ok((stream, (family, address))) => {
                 let (auth_name, auth_data) =
                     x11rb_protocol::xauth::get_auth(family, &address, parsed.display)
@@ -449,6 +462,35 @@ fn connect(display: Option<&str>) -> Result<(RustConnection<TimeoutStream>, usiz
         }
     }
     Err(last)
+}
+
+/// Opens one X transport. A TCP display (`host:0`) is resolved and
+/// connected within [`X_CONNECT_TIMEOUT`]: the kernel's own connect timeout
+/// is minutes, and a name lookup has none. A local socket answers at once.
+fn connect_bounded(addr: &ConnectAddress<'_>) -> io::Result<(DefaultStream, (Family, Vec<u8>))> {
+    match addr {
+        ConnectAddress::Hostname(host, port) => {
+            let deadline = Instant::now() + X_CONNECT_TIMEOUT;
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+            for sa in crate::net::resolve(host, *port, X_CONNECT_TIMEOUT)? {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "connecting to {host}:{port} took longer than {X_CONNECT_TIMEOUT:?}"
+                        ),
+                    ));
+                }
+                match TcpStream::connect_timeout(&sa, left) {
+                    Ok(tcp) => return DefaultStream::from_tcp_stream(tcp),
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        }
+        _ => DefaultStream::connect(addr),
+    }
 }
 
 /// The X socket with a bounded `poll`: x11rb waits for replies through
@@ -659,6 +701,38 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(2));
     }
 
+    /// A remote display (TCP) whose server accepts and never answers the
+    /// X11 setup: opening it fails within the bounds, it does not hang.
+    #[test]
+    fn a_tcp_display_that_never_answers_is_an_error_not_a_hang() {
+        // Display N listens on TCP port 6000 + N.
+        let Some((listener, n)) = (400..500u16).find_map(|n| {
+            std::net::TcpListener::bind(("127.0.0.1", 6000 + n))
+                .ok()
+                .map(|l| (l, n))
+        }) else {
+            panic!("no free port for a fake display in 6400..6500");
+        };
+        // Accept and hold the connections, never writing.
+        let held = std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            for c in listener.incoming().take(4).flatten() {
+                conns.push(c);
+            }
+            std::thread::sleep(Duration::from_secs(10));
+        });
+        let t = Instant::now();
+        let r = open_screen(&format!("127.0.0.1:{n}"), 320, 240);
+        let took = t.elapsed();
+        eprintln!("silent TCP display: {:?} after {took:?}", r.as_ref().err());
+        assert!(r.is_err());
+        assert!(
+            took < X_CONNECT_TIMEOUT + Duration::from_secs(2),
+            "{took:?}"
+        );
+        drop(held);
+    }
+
     /// A private Xvfb from the test kit, or `None` (skip) when Xvfb or xsetroot is missing.
     fn start_xvfb(w: u32, h: u32) -> Option<Xvfb> {
         if !onair_testkit::require_tools(&["Xvfb", "xsetroot"]) {
@@ -766,7 +840,7 @@ mod tests {
         let mut src = open_screen(&display, 320, 240).expect("open");
         assert!(src.grab(0, 0).is_some());
         // A stalled server (stopped, socket open): grab gives up after
-        // X_IO_TIMEOUT instead of blocking the CaptureThread.
+        // X_IO_TIMEOUT instead of blocking its thread for good.
         x.guard_mut().signal(libc::SIGSTOP).expect("SIGSTOP");
         let t = Instant::now();
         let stalled = src.grab(1, 0);
