@@ -13,12 +13,26 @@ use std::time::Duration;
 
 /// onair: live streaming (H.264 + AAC over RTMP) that survives bad networks.
 #[derive(Debug, Parser)]
-#[command(name = "onair", version, about, long_about = None, after_help = EXIT_CODES)]
+#[command(name = "onair", version, long_version = LONG_VERSION, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `onair --version`: the version, the commit it was built from (build.rs),
+/// and what this build can encode and publish, so a bug report or a package
+/// says exactly what it runs. The licence follows from the encoders (README).
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("ONAIR_COMMIT"),
+    "\nvideo encoders: openh264 (H.264 Constrained Baseline)",
+    "\naudio encoders: fdk-aac (AAC-LC)",
+    "\noutputs: RTMP (own socket, adaptive bitrate), FLV and fragmented MP4 files, built-in local receiver",
+    "\nsources: test pattern, X11 screen (MIT-SHM), ALSA/PulseAudio devices, test tone",
+    "\nlicence: MIT OR Apache-2.0 for onair's code; the binary includes fdk-aac (Fraunhofer FDK AAC licence)",
+);
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure (one-line reason on stderr), 2 usage error \
 (including a recording file that exists without --overwrite).\n\
@@ -40,6 +54,18 @@ pub enum Command {
     Record(RecordArgs),
     /// Draw the timeline of a session from its --stats-json file (SVG).
     Report(ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (roff: onair.1 and one per subcommand) into DIR,
+    /// as the Debian package installs them.
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
 }
 
 /// `onair stream`.
