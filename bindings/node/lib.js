@@ -11,8 +11,6 @@
 // - `process.on('exit')` stops every live pipeline synchronously.
 
 const { EventEmitter } = require('node:events')
-const native = loadNative()
-
 /**
  * Shared libraries the addon links from the system (the rest is inside the
  * .node file), with the Debian/Ubuntu package that provides each: a missing
@@ -41,6 +39,8 @@ function loadNative() {
     throw err
   }
 }
+
+const native = loadNative()
 
 const STREAMER_OPTIONS = new Set([
   'url', 'streamKey', 'video', 'display', 'audio', 'audioDevice', 'size', 'width', 'height',
