@@ -38,6 +38,11 @@ pub const ACK_SILENCE_TIMEOUT: Duration = Duration::from_secs(3);
 /// the bitrate was lowered. What waits beyond stays in the StreamBuffer,
 /// where the muxer's bounds and drop decisions see it.
 pub const MAX_IN_FLIGHT: Duration = Duration::from_millis(1000);
+/// If the send thread itself did not run for this long between two rounds
+/// (the process was stopped or starved: a suspended laptop, SIGSTOP, a paused
+/// VM), the silence it then sees is its own, not the link's: the stall and
+/// ACK-silence clocks restart instead of declaring a healthy link dead.
+pub const LOCAL_STALL: Duration = Duration::from_secs(1);
 /// How long one pump may wait for the socket to accept bytes.
 const PUMP_WAIT: Duration = Duration::from_millis(20);
 /// How long to wait for a packet when idle.
@@ -171,6 +176,11 @@ struct Session {
     /// dts of the first tag of this session: RTMP timestamps start at 0.
     base_dts_ns: Option<u64>,
     last_progress: Instant,
+    /// When the previous round ran (see [`LOCAL_STALL`]).
+    last_round: Instant,
+    /// Since when the kernel has held unacknowledged bytes without a break:
+    /// ACK silence only means a dead link while data is waiting for an ACK.
+    unsent_since: Option<Instant>,
     /// Bytes written to the socket in this session.
     written: u64,
     /// Media time of the bytes past the queue.
@@ -184,6 +194,8 @@ impl Session {
             publisher,
             base_dts_ns: None,
             last_progress: Instant::now(),
+            last_round: Instant::now(),
+            unsent_since: None,
             written: 0,
             backlog: BacklogClock::new(already),
         }
@@ -283,6 +295,17 @@ fn run(ctx: SendContext) {
 
 /// One round: fill the session from the buffer, pump the socket, check for a stall.
 fn step(ctx: &SendContext, s: &mut Session) -> Result<(), String> {
+    let now = Instant::now();
+    let gap = now.saturating_duration_since(s.last_round);
+    if gap > LOCAL_STALL {
+        tracing::warn!(
+            gap_ms = gap.as_millis() as u64,
+            "the send thread did not run (process stopped or starved): not a link fault"
+        );
+        s.last_progress = now;
+        s.unsent_since = None;
+    }
+    s.last_round = now;
     fill(ctx, s, IDLE_WAIT).map_err(|e| e.to_string())?;
     let wait = if s.publisher.pending_bytes() > 0 {
         PUMP_WAIT
@@ -342,6 +365,11 @@ fn account(ctx: &SendContext, s: &mut Session, written: usize) {
         .bytes_sent
         .fetch_add(written as u64, Ordering::Relaxed);
     let kernel = s.publisher.kernel_unsent_bytes() as u64;
+    if kernel == 0 {
+        s.unsent_since = None;
+    } else if s.unsent_since.is_none() {
+        s.unsent_since = Some(Instant::now());
+    }
     ctx.counters
         .kernel_unsent_bytes
         .store(kernel, Ordering::Relaxed);
@@ -371,9 +399,14 @@ fn check_stall(ctx: &SendContext, s: &Session) -> Result<(), String> {
             stalled_for.as_millis()
         ));
     }
-    if s.publisher.kernel_unsent_bytes() > 0 {
+    let limit = ctx.stall_timeout.min(ACK_SILENCE_TIMEOUT);
+    // Only while the same data has waited that long: an ACK that is old
+    // because nothing was in flight (or because this process was stopped)
+    // says nothing about the link.
+    let waiting = s.unsent_since.is_some_and(|t| t.elapsed() > limit);
+    if waiting && s.publisher.kernel_unsent_bytes() > 0 {
         if let Some(ms) = s.publisher.ms_since_last_ack() {
-            if u128::from(ms) > ctx.stall_timeout.min(ACK_SILENCE_TIMEOUT).as_millis() {
+            if u128::from(ms) > limit.as_millis() {
                 return Err(format!("link dead: no ACK from the server for {ms} ms"));
             }
         }
