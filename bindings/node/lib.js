@@ -43,7 +43,7 @@ function loadNative() {
 const native = loadNative()
 
 const STREAMER_OPTIONS = new Set([
-  'url', 'streamKey', 'video', 'display', 'audio', 'audioDevice', 'size', 'width', 'height',
+  'url', 'streamKey', 'video', 'display', 'window', 'audio', 'audioDevice', 'size', 'width', 'height',
   'fps', 'videoBitrate', 'audioBitrate', 'keyint', 'buffer', 'stallTimeoutMs', 'reconnect', 'record',
   'adaptiveBitrate', 'minVideoBitrate',
 ])
@@ -54,7 +54,7 @@ const NESTED_OPTIONS = {
   record: new Set(['path', 'overwrite']),
 }
 const RECORDER_OPTIONS = new Set([
-  'path', 'overwrite', 'video', 'display', 'audio', 'audioDevice', 'size', 'width', 'height', 'fps',
+  'path', 'overwrite', 'video', 'display', 'window', 'audio', 'audioDevice', 'size', 'width', 'height', 'fps',
   'videoBitrate', 'audioBitrate', 'keyint',
 ])
 

@@ -118,7 +118,8 @@ the file does not have exits 2.";
 /// Options shared by stream and record.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Video source: test | screen[:DISPLAY][+X,Y,WxH] | none (X11; e.g. screen::0+0,0,1280x720).
+    /// Video source: test | screen[:DISPLAY][+X,Y,WxH] | window:NAME|ID[@DISPLAY] | none (X11;
+    /// e.g. screen::0+0,0,1280x720, window:Firefox; `onair devices` lists screens and windows).
     #[arg(long, default_value = "test", value_parser = parse_video)]
     pub video: VideoChoice,
     /// Audio source: test | none | default | desktop | mic | DEVICE, mixed with '+' and an
@@ -226,12 +227,15 @@ fn parse_video(s: &str) -> Result<VideoChoice, String> {
         "test" => Ok(VideoChoice::Some(VideoSourceSpec::TestPattern)),
         "none" => Ok(VideoChoice::None),
         "screen" => Ok(VideoChoice::Some(VideoSourceSpec::Screen(String::new()))),
-        _ => match s.strip_prefix("screen:") {
-            Some(display) if !display.is_empty() => {
+        _ => match (s.strip_prefix("screen:"), s.strip_prefix("window:")) {
+            (Some(display), _) if !display.is_empty() => {
                 Ok(VideoChoice::Some(VideoSourceSpec::Screen(display.into())))
             }
+            (_, Some(window)) if !window.is_empty() => {
+                Ok(VideoChoice::Some(VideoSourceSpec::Window(window.into())))
+            }
             _ => Err(format!(
-                "'{s}' is not one of test, screen, screen:DISPLAY, none"
+                "'{s}' is not one of test, screen, screen:DISPLAY, window:NAME|ID[@DISPLAY], none"
             )),
         },
     }
@@ -479,6 +483,13 @@ mod tests {
             parse_video("screen:1"),
             Ok(VideoChoice::Some(VideoSourceSpec::Screen("1".into())))
         );
+        assert_eq!(
+            parse_video("window:Firefox@:1"),
+            Ok(VideoChoice::Some(VideoSourceSpec::Window(
+                "Firefox@:1".into()
+            )))
+        );
+        assert!(parse_video("window:").is_err());
         assert!(parse_video("webcam").is_err());
         assert_eq!(parse_audio("none"), Ok(AudioChoice::None));
     }

@@ -191,10 +191,12 @@ fn print_devices() {
     let devices = onair::list_devices();
     println!("video (--video):");
     println!("  {:<24} moving test pattern with frame numbers", "test");
-    for d in devices
-        .iter()
-        .filter(|d| d.kind == onair::DeviceKind::Screen)
-    {
+    for d in devices.iter().filter(|d| {
+        matches!(
+            d.kind,
+            onair::DeviceKind::Screen | onair::DeviceKind::Window
+        )
+    }) {
         println!("  {:<24} {}", d.name, d.description);
     }
     println!("audio (--audio):");

@@ -85,4 +85,4 @@ pub use procs::{
 };
 pub use proxy::FaultProxy;
 pub use pulse::PulseServer;
-pub use xvfb::Xvfb;
+pub use xvfb::{TestWindow, Xvfb};

@@ -57,6 +57,8 @@ pub enum VideoSourceSpec {
     /// An X11 screen: `[DISPLAY][+X,Y,WxH]` (empty = $DISPLAY), see
     /// `video::screen::ScreenSpec`.
     Screen(String),
+    /// One X11 window: `NAME|ID[@DISPLAY]`, see `video::window::WindowSpec`.
+    Window(String),
 }
 
 /// Where sound comes from.
@@ -393,13 +395,11 @@ impl Streamer {
                     // Grabbed and converted on its own thread: an X server
                     // that stalls never reaches the CaptureThread.
                     let screen = crate::video::screen::open_screen(spec, v.width, v.height)?;
-                    Box::new(
-                        crate::video::grab::GrabThread::spawn(
-                            Box::new(screen),
-                            Rate::per_second(v.fps),
-                        )
-                        .map_err(|e| Error::io("starting the screen grab thread", e))?,
-                    )
+                    grab_thread(Box::new(screen), v.fps)?
+                }
+                VideoSourceSpec::Window(spec) => {
+                    let window = crate::video::window::open_window(spec, v.width, v.height)?;
+                    grab_thread(Box::new(window), v.fps)?
                 }
             }),
         };
@@ -727,4 +727,11 @@ impl Drop for Streamer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Runs a source that does I/O (a screen, a window) on its own grab thread.
+fn grab_thread(source: Box<dyn VideoSource>, fps: u32) -> Result<Box<dyn VideoSource>, Error> {
+    crate::video::grab::GrabThread::spawn(source, Rate::per_second(fps))
+        .map(|g| Box::new(g) as Box<dyn VideoSource>)
+        .map_err(|e| Error::io("starting the video grab thread", e))
 }

@@ -8,3 +8,5 @@ pub mod frame;
 pub mod grab;
 pub mod screen;
 pub mod source;
+pub mod window;
+mod x11;
