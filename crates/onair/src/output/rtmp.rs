@@ -985,5 +985,6 @@ struct TcpInfoUnsupported {
 }
 
 pub(crate) mod input_filter;
+pub mod proto;
 #[cfg(test)]
 pub(crate) mod tests;
