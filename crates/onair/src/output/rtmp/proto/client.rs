@@ -311,7 +311,12 @@ impl ClientSession {
 
     fn acknowledge(&mut self) -> Result<(), SessionError> {
         let received = self.reader.bytes_received();
-        if self.peer_window > 0 && received - self.acked_at >= u64::from(self.peer_window) {
+        // Acknowledgements are cumulative: one skipped while control bytes
+        // are not leaving is carried by the next.
+        if self.peer_window > 0
+            && received - self.acked_at >= u64::from(self.peer_window)
+            && self.writer.lane_bytes(Lane::Control) < MAX_CONTROL_BACKLOG
+        {
             self.acked_at = received;
             // The sequence number wraps at 2^32, as every peer expects.
             let seq = (received & 0xFFFF_FFFF) as u32;

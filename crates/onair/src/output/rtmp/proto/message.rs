@@ -150,12 +150,14 @@ impl Message {
                 }
             }
             DATA_AMF0 | DATA_AMF3 => {
+                // Data is never needed by a publisher: a body we cannot
+                // decode (real AMF3) is set aside, not a reason to hang up.
                 let body = if t == DATA_AMF3 {
                     p.get(1..).unwrap_or(&[])
                 } else {
                     p
                 };
-                Message::Data(amf0::decode_all(body)?)
+                amf0::decode_all(body).map_or(Message::Other(t), Message::Data)
             }
             AUDIO | VIDEO => Message::Media(t),
             other => Message::Other(other),

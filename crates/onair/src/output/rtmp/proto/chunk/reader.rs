@@ -133,6 +133,11 @@ impl ChunkReader {
         self.received
     }
 
+    /// Chunk streams remembered.
+    pub fn chunk_streams(&self) -> usize {
+        self.streams.len()
+    }
+
     /// Bytes held in partial messages.
     pub fn buffered(&self) -> usize {
         self.buffered
