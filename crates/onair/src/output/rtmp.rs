@@ -643,6 +643,8 @@ impl Setup<'_> {
     }
 }
 
+#[cfg(test)]
+mod hostile;
 pub mod proto;
 mod socket;
 #[cfg(test)]
