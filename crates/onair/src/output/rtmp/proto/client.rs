@@ -59,8 +59,9 @@ const TXN_PUBLISH: f64 = 5.0;
 const TXN_FC_UNPUBLISH: f64 = 6.0;
 const TXN_DELETE_STREAM: f64 = 7.0;
 
-/// What the session sends in `connect` and `publish`.
-#[derive(Clone, Debug)]
+/// What the session sends in `connect` and `publish`. Its `Debug` leaves
+/// the stream key out.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Application (`connect`'s `app`).
     pub app: String,
@@ -76,6 +77,17 @@ pub struct ClientConfig {
     pub window_ack_size: u32,
     /// More `connect` properties (Enhanced RTMP: `fourCcList`, `capsEx`...).
     pub extra_connect: Vec<(String, Value)>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("app", &self.app)
+            .field("tc_url", &self.tc_url)
+            .field("stream_key", &REDACTED)
+            .field("chunk_size", &self.chunk_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for ClientSession {

@@ -353,4 +353,5 @@ fn redaction_covers_the_name_without_its_query() {
     let c = ClientSession::new(config());
     assert_eq!(c.redact("stream s3cret busy"), "stream **** busy");
     assert_eq!(c.redact(&format!("key {KEY}")), "key ****");
+    assert!(!format!("{:?} {c:?}", config()).contains("s3cret"));
 }
