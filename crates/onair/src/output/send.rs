@@ -23,9 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Keep at most this many serialized bytes in the RTMP session's own queue:
-/// enough to keep the socket busy, small enough that drops stay decisions of
-/// the muxer and not of an invisible queue.
+/// Keep at most this many serialized bytes in the RTMP session's own queue,
+/// not counting the rest of messages already started on the wire (a large
+/// keyframe being written, which audio overtakes between chunks): enough to
+/// keep the socket busy, small enough that drops stay decisions of the muxer
+/// and not of an invisible queue.
 pub const PENDING_TARGET_BYTES: usize = 16 * 1024;
 /// A link whose peer has not ACKed anything for this long while the kernel
 /// holds unsent data is dead (TCP retransmits within a few hundred ms on
