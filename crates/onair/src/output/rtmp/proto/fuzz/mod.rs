@@ -8,14 +8,15 @@
 //!
 //! Why proptest and not cargo-fuzz: it runs on stable Rust inside `cargo
 //! test`, shrinks a failure to a small case, and is well kept (proptest-rs).
-//! Each target runs for [`FUZZ_BUDGET`] (set `ONAIR_FUZZ_SECS` for a longer
-//! local campaign). The committed corpus (`fuzz/corpus/`, made by the
-//! ignored test `write_corpus`) seeds the mutations and is replayed whole
-//! on every run; anything a campaign finds becomes an explicit case in
-//! `regressions` below.
+//! Each target runs for [`FUZZ_BUDGET`], one target at a time (set
+//! `ONAIR_FUZZ_SECS` for a longer local campaign). The committed corpus
+//! (`fuzz/corpus/`, made by the ignored test `write_corpus`) seeds the
+//! mutations and is replayed whole on every run; anything a campaign finds
+//! becomes an explicit case in `regressions` below.
 
 use std::fmt::Debug;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -44,6 +45,11 @@ fn budget() -> Duration {
         .map_or(FUZZ_BUDGET, Duration::from_secs_f64)
 }
 
+/// One fuzz target at a time: each burns a core for its whole budget, and
+/// the test script runs real-time pipeline tests beside the unit tests on a
+/// 2-core machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// Runs `test` on values of `strategy` until the budget is spent; a
 /// failure is shrunk and reported with its minimal input.
 fn fuzz<S>(name: &str, strategy: S, test: impl Fn(S::Value) -> TestCaseResult)
@@ -51,6 +57,7 @@ where
     S: Strategy,
     S::Value: Debug,
 {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let config = Config {
         failure_persistence: None,
         ..Config::default()
