@@ -14,6 +14,7 @@
 //! - [`pulse`]: a private PulseAudio server per test with a null sink and a tone player.
 //! - [`procs`]: process guards, ports and tool discovery (with skip-or-fail policy).
 //! - [`stats`]: the `--stats-json` JSON Lines reader.
+//! - [`scripted`]: a one-connection TCP server driven by a script (hostile RTMP servers).
 //!
 //! Tool quirks the helpers encode (FFmpeg 5.1, nginx 1.22 + nginx-rtmp, Debian 12):
 //!
@@ -73,6 +74,7 @@ pub mod nginx;
 pub mod procs;
 pub mod proxy;
 pub mod pulse;
+pub mod scripted;
 pub mod stats;
 pub mod xvfb;
 
@@ -85,4 +87,5 @@ pub use procs::{
 };
 pub use proxy::FaultProxy;
 pub use pulse::PulseServer;
+pub use scripted::{ScriptConn, ScriptedServer};
 pub use xvfb::{TestWindow, Xvfb};
