@@ -87,7 +87,8 @@ lane_a() {
 lane_b() {
     cargo test --workspace --release --lib --bins "$@" &&
         cargo test --workspace --release "${LANE_B_TESTS[@]}" "$@" &&
-        ./scripts/test-node.sh --no-build
+        ./scripts/test-node.sh --no-build &&
+        ./scripts/test-packages.sh --no-build
 }
 
 if [[ "${ONAIR_TEST_LANES:-2}" == 1 ]]; then

@@ -11,10 +11,39 @@
 // - `process.on('exit')` stops every live pipeline synchronously.
 
 const { EventEmitter } = require('node:events')
-const native = require('./index.js')
+/**
+ * Shared libraries the addon links from the system (the rest is inside the
+ * .node file), with the Debian/Ubuntu package that provides each: a missing
+ * one becomes an Error that says what to install, not a bare dlopen failure.
+ */
+const SYSTEM_LIBRARIES = [
+  ['libasound.so.2', 'libasound2'],
+  ['libstdc++.so.6', 'libstdc++6'],
+]
+
+function loadNative() {
+  try {
+    return require('./index.js')
+  } catch (err) {
+    // napi-rs's loader wraps the dlopen errors it collected in `cause`.
+    const texts = []
+    for (let e = err; e; e = e.cause) texts.push(String(e.message))
+    const text = texts.join('\n')
+    const missing = SYSTEM_LIBRARIES.find(([lib]) => text.includes(lib))
+    if (missing) {
+      const e = new Error(`@onair/node needs the system library ${missing[0]}: install it (Debian/Ubuntu: apt-get install ${missing[1]})`)
+      e.code = 'ERR_MISSING_SYSTEM_LIBRARY'
+      e.cause = err
+      throw e
+    }
+    throw err
+  }
+}
+
+const native = loadNative()
 
 const STREAMER_OPTIONS = new Set([
-  'url', 'streamKey', 'video', 'display', 'audio', 'audioDevice', 'size', 'width', 'height',
+  'url', 'streamKey', 'video', 'display', 'window', 'audio', 'audioDevice', 'size', 'width', 'height',
   'fps', 'videoBitrate', 'audioBitrate', 'keyint', 'buffer', 'stallTimeoutMs', 'reconnect', 'record',
   'adaptiveBitrate', 'minVideoBitrate',
 ])
@@ -25,7 +54,7 @@ const NESTED_OPTIONS = {
   record: new Set(['path', 'overwrite']),
 }
 const RECORDER_OPTIONS = new Set([
-  'path', 'overwrite', 'video', 'display', 'audio', 'audioDevice', 'size', 'width', 'height', 'fps',
+  'path', 'overwrite', 'video', 'display', 'window', 'audio', 'audioDevice', 'size', 'width', 'height', 'fps',
   'videoBitrate', 'audioBitrate', 'keyint',
 ])
 

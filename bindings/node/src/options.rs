@@ -30,6 +30,8 @@ pub enum VideoSource {
     Test,
     /// An X11 screen (`display`, default `$DISPLAY`).
     Screen,
+    /// One X11 window (`window`: its name or id, on `display`).
+    Window,
     /// No video.
     None,
 }
@@ -78,8 +80,11 @@ pub struct StreamerOptions {
     pub stream_key: Option<String>,
     /// Video source (default `'test'`).
     pub video: Option<VideoSource>,
-    /// X11 display for `video: 'screen'` (default `$DISPLAY`).
+    /// X11 display for `video: 'screen'` or `'window'` (default `$DISPLAY`).
     pub display: Option<String>,
+    /// The window for `video: 'window'`: its name (exact, else the first
+    /// containing it) or its id (`0x1a00003`); `onair devices` lists them.
+    pub window: Option<String>,
     /// Audio source (default `'test'`).
     pub audio: Option<AudioSource>,
     /// A capture device by name (overrides `audio`).
@@ -136,8 +141,11 @@ pub struct RecorderOptions {
     pub overwrite: Option<bool>,
     /// Video source (default `'test'`).
     pub video: Option<VideoSource>,
-    /// X11 display for `video: 'screen'` (default `$DISPLAY`).
+    /// X11 display for `video: 'screen'` or `'window'` (default `$DISPLAY`).
     pub display: Option<String>,
+    /// The window for `video: 'window'`: its name (exact, else the first
+    /// containing it) or its id (`0x1a00003`); `onair devices` lists them.
+    pub window: Option<String>,
     /// Audio source (default `'test'`).
     pub audio: Option<AudioSource>,
     /// A capture device by name (overrides `audio`).
@@ -163,6 +171,7 @@ pub struct RecorderOptions {
 struct Media<'a> {
     video: Option<VideoSource>,
     display: Option<&'a String>,
+    window: Option<&'a String>,
     audio: Option<AudioSource>,
     audio_device: Option<&'a String>,
     size: Option<&'a String>,
@@ -180,6 +189,7 @@ macro_rules! media_of {
         Media {
             video: $o.video,
             display: $o.display.as_ref(),
+            window: $o.window.as_ref(),
             audio: $o.audio,
             audio_device: $o.audio_device.as_ref(),
             size: $o.size.as_ref(),
@@ -312,6 +322,15 @@ impl Media<'_> {
                     .or_else(|| std::env::var("DISPLAY").ok())
                     .unwrap_or_else(|| ":0".into()),
             ),
+            Some(VideoSource::Window) => {
+                let window = self.window.ok_or_else(|| {
+                    Failure::option("window", "video 'window' needs window: a name or an id")
+                })?;
+                VideoSourceSpec::Window(match self.display {
+                    Some(d) => format!("{window}@{d}"),
+                    None => window.clone(),
+                })
+            }
             Some(VideoSource::None) => VideoSourceSpec::TestPattern,
         };
         let video = (self.video != Some(VideoSource::None)).then_some(video);

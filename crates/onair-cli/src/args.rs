@@ -13,12 +13,26 @@ use std::time::Duration;
 
 /// onair: live streaming (H.264 + AAC over RTMP) that survives bad networks.
 #[derive(Debug, Parser)]
-#[command(name = "onair", version, about, long_about = None, after_help = EXIT_CODES)]
+#[command(name = "onair", version, long_version = LONG_VERSION, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `onair --version`: the version, the commit it was built from (build.rs),
+/// and what this build can encode and publish, so a bug report or a package
+/// says exactly what it runs. The licence follows from the encoders (README).
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("ONAIR_COMMIT"),
+    "\nvideo encoders: openh264 (H.264 Constrained Baseline)",
+    "\naudio encoders: fdk-aac (AAC-LC)",
+    "\noutputs: RTMP (own socket, adaptive bitrate), FLV and fragmented MP4 files, built-in local receiver",
+    "\nsources: test pattern, X11 screen (MIT-SHM), ALSA/PulseAudio devices, test tone",
+    "\nlicence: MIT OR Apache-2.0 for onair's code; the binary includes fdk-aac (Fraunhofer FDK AAC licence)",
+);
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure (one-line reason on stderr), 2 usage error \
 (including a recording file that exists without --overwrite).\n\
@@ -40,6 +54,18 @@ pub enum Command {
     Record(RecordArgs),
     /// Draw the timeline of a session from its --stats-json file (SVG).
     Report(ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (roff: onair.1 and one per subcommand) into DIR,
+    /// as the Debian package installs them.
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
 }
 
 /// `onair stream`.
@@ -92,7 +118,8 @@ the file does not have exits 2.";
 /// Options shared by stream and record.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Video source: test | screen[:DISPLAY][+X,Y,WxH] | none (X11; e.g. screen::0+0,0,1280x720).
+    /// Video source: test | screen[:DISPLAY][+X,Y,WxH] | window:NAME|ID[@DISPLAY] | none (X11;
+    /// e.g. screen::0+0,0,1280x720, window:Firefox; `onair devices` lists screens and windows).
     #[arg(long, default_value = "test", value_parser = parse_video)]
     pub video: VideoChoice,
     /// Audio source: test | none | desktop | mic | pulse:SOURCE | default | ALSA card name,
@@ -202,12 +229,15 @@ fn parse_video(s: &str) -> Result<VideoChoice, String> {
         "test" => Ok(VideoChoice::Some(VideoSourceSpec::TestPattern)),
         "none" => Ok(VideoChoice::None),
         "screen" => Ok(VideoChoice::Some(VideoSourceSpec::Screen(String::new()))),
-        _ => match s.strip_prefix("screen:") {
-            Some(display) if !display.is_empty() => {
+        _ => match (s.strip_prefix("screen:"), s.strip_prefix("window:")) {
+            (Some(display), _) if !display.is_empty() => {
                 Ok(VideoChoice::Some(VideoSourceSpec::Screen(display.into())))
             }
+            (_, Some(window)) if !window.is_empty() => {
+                Ok(VideoChoice::Some(VideoSourceSpec::Window(window.into())))
+            }
             _ => Err(format!(
-                "'{s}' is not one of test, screen, screen:DISPLAY, none"
+                "'{s}' is not one of test, screen, screen:DISPLAY, window:NAME|ID[@DISPLAY], none"
             )),
         },
     }
@@ -455,6 +485,13 @@ mod tests {
             parse_video("screen:1"),
             Ok(VideoChoice::Some(VideoSourceSpec::Screen("1".into())))
         );
+        assert_eq!(
+            parse_video("window:Firefox@:1"),
+            Ok(VideoChoice::Some(VideoSourceSpec::Window(
+                "Firefox@:1".into()
+            )))
+        );
+        assert!(parse_video("window:").is_err());
         assert!(parse_video("webcam").is_err());
         assert_eq!(parse_audio("none"), Ok(AudioChoice::None));
     }

@@ -83,6 +83,12 @@ fn main() -> ExitCode {
             print_devices();
             Ok(())
         }
+        Command::Completions { shell } => {
+            let mut cmd = <args::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "onair", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { dir } => write_man_pages(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,6 +101,15 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The man pages: clap_mangen's rendering of the grammar, `onair.1` and one
+/// page per subcommand (`onair-stream.1`, ...), written into `dir`.
+fn write_man_pages(dir: &std::path::Path) -> Result<(), Failure> {
+    let cmd = <args::Cli as clap::CommandFactory>::command();
+    std::fs::create_dir_all(dir)
+        .and_then(|()| clap_mangen::generate_to(cmd, dir))
+        .map_err(|e| Failure::Runtime(format!("writing the man pages into {}: {e}", dir.display())))
 }
 
 fn run_stream(url: Option<&str>, common: &CommonArgs, net: &NetArgs) -> Result<(), Failure> {
@@ -176,10 +191,12 @@ fn print_devices() {
     let devices = onair::list_devices();
     println!("video (--video):");
     println!("  {:<24} moving test pattern with frame numbers", "test");
-    for d in devices
-        .iter()
-        .filter(|d| d.kind == onair::DeviceKind::Screen)
-    {
+    for d in devices.iter().filter(|d| {
+        matches!(
+            d.kind,
+            onair::DeviceKind::Screen | onair::DeviceKind::Window
+        )
+    }) {
         println!("  {:<24} {}", d.name, d.description);
     }
     println!("audio (--audio; mix with +, e.g. desktop+mic@0.6):");

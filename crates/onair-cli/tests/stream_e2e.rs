@@ -300,3 +300,99 @@ fn warnings_in_a_pipe_are_plain_text() {
     assert!(err.contains("WARN"), "no warning to check: {err}");
     assert!(!out.stderr.contains(&0x1b), "ANSI codes in a pipe: {err:?}");
 }
+
+/// Resident memory of process `pid`, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The whole process stopped (SIGSTOP: a suspended laptop, a paused VM) for
+/// 15 s, then continued: it does not replay the span (memory stays flat,
+/// audio and video jump to the present, counted), the session survives, and
+/// what FFmpeg kept decodes cleanly with the frame numbers jumping forward.
+#[test]
+fn a_stopped_process_jumps_to_the_present_with_flat_memory() {
+    if !require_tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    const STOPPED: Duration = Duration::from_secs(15);
+    let _s = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("got.flv");
+    let stats_path = dir.path().join("stats.jsonl");
+    let mut listener = FfmpegListener::start(&out).expect("ffmpeg listens");
+    let mut child = onair_testkit::spawn(Command::new(ONAIR).args([
+        "stream",
+        &listener.url(),
+        "--size",
+        "640x360",
+        "--duration",
+        "28",
+        "--stats-json",
+        stats_path.to_str().expect("utf-8 path"),
+    ]))
+    .expect("onair starts");
+    let pid = child.pid().expect("pid");
+    std::thread::sleep(Duration::from_secs(5));
+    let before = rss_kib(pid);
+    child.signal(libc::SIGSTOP).expect("SIGSTOP");
+    std::thread::sleep(STOPPED);
+    child.signal(libc::SIGCONT).expect("SIGCONT");
+    std::thread::sleep(Duration::from_secs(3));
+    let after = rss_kib(pid);
+    let status = child
+        .wait_timeout(Duration::from_secs(30))
+        .expect("wait")
+        .expect("onair ends at its --duration");
+    assert!(status.success(), "{status}");
+    listener.wait(Duration::from_secs(10)).expect("ffmpeg ends");
+    eprintln!("RSS {before} KiB before the stop, {after} KiB after");
+    assert!(
+        after <= before + 20 * 1024,
+        "memory grew by {} KiB across the stop",
+        after.saturating_sub(before)
+    );
+
+    let lines = stats::read_stats(&stats_path).expect("stats");
+    let last = lines.last().expect("stats lines");
+    let skipped_ms = stats::field_u64(last, "audio_skipped_ms").unwrap_or(0);
+    let reconnects = stats::field_u64(last, "reconnects").unwrap_or(0);
+    eprintln!("audio skipped {skipped_ms} ms, reconnects {reconnects}");
+    let stopped_ms = STOPPED.as_millis() as u64;
+    assert!(
+        (stopped_ms - 2000..=stopped_ms + 2000).contains(&skipped_ms),
+        "audio skipped {skipped_ms} ms for a {stopped_ms} ms stop"
+    );
+    assert_eq!(reconnects, 0, "a stopped process is not a dead link");
+
+    assert_eq!(ffmpeg::decode_errors(&out).expect("decode"), "");
+    let indices: Vec<u64> = ffmpeg::frame_indices(&out, 640, 360, decode_frame_index)
+        .expect("decode")
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(
+        indices.windows(2).all(|w| w[1] > w[0]),
+        "frames replayed or out of order"
+    );
+    let jump = indices.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    eprintln!(
+        "{} frames kept, {:?} .. {:?}, largest jump {jump}",
+        indices.len(),
+        indices.first(),
+        indices.last()
+    );
+    let stopped_frames = STOPPED.as_secs() * 30;
+    assert!(
+        jump + 60 >= stopped_frames,
+        "the largest jump is {jump} frames for a {stopped_frames}-frame stop: a replay"
+    );
+}

@@ -16,6 +16,7 @@
 //! - [`pcm`]: reading an audio source like the AudioEngine and judging its PCM (tones).
 //! - [`procs`]: process guards, ports and tool discovery (with skip-or-fail policy).
 //! - [`stats`]: the `--stats-json` JSON Lines reader.
+//! - [`scripted`]: a one-connection TCP server driven by a script (hostile RTMP servers).
 //!
 //! Tool quirks the helpers encode (FFmpeg 5.1, nginx 1.22 + nginx-rtmp, Debian 12):
 //!
@@ -76,6 +77,7 @@ pub mod pcm;
 pub mod procs;
 pub mod proxy;
 pub mod pulse;
+pub mod scripted;
 pub mod stats;
 pub mod xvfb;
 
@@ -88,4 +90,5 @@ pub use procs::{
 };
 pub use proxy::FaultProxy;
 pub use pulse::PulseServer;
-pub use xvfb::Xvfb;
+pub use scripted::{ScriptConn, ScriptedServer};
+pub use xvfb::{TestWindow, Xvfb};

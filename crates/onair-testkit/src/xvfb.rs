@@ -150,6 +150,118 @@ impl Xvfb {
     }
 }
 
+/// A window a test owns on an X display: one solid colour and a name
+/// (`WM_NAME`), mapped at once, destroyed when dropped (its connection
+/// closes). Window capture tests move, resize, unmap and map it.
+pub struct TestWindow {
+    conn: x11rb::rust_connection::RustConnection,
+    id: u32,
+}
+
+impl std::fmt::Debug for TestWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestWindow").field("id", &self.id).finish()
+    }
+}
+
+impl TestWindow {
+    /// Creates and maps a `0xRRGGBB` window named `name` at `(x, y, w, h)`
+    /// on `display` (override-redirect: placed exactly, with or without a
+    /// window manager).
+    pub fn create(
+        display: &str,
+        name: &str,
+        rgb: u32,
+        rect: (i16, i16, u16, u16),
+    ) -> io::Result<Self> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{
+            AtomEnum, ConnectionExt, CreateWindowAux, PropMode, WindowClass,
+        };
+        use x11rb::wrapper::ConnectionExt as _;
+        let err = |e: &dyn std::fmt::Display| io::Error::other(format!("X11 on {display}: {e}"));
+        let (conn, screen) = x11rb::connect(Some(display)).map_err(|e| err(&e))?;
+        let root = conn
+            .setup()
+            .roots
+            .get(screen)
+            .ok_or_else(|| err(&"no screen"))?
+            .root;
+        let id = conn.generate_id().map_err(|e| err(&e))?;
+        let (x, y, w, h) = rect;
+        conn.create_window(
+            x11rb::COPY_DEPTH_FROM_PARENT,
+            id,
+            root,
+            x,
+            y,
+            w,
+            h,
+            0,
+            WindowClass::INPUT_OUTPUT,
+            x11rb::COPY_FROM_PARENT,
+            &CreateWindowAux::new()
+                .background_pixel(rgb)
+                .override_redirect(1),
+        )
+        .map_err(|e| err(&e))?;
+        conn.change_property8(
+            PropMode::REPLACE,
+            id,
+            AtomEnum::WM_NAME,
+            AtomEnum::STRING,
+            name.as_bytes(),
+        )
+        .map_err(|e| err(&e))?;
+        conn.map_window(id).map_err(|e| err(&e))?;
+        conn.flush().map_err(|e| err(&e))?;
+        Ok(Self { conn, id })
+    }
+
+    /// The X window id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn configure(&self, aux: &x11rb::protocol::xproto::ConfigureWindowAux) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::ConnectionExt;
+        // A test helper: a failure shows as the test's own assertion failing.
+        let _ = self.conn.configure_window(self.id, aux);
+        let _ = self.conn.flush();
+    }
+
+    /// Moves the window's top-left corner to `(x, y)`.
+    pub fn move_to(&self, x: i32, y: i32) {
+        self.configure(&x11rb::protocol::xproto::ConfigureWindowAux::new().x(x).y(y));
+    }
+
+    /// Resizes the window.
+    pub fn resize(&self, w: u32, h: u32) {
+        self.configure(
+            &x11rb::protocol::xproto::ConfigureWindowAux::new()
+                .width(w)
+                .height(h),
+        );
+    }
+
+    /// Unmaps the window (as minimising does).
+    pub fn unmap(&self) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::ConnectionExt;
+        let _ = self.conn.unmap_window(self.id);
+        let _ = self.conn.flush();
+    }
+
+    /// Maps it again.
+    pub fn map(&self) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::ConnectionExt;
+        let _ = self.conn.map_window(self.id);
+        let _ = self.conn.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

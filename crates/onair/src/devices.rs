@@ -14,6 +14,8 @@ use crate::audio::device::{
 pub enum DeviceKind {
     /// An X11 screen (`--video screen:...`).
     Screen,
+    /// An X11 window (`--video window:...`).
+    Window,
     /// An audio input (`--audio ...`).
     AudioInput,
     /// A PulseAudio/PipeWire sink: not an input itself, but what it plays is
@@ -35,6 +37,8 @@ pub struct DeviceInfo {
     pub description: String,
 }
 
+/// Windows listed per display at most (a desktop can hold hundreds).
+pub const MAX_LISTED_WINDOWS: usize = 50;
 /// Highest X display number probed through `/tmp/.X11-unix` sockets.
 pub const MAX_PROBED_DISPLAY: u32 = 9;
 
@@ -100,6 +104,17 @@ fn list_screens() -> Vec<DeviceInfo> {
                 name: format!("screen:{d}"),
                 description: format!("X11 display {d}, {w}x{h} (region: screen:{d}+X,Y,WxH)"),
             });
+            let windows = crate::video::window::list_windows(Some(&d)).unwrap_or_default();
+            for win in windows.into_iter().take(MAX_LISTED_WINDOWS) {
+                out.push(DeviceInfo {
+                    kind: DeviceKind::Window,
+                    name: format!("window:0x{:x}@{d}", win.id),
+                    description: format!(
+                        "{:?}, {}x{} (also window:NAME@{d})",
+                        win.name, win.width, win.height
+                    ),
+                });
+            }
         }
     }
     out

@@ -209,7 +209,6 @@ pub(crate) mod amf0 {
     const NUMBER: u8 = 0x00;
     const BOOLEAN: u8 = 0x01;
     const STRING: u8 = 0x02;
-    const NULL: u8 = 0x05;
     const ECMA_ARRAY: u8 = 0x08;
     const OBJECT_END: u8 = 0x09;
     const LONG_STRING: u8 = 0x0C;
@@ -218,11 +217,6 @@ pub(crate) mod amf0 {
     pub fn put_number(out: &mut BytesMut, n: f64) {
         out.put_u8(NUMBER);
         out.put_f64(n);
-    }
-
-    /// AMF0 null.
-    pub fn put_null(out: &mut BytesMut) {
-        out.put_u8(NULL);
     }
 
     /// AMF0 string (long string above 65535 bytes).

@@ -15,6 +15,7 @@ pub mod devices;
 pub mod error;
 pub mod flv;
 pub mod limits;
+pub mod net;
 pub mod output;
 pub mod packet;
 pub mod pipeline;

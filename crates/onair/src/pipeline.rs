@@ -57,6 +57,8 @@ pub enum VideoSourceSpec {
     /// An X11 screen: `[DISPLAY][+X,Y,WxH]` (empty = $DISPLAY), see
     /// `video::screen::ScreenSpec`.
     Screen(String),
+    /// One X11 window: `NAME|ID[@DISPLAY]`, see `video::window::WindowSpec`.
+    Window(String),
 }
 
 /// Where sound comes from.
@@ -390,7 +392,14 @@ impl Streamer {
             Some(v) => Some(match &v.source {
                 VideoSourceSpec::TestPattern => Box::new(TestPattern::new(v.width, v.height)),
                 VideoSourceSpec::Screen(spec) => {
-                    Box::new(crate::video::screen::open_screen(spec, v.width, v.height)?)
+                    // Grabbed and converted on its own thread: an X server
+                    // that stalls never reaches the CaptureThread.
+                    let screen = crate::video::screen::open_screen(spec, v.width, v.height)?;
+                    grab_thread(Box::new(screen), v.fps)?
+                }
+                VideoSourceSpec::Window(spec) => {
+                    let window = crate::video::window::open_window(spec, v.width, v.height)?;
+                    grab_thread(Box::new(window), v.fps)?
                 }
             }),
         };
@@ -718,4 +727,11 @@ impl Drop for Streamer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Runs a source that does I/O (a screen, a window) on its own grab thread.
+fn grab_thread(source: Box<dyn VideoSource>, fps: u32) -> Result<Box<dyn VideoSource>, Error> {
+    crate::video::grab::GrabThread::spawn(source, Rate::per_second(fps))
+        .map(|g| Box::new(g) as Box<dyn VideoSource>)
+        .map_err(|e| Error::io("starting the video grab thread", e))
 }

@@ -54,7 +54,7 @@ fn reset_is_detected_at_once_and_the_stream_resumes_at_the_present() {
     assert!(down - cut <= SEC, "reset detection took {:?}", down - cut);
     assert!(live - cut <= 3 * SEC, "resume took {:?}", live - cut);
     assert_eq!(run.final_stats.reconnects, 1);
-    assert_engines_on_time(&run, NO_SKIPS, "reset");
+    assert_engines_on_time(&run, SKIPS_FOR_CPU, "reset");
 
     let recs = nginx.stop_and_collect();
     assert_eq!(recs.len(), 2, "one recording per session: {recs:?}");
@@ -123,7 +123,7 @@ fn server_killed_and_restarted_twice() {
         );
     }
     assert_eq!(run.final_stats.reconnects, 2);
-    assert_engines_on_time(&run, NO_SKIPS, "restart");
+    assert_engines_on_time(&run, SKIPS_FOR_CPU, "restart");
     let recs = nginx.into_inner().stop_and_collect();
     assert!(!recs.is_empty());
     // The sessions cut by SIGKILL leave files nginx never finalized; what is
@@ -168,7 +168,7 @@ fn dead_link_is_detected_within_the_stall_timeout() {
     let max_bytes = run.max_of(|s| s.buffer_bytes as f64);
     eprintln!("dead link: max buffer {max_bytes} bytes");
     assert!(max_bytes <= 2.0 * 1_330_000.0);
-    assert_engines_on_time(&run, NO_SKIPS, "dead link");
+    assert_engines_on_time(&run, SKIPS_FOR_CPU, "dead link");
     let recs = nginx.stop_and_collect();
     judge_sessions(&recs, &run, "dead link");
 }
@@ -202,7 +202,7 @@ fn paused_peer_counts_as_a_stall() {
         .first_state_after(back, LinkState::Live)
         .expect("live again");
     eprintln!("pause: live {} ms after resume", ms(live - back));
-    assert_engines_on_time(&run, NO_SKIPS, "pause");
+    assert_engines_on_time(&run, SKIPS_FOR_CPU, "pause");
     assert!(run.final_stats.reconnects >= 1);
 }
 
@@ -279,7 +279,7 @@ fn throttled_link_keeps_audio_bounds_latency_and_stays_decodable() {
         delivered_bps >= 0.85 * link_bps,
         "delivered only {delivered_bps} of {link_bps}"
     );
-    assert_engines_on_time(&run, NO_SKIPS, "throttle");
+    assert_engines_on_time(&run, SKIPS_FOR_CPU, "throttle");
 
     listener
         .wait(10 * SEC)
@@ -440,7 +440,7 @@ fn kernel_dead_link_and_reset_in_a_namespace() {
         .first_state_after(a[3], LinkState::Live)
         .expect("live after RST");
     eprintln!("kernel RST: live {} ms after the flush", ms(live2 - a[3]));
-    assert_engines_on_time(&run, NO_SKIPS, "kernel faults");
+    assert_engines_on_time(&run, SKIPS_FOR_CPU, "kernel faults");
     let recs = nginx.stop_and_collect();
     judge_sessions(&recs, &run, "kernel faults");
 }
@@ -488,7 +488,7 @@ fn kernel_tbf_throttle_in_a_namespace() {
         max_buffer_ms <= audio_overdraft_bound_ms(),
         "buffer latency {max_buffer_ms} ms above its bound"
     );
-    assert_engines_on_time(&run, NO_SKIPS, "kernel tbf");
+    assert_engines_on_time(&run, SKIPS_FOR_CPU, "kernel tbf");
     let recs = nginx.stop_and_collect();
     assert_eq!(recs.len(), 1);
     let j = judge(&recs[0]);

@@ -14,7 +14,7 @@
 use super::buffer::StreamBuffer;
 use super::congestion::{CongestionController, Observation};
 use super::muxer::VIDEO_DROP_HIGH_WATER;
-use super::rtmp::{RtmpError, RtmpPublisher};
+use super::rtmp::{MediaId, RtmpError, RtmpPublisher};
 use crate::stats::{LinkState, OutputCounters};
 use crate::video::bitrate::{BitrateWish, VideoBitrate};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -23,9 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Keep at most this many serialized bytes in the RTMP session's own queue:
-/// enough to keep the socket busy, small enough that drops stay decisions of
-/// the muxer and not of an invisible queue.
+/// Keep at most this many serialized bytes in the RTMP session's own queue,
+/// not counting the rest of messages already started on the wire (a large
+/// keyframe being written, which audio overtakes between chunks): enough to
+/// keep the socket busy, small enough that drops stay decisions of the muxer
+/// and not of an invisible queue.
 pub const PENDING_TARGET_BYTES: usize = 16 * 1024;
 /// A link whose peer has not ACKed anything for this long while the kernel
 /// holds unsent data is dead (TCP retransmits within a few hundred ms on
@@ -38,6 +40,11 @@ pub const ACK_SILENCE_TIMEOUT: Duration = Duration::from_secs(3);
 /// the bitrate was lowered. What waits beyond stays in the StreamBuffer,
 /// where the muxer's bounds and drop decisions see it.
 pub const MAX_IN_FLIGHT: Duration = Duration::from_millis(1000);
+/// If the send thread itself did not run for this long between two rounds
+/// (the process was stopped or starved: a suspended laptop, SIGSTOP, a paused
+/// VM), the silence it then sees is its own, not the link's: the stall and
+/// ACK-silence clocks restart instead of declaring a healthy link dead.
+pub const LOCAL_STALL: Duration = Duration::from_secs(1);
 /// How long one pump may wait for the socket to accept bytes.
 const PUMP_WAIT: Duration = Duration::from_millis(20);
 /// How long to wait for a packet when idle.
@@ -171,6 +178,11 @@ struct Session {
     /// dts of the first tag of this session: RTMP timestamps start at 0.
     base_dts_ns: Option<u64>,
     last_progress: Instant,
+    /// When the previous round ran (see [`LOCAL_STALL`]).
+    last_round: Instant,
+    /// Since when the kernel has held unacknowledged bytes without a break:
+    /// ACK silence only means a dead link while data is waiting for an ACK.
+    unsent_since: Option<Instant>,
     /// Bytes written to the socket in this session.
     written: u64,
     /// Media time of the bytes past the queue.
@@ -179,54 +191,86 @@ struct Session {
 
 impl Session {
     fn new(publisher: RtmpPublisher) -> Self {
-        let already = publisher.pending_bytes() as u64;
         Self {
             publisher,
             base_dts_ns: None,
             last_progress: Instant::now(),
+            last_round: Instant::now(),
+            unsent_since: None,
             written: 0,
-            backlog: BacklogClock::new(already),
+            backlog: BacklogClock::default(),
         }
     }
 }
 
-/// How much media (ms) the bytes handed to the session but not yet
-/// acknowledged hold, from the timestamps of the tags they carry: exact
-/// whatever the bitrate was when they were encoded (adaptive bitrate moves
-/// it; converting bytes at today's bitrate would inflate the latency of
-/// bytes encoded at yesterday's, just when the bitrate drops).
-#[derive(Debug)]
+/// How much media (ms) the tags handed to the session but not yet
+/// acknowledged hold, from their timestamps: exact whatever the bitrate was
+/// when they were encoded (adaptive bitrate moves it; converting bytes at
+/// today's bitrate would inflate the latency of bytes encoded at
+/// yesterday's, just when the bitrate drops).
+///
+/// What "in flight" means with interleaving: the session writes audio
+/// between the chunks of a large video message, so tags do not reach the
+/// wire in the order they were queued, and the unacknowledged bytes are not
+/// the last tags queued. So each tag is a mark (the publisher's message id,
+/// its dts); the publisher reports where each message's last byte lies in
+/// its output byte stream (`take_sent`), and a tag is in flight until the
+/// peer has acknowledged up to there (`acked_offset`: bytes handed to the
+/// kernel minus those it still holds), or while it has no end yet (still in
+/// the session's queues). The media time in flight is the newest minus the
+/// oldest dts among those tags.
+#[derive(Debug, Default)]
 struct BacklogClock {
-    /// Serialized bytes handed to the session so far.
-    queued: u64,
-    /// (end offset in `queued`, dts) of each tag not wholly acknowledged.
-    marks: VecDeque<(u64, u64)>,
+    /// Tags not known to be acknowledged, in queue order (ids increasing).
+    marks: VecDeque<Mark>,
+}
+
+#[derive(Debug)]
+struct Mark {
+    id: MediaId,
+    dts_ns: u64,
+    /// Offset just past the tag's last byte in the session's output.
+    end: Option<u64>,
 }
 
 impl BacklogClock {
-    fn new(already: u64) -> Self {
-        Self {
-            queued: already,
-            marks: VecDeque::new(),
+    fn on_tag(&mut self, id: MediaId, dts_ns: u64) {
+        self.marks.push_back(Mark {
+            id,
+            dts_ns,
+            end: None,
+        });
+    }
+
+    /// The publisher placed message `id`'s last byte at `end`. Ids that are
+    /// not tags (the sequence headers of the session) are ignored.
+    fn on_sent(&mut self, id: MediaId, end: u64) {
+        if let Ok(i) = self.marks.binary_search_by_key(&id, |m| m.id) {
+            self.marks[i].end = Some(end);
         }
     }
 
-    fn on_tag(&mut self, serialized: u64, dts_ns: u64) {
-        self.queued += serialized;
-        self.marks.push_back((self.queued, dts_ns));
-    }
-
-    /// Media ms in the last `backlog_bytes` bytes handed over.
-    fn media_ms(&mut self, backlog_bytes: u64) -> u64 {
-        let done = self.queued.saturating_sub(backlog_bytes);
-        while self.marks.front().is_some_and(|(end, _)| *end <= done) {
+    /// Media ms in the tags not acknowledged up to `acked`.
+    fn media_ms(&mut self, acked: u64) -> u64 {
+        let done = |m: &Mark| m.end.is_some_and(|e| e <= acked);
+        while self.marks.front().is_some_and(done) {
             self.marks.pop_front();
         }
-        match (self.marks.front(), self.marks.back()) {
-            (Some((_, oldest)), Some((_, newest))) => newest.saturating_sub(*oldest) / 1_000_000,
-            _ => 0,
-        }
+        let mut in_flight = self.marks.iter().filter(|m| !done(m)).map(|m| m.dts_ns);
+        let Some(first) = in_flight.next() else {
+            return 0;
+        };
+        let (oldest, newest) = in_flight.fold((first, first), |(lo, hi), d| (lo.min(d), hi.max(d)));
+        (newest - oldest) / 1_000_000
     }
+}
+
+/// Hands the publisher's sent-message reports to the clock, then measures.
+fn media_in_flight_ms(s: &mut Session) -> u64 {
+    for (id, end) in s.publisher.take_sent() {
+        s.backlog.on_sent(id, end);
+    }
+    s.backlog.media_ms(s.publisher.acked_offset())
 }
 
 /// Starts the thread ("onair-send").
@@ -283,6 +327,17 @@ fn run(ctx: SendContext) {
 
 /// One round: fill the session from the buffer, pump the socket, check for a stall.
 fn step(ctx: &SendContext, s: &mut Session) -> Result<(), String> {
+    let now = Instant::now();
+    let gap = now.saturating_duration_since(s.last_round);
+    if gap > LOCAL_STALL {
+        tracing::warn!(
+            gap_ms = gap.as_millis() as u64,
+            "the send thread did not run (process stopped or starved): not a link fault"
+        );
+        s.last_progress = now;
+        s.unsent_since = None;
+    }
+    s.last_round = now;
     fill(ctx, s, IDLE_WAIT).map_err(|e| e.to_string())?;
     let wait = if s.publisher.pending_bytes() > 0 {
         PUMP_WAIT
@@ -295,12 +350,13 @@ fn step(ctx: &SendContext, s: &mut Session) -> Result<(), String> {
 }
 
 /// Moves tags from the buffer into the session until it holds
-/// `PENDING_TARGET_BYTES`. Waits up to `idle_wait` only when it has nothing.
+/// `PENDING_TARGET_BYTES` not yet started on the wire (the rest of a large
+/// message being written does not count: audio overtakes it, so audio keeps
+/// flowing into the session while a keyframe crosses a slow link). Waits up
+/// to `idle_wait` only when it has nothing.
 fn fill(ctx: &SendContext, s: &mut Session, idle_wait: Duration) -> Result<(), RtmpError> {
-    while s.publisher.pending_bytes() < PENDING_TARGET_BYTES {
-        let in_flight = s.backlog.media_ms(
-            s.publisher.kernel_unsent_bytes() as u64 + s.publisher.pending_bytes() as u64,
-        );
+    while s.publisher.pending_bytes_not_started() < PENDING_TARGET_BYTES {
+        let in_flight = media_in_flight_ms(s);
         if u128::from(in_flight) >= MAX_IN_FLIGHT.as_millis() {
             break;
         }
@@ -315,11 +371,10 @@ fn fill(ctx: &SendContext, s: &mut Session, idle_wait: Duration) -> Result<(), R
         let base = *s.base_dts_ns.get_or_insert(tag.dts_ns);
         let ts_ms = tag.dts_ns.saturating_sub(base) / 1_000_000;
         // RTMP timestamps are 32-bit and wrap (after 49 days); so do we.
-        let before = s.publisher.pending_bytes();
-        s.publisher
+        let id = s
+            .publisher
             .queue_media(tag.kind, (ts_ms & 0xFFFF_FFFF) as u32, tag.body)?;
-        let serialized = s.publisher.pending_bytes().saturating_sub(before);
-        s.backlog.on_tag(serialized as u64, tag.dts_ns);
+        s.backlog.on_tag(id, tag.dts_ns);
         let counter = match tag.kind {
             crate::packet::MediaKind::Video => &ctx.counters.video_packets_sent,
             crate::packet::MediaKind::Audio => &ctx.counters.audio_frames_sent,
@@ -342,12 +397,15 @@ fn account(ctx: &SendContext, s: &mut Session, written: usize) {
         .bytes_sent
         .fetch_add(written as u64, Ordering::Relaxed);
     let kernel = s.publisher.kernel_unsent_bytes() as u64;
+    if kernel == 0 {
+        s.unsent_since = None;
+    } else if s.unsent_since.is_none() {
+        s.unsent_since = Some(Instant::now());
+    }
     ctx.counters
         .kernel_unsent_bytes
         .store(kernel, Ordering::Relaxed);
-    let backlog_ms = s
-        .backlog
-        .media_ms(kernel + s.publisher.pending_bytes() as u64);
+    let backlog_ms = media_in_flight_ms(s);
     ctx.buffer.set_backlog_ms(backlog_ms);
     let congestion = ctx.buffer.pressure().worst() / VIDEO_DROP_HIGH_WATER;
     ctx.counters
@@ -371,9 +429,14 @@ fn check_stall(ctx: &SendContext, s: &Session) -> Result<(), String> {
             stalled_for.as_millis()
         ));
     }
-    if s.publisher.kernel_unsent_bytes() > 0 {
+    let limit = ctx.stall_timeout.min(ACK_SILENCE_TIMEOUT);
+    // Only while the same data has waited that long: an ACK that is old
+    // because nothing was in flight (or because this process was stopped)
+    // says nothing about the link.
+    let waiting = s.unsent_since.is_some_and(|t| t.elapsed() > limit);
+    if waiting && s.publisher.kernel_unsent_bytes() > 0 {
         if let Some(ms) = s.publisher.ms_since_last_ack() {
-            if u128::from(ms) > ctx.stall_timeout.min(ACK_SILENCE_TIMEOUT).as_millis() {
+            if u128::from(ms) > limit.as_millis() {
                 return Err(format!("link dead: no ACK from the server for {ms} ms"));
             }
         }
@@ -432,18 +495,53 @@ mod tests {
 
     #[test]
     fn backlog_is_measured_in_media_time_whatever_the_bitrate() {
-        let mut b = BacklogClock::new(0);
+        let mut b = BacklogClock::default();
         // 10 frames of 1000 bytes 33 ms apart, then 10 of 250 bytes (the
-        // bitrate was divided by 4).
+        // bitrate was divided by 4), on the wire in order.
+        let mut end = 0;
         for i in 0..20u64 {
-            let size = if i < 10 { 1000 } else { 250 };
-            b.on_tag(size, i * 33_000_000);
+            b.on_tag(i, i * 33_000_000);
+            end += if i < 10 { 1000 } else { 250 };
+            b.on_sent(i, end);
         }
-        // Two big frames and all the small ones unsent: 11 intervals.
-        assert_eq!(b.media_ms(2000 + 2500), 11 * 33);
+        // Two big frames and all the small ones unacknowledged: 11 intervals.
+        assert_eq!(b.media_ms(end - 2000 - 2500), 11 * 33);
         // Later, the last 5 small frames: 4 intervals (bytes at a quarter
         // of the bitrate count as much media as the big ones).
-        assert_eq!(b.media_ms(1250), 4 * 33);
-        assert_eq!(b.media_ms(0), 0, "all acknowledged: nothing in flight");
+        assert_eq!(b.media_ms(end - 1250), 4 * 33);
+        assert_eq!(b.media_ms(end), 0, "all acknowledged: nothing in flight");
+    }
+
+    #[test]
+    fn backlog_follows_wire_order_when_audio_overtakes_video() {
+        let mut b = BacklogClock::default();
+        // A keyframe (id 0, dts 0) of 100 KB, then audio every 21 ms (ids
+        // 1..=4) that overtakes it on the wire, then a P-frame (id 5).
+        b.on_tag(0, 0);
+        for i in 1..=4u64 {
+            b.on_tag(i, (i - 1) * 21_000_000);
+        }
+        b.on_tag(5, 33_000_000);
+        // Audio 1 and 2 went out between the keyframe's first chunks.
+        b.on_sent(1, 8_500);
+        b.on_sent(2, 13_000);
+        // Nothing acknowledged yet: everything is in flight, 0..63 ms (the
+        // P-frame and audio 4, not yet staged, count too).
+        assert_eq!(b.media_ms(0), 63);
+        // The peer acknowledged 13 000 bytes: audio 1 and 2 are done, but
+        // the keyframe (dts 0) is not, so the oldest in flight is still 0.
+        assert_eq!(b.media_ms(13_000), 63);
+        // The keyframe ends at 100 000 bytes, audio 3 and 4 after it.
+        b.on_sent(0, 100_000);
+        b.on_sent(3, 100_500);
+        b.on_sent(4, 101_000);
+        b.on_sent(5, 111_000);
+        // Keyframe acknowledged: the P-frame (33 ms) .. audio 4 (63 ms).
+        assert_eq!(b.media_ms(100_000), 30);
+        // Ids that are not tags (sequence headers) change nothing.
+        b.on_sent(99, 5);
+        assert_eq!(b.media_ms(101_000), 0, "only the P-frame is left");
+        assert_eq!(b.media_ms(111_000), 0);
+        assert!(b.marks.is_empty());
     }
 }

@@ -11,6 +11,15 @@
 //! It is deliberately small: rml_rtmp's `ServerSession` does the protocol,
 //! one thread per connection does blocking I/O with short read timeouts so
 //! that [`LocalReceiver::stop`] is prompt. No playback, no relaying.
+//!
+//! Why it stays on rml_rtmp while the publishing client moved to our own
+//! layer (`output/rtmp/proto`, issue 10): its peer is onair itself (or a
+//! tool the user points at their own machine) on loopback, not an arbitrary
+//! server on the send path; a server side (S0/S1/S2, answering connect and
+//! publish, reading media) is work of its own; and keeping a second,
+//! independent RTMP implementation on the other end is what makes our
+//! client's tests against it mean something. `input_filter` shields it from
+//! the one message shape rml_rtmp panics on.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -26,7 +35,7 @@ use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
 };
 
-use super::rtmp::input_filter::InputFilter;
+use self::input_filter::InputFilter;
 use crate::flv::{self, FlvWriter, MetaValue};
 
 /// Where the receiver listens by default (the standard RTMP port on loopback).
@@ -507,3 +516,4 @@ mod session_tests {
         }
     }
 }
+mod input_filter;

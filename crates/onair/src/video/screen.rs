@@ -1,12 +1,15 @@
 //! Screen capture on X11: the whole screen or a region, cursor included.
 //!
 //! Why this shape:
-//! - `grab` runs on the CaptureThread, which must never be blocked (golden
-//!   rule 1). Every X request therefore goes through [`TimeoutStream`], whose
-//!   `poll` gives up after [`X_IO_TIMEOUT`]: a stalled or dead X server turns
-//!   into an error, the connection is dropped, `grab` returns `None` (the
-//!   CaptureThread repeats the last frame) and a reconnect is tried at most
-//!   every [`RECONNECT_INTERVAL`]. The loss is logged once, not per frame.
+//! - The pipeline runs this source behind a `video::grab::GrabThread`, so
+//!   grabs, conversion and reconnects happen off the CaptureThread (golden
+//!   rule 1). Each is still bounded, so the grabber itself never hangs: every
+//!   X request goes through `video::x11::TimeoutStream`, whose `poll` gives up after
+//!   [`X_IO_TIMEOUT`]; a TCP display is resolved and connected within
+//!   [`X_CONNECT_TIMEOUT`]. A stalled or dead X server turns into an error,
+//!   the connection is dropped, `grab` returns `None` (the CaptureThread
+//!   repeats the last frame) and a reconnect is tried at most every
+//!   [`RECONNECT_INTERVAL`]. The loss is logged once, not per frame.
 //! - MIT-SHM (`ShmGetImage` into a memfd the server maps too, SHM 1.2) avoids
 //!   pushing 8 MB per 1080p frame through the socket. When the server has no
 //!   SHM (a remote display) or attaching fails, plain `GetImage` is used.
@@ -27,20 +30,14 @@
 use super::convert::{blend_argb_premultiplied, BgraToI420, CursorImage};
 use super::frame::I420Frame;
 use super::source::VideoSource;
+use super::x11::{check_pixel_format, connect, ShmSegment, XConn};
+pub use super::x11::{X_CONNECT_TIMEOUT, X_IO_TIMEOUT};
 use crate::Error;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 use x11rb::protocol::{shm, xfixes, xproto};
-use x11rb::rust_connection::{DefaultStream, PollMode, RustConnection, Stream};
-use x11rb::utils::RawFdContainer;
 
-/// Longest wait for the X socket to become readable or writable before the
-/// server is declared stalled. A third of a 30 fps frame: a healthy local
-/// server answers a 1080p SHM grab in a few ms.
-pub const X_IO_TIMEOUT: Duration = Duration::from_millis(100);
 /// After losing the X server, try to reconnect at most this often (each try
 /// costs the CaptureThread up to a few `X_IO_TIMEOUT`s when the server is
 /// stalled rather than gone).
@@ -340,7 +337,7 @@ impl VideoSource for ScreenSource {
 
 /// One connection to the X server and what was negotiated on it.
 struct XState {
-    conn: RustConnection<TimeoutStream>,
+    conn: XConn,
     root: xproto::Window,
     x: i32,
     y: i32,
@@ -366,18 +363,7 @@ impl XState {
             u32::from(screen.height_in_pixels),
             screen.root_depth,
         );
-        let bpp = conn
-            .setup()
-            .pixmap_formats
-            .iter()
-            .find(|f| f.depth == depth)
-            .map(|f| f.bits_per_pixel);
-        if bpp != Some(32) || conn.setup().image_byte_order != xproto::ImageOrder::LSB_FIRST {
-            return Err(format!(
-                "unsupported X pixel format (depth {depth}, {bpp:?} bits per pixel): \
-                 only 24/32-bit little-endian screens are supported"
-            ));
-        }
+        check_pixel_format(&conn, depth)?;
         let (x, y, w, h) = match spec.region {
             None => (0, 0, sw, sh),
             Some((x, y, w, h)) => {
@@ -418,181 +404,6 @@ impl XState {
             xfixes,
             image: Vec::new(),
         })
-    }
-}
-
-/// Connects like `RustConnection::connect`, but over a [`TimeoutStream`].
-fn connect(display: Option<&str>) -> Result<(RustConnection<TimeoutStream>, usize), String> {
-    let parsed = x11rb_protocol::parse_display::parse_display(display)
-        .map_err(|e| format!("bad display name: {e}"))?;
-    let screen = usize::from(parsed.screen);
-    let mut last = String::from("no address to connect to");
-    for addr in parsed.connect_instruction() {
-        match DefaultStream::connect(&addr) {
-            Ok((stream, (family, address))) => {
-                let (auth_name, auth_data) =
-                    x11rb_protocol::xauth::get_auth(family, &address, parsed.display)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default();
-                let stream = TimeoutStream {
-                    inner: stream,
-                    timeout: X_IO_TIMEOUT,
-                };
-                let conn = RustConnection::connect_to_stream_with_auth_info(
-                    stream, screen, auth_name, auth_data,
-                )
-                .map_err(|e| format!("X11 handshake: {e}"))?;
-                return Ok((conn, screen));
-            }
-            Err(e) => last = format!("cannot connect to X display: {e}"),
-        }
-    }
-    Err(last)
-}
-
-/// The X socket with a bounded `poll`: x11rb waits for replies through
-/// `Stream::poll`, so bounding it bounds every request.
-struct TimeoutStream {
-    inner: DefaultStream,
-    timeout: Duration,
-}
-
-impl Stream for TimeoutStream {
-    fn poll(&self, mode: PollMode) -> io::Result<()> {
-        let mut events = 0;
-        if mode.readable() {
-            events |= libc::POLLIN;
-        }
-        if mode.writable() {
-            events |= libc::POLLOUT;
-        }
-        let mut fd = libc::pollfd {
-            fd: self.inner.as_raw_fd(),
-            events,
-            revents: 0,
-        };
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-            // SAFETY: `fd` is a valid pollfd for the duration of the call and
-            // we pass a count of exactly one.
-            let r = unsafe { libc::poll(&mut fd, 1, ms) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if r == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("X server did not answer within {:?}", self.timeout),
-                ));
-            }
-            return Ok(());
-        }
-    }
-
-    fn read(&self, buf: &mut [u8], fd_storage: &mut Vec<RawFdContainer>) -> io::Result<usize> {
-        self.inner.read(buf, fd_storage)
-    }
-
-    fn write(&self, buf: &[u8], fds: &mut Vec<RawFdContainer>) -> io::Result<usize> {
-        self.inner.write(buf, fds)
-    }
-
-    fn write_vectored(
-        &self,
-        bufs: &[io::IoSlice<'_>],
-        fds: &mut Vec<RawFdContainer>,
-    ) -> io::Result<usize> {
-        self.inner.write_vectored(bufs, fds)
-    }
-}
-
-/// A memfd mapped here and attached to the X server (MIT-SHM 1.2), so
-/// `ShmGetImage` writes pixels straight into our memory.
-struct ShmSegment {
-    seg: shm::Seg,
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the mapping is owned by this struct alone; moving it to another
-// thread moves sole access with it.
-unsafe impl Send for ShmSegment {}
-
-impl ShmSegment {
-    fn attach(conn: &RustConnection<TimeoutStream>, len: usize) -> Result<Self, String> {
-        let version = shm::query_version(conn)
-            .map_err(|e| e.to_string())?
-            .reply()
-            .map_err(|e| format!("no MIT-SHM: {e}"))?;
-        if (version.major_version, version.minor_version) < (1, 2) {
-            return Err(format!(
-                "MIT-SHM {}.{} has no fd passing",
-                version.major_version, version.minor_version
-            ));
-        }
-        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
-        let raw = unsafe { libc::memfd_create(c"onair-screen".as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(format!("memfd_create: {}", io::Error::last_os_error()));
-        }
-        // SAFETY: `raw` is a fresh fd we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let size = libc::off_t::try_from(len).map_err(|e| e.to_string())?;
-        // SAFETY: valid fd, non-negative size.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
-            return Err(format!("ftruncate: {}", io::Error::last_os_error()));
-        }
-        // SAFETY: mapping `len` bytes of a file that has exactly that size;
-        // the result is checked against MAP_FAILED.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(format!("mmap: {}", io::Error::last_os_error()));
-        }
-        let mut this = Self {
-            seg: 0,
-            ptr: ptr.cast(),
-            len,
-        };
-        this.seg = conn.generate_id().map_err(|e| e.to_string())?;
-        // The fd is sent to the server (and closed here); the mapping stays.
-        shm::attach_fd(conn, this.seg, fd, false)
-            .map_err(|e| e.to_string())?
-            .check()
-            .map_err(|e| format!("ShmAttachFd: {e}"))?;
-        Ok(this)
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: `ptr` maps `len` bytes for as long as `self` lives, and
-        // `&mut self` guarantees no other slice of it exists. The server only
-        // writes into it while we wait for a ShmGetImage reply.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-}
-
-impl Drop for ShmSegment {
-    fn drop(&mut self) {
-        // The server detaches on its own when the connection closes.
-        // SAFETY: unmapping exactly the mapping created in `attach`.
-        unsafe {
-            libc::munmap(self.ptr.cast(), self.len);
-        }
     }
 }
 
@@ -657,6 +468,38 @@ mod tests {
         let r = open_screen(":987", 320, 240);
         assert!(r.is_err());
         assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    /// A remote display (TCP) whose server accepts and never answers the
+    /// X11 setup: opening it fails within the bounds, it does not hang.
+    #[test]
+    fn a_tcp_display_that_never_answers_is_an_error_not_a_hang() {
+        // Display N listens on TCP port 6000 + N.
+        let Some((listener, n)) = (400..500u16).find_map(|n| {
+            std::net::TcpListener::bind(("127.0.0.1", 6000 + n))
+                .ok()
+                .map(|l| (l, n))
+        }) else {
+            panic!("no free port for a fake display in 6400..6500");
+        };
+        // Accept and hold the connections, never writing.
+        let held = std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            for c in listener.incoming().take(4).flatten() {
+                conns.push(c);
+            }
+            std::thread::sleep(Duration::from_secs(10));
+        });
+        let t = Instant::now();
+        let r = open_screen(&format!("127.0.0.1:{n}"), 320, 240);
+        let took = t.elapsed();
+        eprintln!("silent TCP display: {:?} after {took:?}", r.as_ref().err());
+        assert!(r.is_err());
+        assert!(
+            took < X_CONNECT_TIMEOUT + Duration::from_secs(2),
+            "{took:?}"
+        );
+        drop(held);
     }
 
     /// A private Xvfb from the test kit, or `None` (skip) when Xvfb or xsetroot is missing.
@@ -766,7 +609,7 @@ mod tests {
         let mut src = open_screen(&display, 320, 240).expect("open");
         assert!(src.grab(0, 0).is_some());
         // A stalled server (stopped, socket open): grab gives up after
-        // X_IO_TIMEOUT instead of blocking the CaptureThread.
+        // X_IO_TIMEOUT instead of blocking its thread for good.
         x.guard_mut().signal(libc::SIGSTOP).expect("SIGSTOP");
         let t = Instant::now();
         let stalled = src.grab(1, 0);

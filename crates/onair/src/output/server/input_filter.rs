@@ -1,10 +1,10 @@
-//! Shields rml_rtmp's sessions from one malformed message shape.
+//! Shields the local receiver's rml_rtmp server session from one malformed
+//! message shape.
 //!
 //! Why: rml_rtmp 0.8 panics (`Vec::drain(..3)` out of range) on an AMF0
-//! command with fewer than three values. ffmpeg's RTMP server (`-listen 1`,
-//! which our fault tests use as a receiver that keeps exactly what was sent)
-//! answers `FCPublish` with a bare `onFCPublish` string, so without this the
-//! publisher would panic on connect. A panic on a peer's bytes is not
+//! command with fewer than three values, and a client may send one (the
+//! publishing client no longer uses rml_rtmp; see `output/rtmp/proto`). A
+//! panic on a peer's bytes is not
 //! acceptable, so incoming bytes are dechunked here first, such commands are
 //! dropped (they carry nothing rml_rtmp could use), and the other messages
 //! are re-chunked with full type-0 headers for the session, switching chunk
