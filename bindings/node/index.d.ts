@@ -123,8 +123,13 @@ export interface RecorderOptions {
   overwrite?: boolean
   /** Video source (default `'test'`). */
   video?: VideoSource
-  /** X11 display for `video: 'screen'` (default `$DISPLAY`). */
+  /** X11 display for `video: 'screen'` or `'window'` (default `$DISPLAY`). */
   display?: string
+  /**
+   * The window for `video: 'window'`: its name (exact, else the first
+   * containing it) or its id (`0x1a00003`); `onair devices` lists them.
+   */
+  window?: string
   /** Audio source (default `'test'`). */
   audio?: AudioSource
   /** A capture device by name (overrides `audio`). */
@@ -182,6 +187,11 @@ export interface RecorderStats {
   audio_device_jitter_dropped_frames: number
   /** Times an audio device was reopened after a failure or a stall. */
   audio_device_reopens: number
+  /**
+   * Ms of audio skipped after a stall of the process (the engine jumped
+   * to the present instead of replaying the span).
+   */
+  audio_skipped_ms: number
   /** Worst capture tick lateness, ms. */
   capture_late_max_ms: number
   /** Worst audio tick lateness, ms. */
@@ -217,8 +227,13 @@ export interface StreamerOptions {
   streamKey?: string
   /** Video source (default `'test'`). */
   video?: VideoSource
-  /** X11 display for `video: 'screen'` (default `$DISPLAY`). */
+  /** X11 display for `video: 'screen'` or `'window'` (default `$DISPLAY`). */
   display?: string
+  /**
+   * The window for `video: 'window'`: its name (exact, else the first
+   * containing it) or its id (`0x1a00003`); `onair devices` lists them.
+   */
+  window?: string
   /** Audio source (default `'test'`). */
   audio?: AudioSource
   /** A capture device by name (overrides `audio`). */
@@ -302,6 +317,11 @@ export interface StreamStats {
   audio_device_jitter_dropped_frames: number
   /** Times an audio device was reopened after a failure or a stall. */
   audio_device_reopens: number
+  /**
+   * Ms of audio skipped after a stall of the process (the engine jumped
+   * to the present instead of replaying the span).
+   */
+  audio_skipped_ms: number
   /** Successful reconnections. */
   reconnects: number
   /** Worst capture tick lateness, ms. */
@@ -335,4 +355,4 @@ export interface StreamStats {
 }
 
 /** Where pictures come from. */
-export type VideoSource = 'test' | 'screen' | 'none'
+export type VideoSource = 'test' | 'screen' | 'window' | 'none'
