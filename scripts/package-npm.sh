@@ -61,8 +61,8 @@ cat >"$PLATFORM/README.md" <<'MD'
 # @onair/node-linux-x64-gnu
 
 The prebuilt onair addon for Linux x64 (glibc), installed by `@onair/node`.
-It links the system's `libasound.so.2` (Debian/Ubuntu: `libasound2`) and
-`libstdc++.so.6`; everything else is inside. It includes the fdk-aac AAC
+It links the system's `libasound.so.2` (Debian/Ubuntu: `libasound2`),
+`libpulse.so.0` (`libpulse0`) and `libstdc++.so.6`; everything else is inside. It includes the fdk-aac AAC
 encoder (Fraunhofer FDK AAC licence, not GPL-compatible) and openh264.
 MD
 

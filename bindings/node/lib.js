@@ -18,6 +18,7 @@ const { EventEmitter } = require('node:events')
  */
 const SYSTEM_LIBRARIES = [
   ['libasound.so.2', 'libasound2'],
+  ['libpulse.so.0', 'libpulse0'],
   ['libstdc++.so.6', 'libstdc++6'],
 ]
 
