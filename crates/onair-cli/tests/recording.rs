@@ -181,7 +181,8 @@ fn a_dead_destination_does_not_hurt_a_live_one() {
     }
     let _g = serial();
     let nginx = NginxRtmp::start(NginxOptions::default()).expect("nginx");
-    let dead_port = onair_testkit::free_port().expect("port");
+    let dead = onair_testkit::RefusingPort::new().expect("port");
+    let dead_port = dead.port();
     let dir = tempfile::tempdir().expect("tempdir");
     let stats_path = dir.path().join("stats.jsonl");
     let out = run(

@@ -4,8 +4,8 @@
 
 use onair::video::source::decode_frame_index;
 use onair_testkit::{
-    ffmpeg, free_port, output_timeout, require_tools, serial, stats, FfmpegListener, NginxOptions,
-    NginxRtmp,
+    ffmpeg, output_timeout, require_tools, serial, stats, FfmpegListener, NginxOptions, NginxRtmp,
+    RefusingPort,
 };
 use std::path::Path;
 use std::process::{Command, Output};
@@ -244,8 +244,10 @@ fn bad_arguments_exit_2_with_one_line() {
 /// Runtime failures: exit 1 with a clear line, fast, never a hang, never the key.
 #[test]
 fn unreachable_servers_fail_cleanly() {
-    let closed = free_port().expect("port");
-    let refused = format!("rtmp://127.0.0.1:{closed}/live/{KEY}");
+    // Reserved (bound, never listening) for the whole test: a free port could
+    // be taken by an nginx another test starts meanwhile (seen in CI).
+    let closed = RefusingPort::new().expect("port");
+    let refused = format!("rtmp://127.0.0.1:{}/live/{KEY}", closed.port());
     // A server that accepts and closes during the handshake.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let closing = format!("rtmp://{}/live/{KEY}", listener.local_addr().expect("addr"));
@@ -290,8 +292,8 @@ fn unreachable_servers_fail_cleanly() {
 /// connection carry no ANSI escape (ESC, 0x1b).
 #[test]
 fn warnings_in_a_pipe_are_plain_text() {
-    let port = free_port().expect("port");
-    let url = format!("rtmp://127.0.0.1:{port}/live/x");
+    let closed = RefusingPort::new().expect("port");
+    let url = format!("rtmp://127.0.0.1:{}/live/x", closed.port());
     let out = onair(
         &["stream", &url, "--duration", "2"],
         Duration::from_secs(30),

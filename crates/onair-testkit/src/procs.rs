@@ -222,6 +222,39 @@ pub fn free_port() -> io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// A port on 127.0.0.1 where connections are refused, for as long as this
+/// value lives: a socket is bound to it but never listens, so no other test
+/// (an nginx started at the same moment in another thread or binary) can take
+/// it. [`free_port`] cannot promise that: the port is free again as soon as it
+/// returns.
+#[derive(Debug)]
+pub struct RefusingPort {
+    _socket: socket2::Socket,
+    port: u16,
+}
+
+impl RefusingPort {
+    /// Binds a fresh port without listening.
+    pub fn new() -> io::Result<Self> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+        let port = socket
+            .local_addr()?
+            .as_socket()
+            .map(|a| a.port())
+            .ok_or_else(|| io::Error::other("not an inet socket"))?;
+        Ok(Self {
+            _socket: socket,
+            port,
+        })
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 /// Connects to `addr` repeatedly until it accepts or `timeout` passes.
 ///
 /// Do not use on a one-shot listener (`ffmpeg -listen 1`): the probe connection would be

@@ -6,8 +6,7 @@
 use super::*;
 use crate::flv::tests::{test_headers, SILENT_AAC_FRAME};
 use onair_testkit::{
-    free_port, require_tools, FfmpegListener, HttpStatusServer, NginxOptions, NginxRtmp,
-    SCHEDULING_SLACK,
+    require_tools, FfmpegListener, HttpStatusServer, NginxOptions, NginxRtmp, SCHEDULING_SLACK,
 };
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -126,7 +125,8 @@ fn rtmps_is_reported_unsupported() {
 
 #[test]
 fn closed_port_fails_fast_at_connect() {
-    let port = free_port().unwrap();
+    let closed = onair_testkit::RefusingPort::new().unwrap();
+    let port = closed.port();
     let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/{SECRET_KEY}"), None).unwrap();
     let start = Instant::now();
     let err =
