@@ -303,19 +303,6 @@ fn warnings_in_a_pipe_are_plain_text() {
     assert!(!out.stderr.contains(&0x1b), "ANSI codes in a pipe: {err:?}");
 }
 
-/// Resident memory of process `pid`, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// The whole process stopped (SIGSTOP: a suspended laptop, a paused VM) for
 /// 15 s, then continued: it does not replay the span (memory stays flat,
 /// audio and video jump to the present, counted), the session survives, and
@@ -344,12 +331,12 @@ fn a_stopped_process_jumps_to_the_present_with_flat_memory() {
     .expect("onair starts");
     let pid = child.pid().expect("pid");
     std::thread::sleep(Duration::from_secs(5));
-    let before = rss_kib(pid);
+    let before = onair_testkit::rss_kib(pid);
     child.signal(libc::SIGSTOP).expect("SIGSTOP");
     std::thread::sleep(STOPPED);
     child.signal(libc::SIGCONT).expect("SIGCONT");
     std::thread::sleep(Duration::from_secs(3));
-    let after = rss_kib(pid);
+    let after = onair_testkit::rss_kib(pid);
     let status = child
         .wait_timeout(Duration::from_secs(30))
         .expect("wait")

@@ -222,6 +222,20 @@ pub fn free_port() -> io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// Resident memory of process `pid` in KiB (`VmRSS` in /proc), 0 if unknown:
+/// the memory-bound tests compare it before and after a fault.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// A port on 127.0.0.1 where connections are refused, for as long as this
 /// value lives: a socket is bound to it but never listens, so no other test
 /// (an nginx started at the same moment in another thread or binary) can take

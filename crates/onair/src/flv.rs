@@ -15,6 +15,7 @@ use std::io::{self, Write};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::amf0::{self, Value};
 use crate::packet::{AudioParams, EncodedPacket, MediaKind, StreamHeaders, VideoParams};
 
 /// FLV tag type of an audio tag.
@@ -185,83 +186,32 @@ pub fn script_tag_body(headers: &StreamHeaders) -> Bytes {
 
 /// Script tag body (`"onMetaData"` + ECMA array) from arbitrary fields.
 pub fn script_body_from_fields<K: AsRef<str>>(fields: &[(K, MetaValue)]) -> Bytes {
-    let mut out = BytesMut::with_capacity(64 + fields.len() * 24);
-    amf0::put_string(&mut out, "onMetaData");
-    amf0::put_ecma_array(&mut out, fields);
-    out.freeze()
+    let array = Value::EcmaArray(
+        fields
+            .iter()
+            .map(|(k, v)| (k.as_ref().to_string(), v.to_amf0()))
+            .collect(),
+    );
+    amf0::encode_all(&[Value::String("onMetaData".into()), array]).freeze()
 }
 
 /// RTMP data message body that sets the stream's metadata:
 /// `"@setDataFrame"` followed by the script tag body.
 pub fn set_data_frame_body(headers: &StreamHeaders) -> Bytes {
     let script = script_tag_body(headers);
-    let mut out = BytesMut::with_capacity(16 + script.len());
-    amf0::put_string(&mut out, "@setDataFrame");
+    let mut out = amf0::encode_all(&[Value::String("@setDataFrame".into())]);
     out.put_slice(&script);
     out.freeze()
 }
 
-/// Tiny AMF0 encoder for the shapes onair sends.
-pub(crate) mod amf0 {
-    use super::MetaValue;
-    use bytes::{BufMut, BytesMut};
-
-    const NUMBER: u8 = 0x00;
-    const BOOLEAN: u8 = 0x01;
-    const STRING: u8 = 0x02;
-    const ECMA_ARRAY: u8 = 0x08;
-    const OBJECT_END: u8 = 0x09;
-    const LONG_STRING: u8 = 0x0C;
-
-    /// AMF0 number.
-    pub fn put_number(out: &mut BytesMut, n: f64) {
-        out.put_u8(NUMBER);
-        out.put_f64(n);
-    }
-
-    /// AMF0 string (long string above 65535 bytes).
-    pub fn put_string(out: &mut BytesMut, s: &str) {
-        match u16::try_from(s.len()) {
-            Ok(len) => {
-                out.put_u8(STRING);
-                out.put_u16(len);
-            }
-            Err(_) => {
-                out.put_u8(LONG_STRING);
-                out.put_u32(u32::try_from(s.len()).unwrap_or(u32::MAX));
-            }
+impl MetaValue {
+    /// The AMF0 value it is written as.
+    fn to_amf0(&self) -> Value {
+        match self {
+            MetaValue::Number(n) => Value::Number(*n),
+            MetaValue::Bool(b) => Value::Boolean(*b),
+            MetaValue::Str(s) => Value::String(s.clone()),
         }
-        out.put_slice(s.as_bytes());
-    }
-
-    /// Property name (no type marker), truncated at 65535 bytes.
-    fn put_key(out: &mut BytesMut, k: &str) {
-        let bytes = &k.as_bytes()[..k.len().min(usize::from(u16::MAX))];
-        out.put_u16(u16::try_from(bytes.len()).unwrap_or(u16::MAX));
-        out.put_slice(bytes);
-    }
-
-    /// One value.
-    pub fn put_value(out: &mut BytesMut, v: &MetaValue) {
-        match v {
-            MetaValue::Number(n) => put_number(out, *n),
-            MetaValue::Bool(b) => {
-                out.put_u8(BOOLEAN);
-                out.put_u8(u8::from(*b));
-            }
-            MetaValue::Str(s) => put_string(out, s),
-        }
-    }
-
-    /// ECMA array with its approximate count and the object-end marker.
-    pub fn put_ecma_array<K: AsRef<str>>(out: &mut BytesMut, fields: &[(K, MetaValue)]) {
-        out.put_u8(ECMA_ARRAY);
-        out.put_u32(u32::try_from(fields.len()).unwrap_or(u32::MAX));
-        for (k, v) in fields {
-            put_key(out, k.as_ref());
-            put_value(out, v);
-        }
-        out.put_slice(&[0, 0, OBJECT_END]);
     }
 }
 
@@ -468,8 +418,7 @@ pub(crate) mod tests {
         assert_eq!(fields[4].1, MetaValue::Number(500.0));
         assert_eq!(fields[9].1, MetaValue::Bool(true));
         // Numbers are big-endian IEEE doubles.
-        let mut n = BytesMut::new();
-        amf0::put_number(&mut n, 1.0);
+        let n = amf0::encode_all(&[Value::Number(1.0)]);
         assert_eq!(&n[..], &[0, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0]);
         let sdf = set_data_frame_body(&test_headers());
         assert_eq!(&sdf[..16], b"\x02\x00\x0D@setDataFrame");

@@ -9,6 +9,7 @@
 //! at the present.
 #![warn(missing_docs)]
 
+pub mod amf0;
 pub mod audio;
 pub mod clock;
 pub mod devices;

@@ -495,18 +495,6 @@ fn kernel_tbf_throttle_in_a_namespace() {
     assert_clean(&recs[0], &j);
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Soak: 10 minutes of a dead link must not grow memory (< 5 MB).
 /// Out of the default suite; run with `scripts/bench-faults.sh --soak` or
 /// `cargo test --release -p onair --test faults -- --ignored soak --nocapture`.
@@ -528,14 +516,14 @@ fn soak_ten_minutes_of_dead_link_keeps_memory_flat() {
     proxy.blackhole();
     // Let the outage settle (buffers full, reconnect loop at its cap).
     std::thread::sleep(40 * SEC);
-    let before = rss_kib();
+    let before = onair_testkit::rss_kib(std::process::id());
     let t0 = std::time::Instant::now();
     let mut max = before;
     while t0.elapsed() < Duration::from_secs(minutes * 60) {
         std::thread::sleep(5 * SEC);
-        max = max.max(rss_kib());
+        max = max.max(onair_testkit::rss_kib(std::process::id()));
     }
-    let after = rss_kib();
+    let after = onair_testkit::rss_kib(std::process::id());
     let s = streamer.stop().remove(0);
     eprintln!(
         "soak {minutes} min dead link: RSS {before} KiB -> {after} KiB (max {max}), growth {} KiB; \

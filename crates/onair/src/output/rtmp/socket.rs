@@ -8,57 +8,29 @@
 //! `TcpStream` these functions make, and leave them unchanged.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
 use super::{ConnectOptions, RtmpError, Stage, KEEPALIVE_TIME};
 
-/// Resolves `host:port` within `timeout`. getaddrinfo cannot be cancelled,
-/// so it runs on a helper thread that is abandoned (and exits on its own)
-/// when the timeout passes.
+/// Resolves `host:port` within `timeout` (`crate::net::resolve`), as an
+/// [`RtmpError::Resolve`].
 pub(super) fn resolve(
     host: &str,
     port: u16,
     timeout: Duration,
 ) -> Result<Vec<SocketAddr>, RtmpError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let target = format!("{host}:{port}");
-    let (tx, rx) = mpsc::channel();
-    let name = host.to_string();
-    std::thread::Builder::new()
-        .name("onair-resolve".into())
-        .spawn(move || {
-            let _ = tx.send(
-                (name.as_str(), port)
-                    .to_socket_addrs()
-                    .map(|a| a.collect::<Vec<_>>()),
-            );
-        })
-        .map_err(|e| RtmpError::Resolve {
-            target: target.clone(),
-            reason: format!("cannot start resolver thread: {e}"),
-        })?;
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(RtmpError::Resolve {
-            target,
-            reason: "no addresses".into(),
-        }),
-        Ok(Err(e)) => Err(RtmpError::Resolve {
-            target,
-            reason: e.to_string(),
-        }),
-        Err(_) => Err(RtmpError::Resolve {
-            target,
-            reason: format!("timed out after {} ms", timeout.as_millis()),
-        }),
-    }
+    crate::net::resolve(host, port, timeout).map_err(|e| RtmpError::Resolve {
+        target: format!("{host}:{port}"),
+        reason: if e.kind() == std::io::ErrorKind::TimedOut {
+            format!("timed out after {} ms", timeout.as_millis())
+        } else {
+            e.to_string()
+        },
+    })
 }
 
 pub(super) fn connect_tcp(

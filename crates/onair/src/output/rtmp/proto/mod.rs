@@ -18,7 +18,7 @@
 //! - [`client`]: the publishing command flow, rejection vs fault,
 //!   acknowledgements, pings.
 
-pub mod amf0;
+pub use crate::amf0;
 pub mod chunk;
 pub mod client;
 pub mod handshake;

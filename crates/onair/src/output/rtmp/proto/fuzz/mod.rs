@@ -98,22 +98,28 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
 
 // ---- what each target feeds ----
 
+/// `bytes` cut into consecutive pieces of the sizes in `splits` (each at
+/// least 1; the last piece takes the rest once `splits` runs out).
+fn pieces<'a>(bytes: &'a [u8], splits: &'a [usize]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let mut rest = bytes;
+    let mut sizes = splits.iter().copied();
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = sizes.next().unwrap_or(rest.len()).clamp(1, rest.len());
+        let (piece, tail) = rest.split_at(n);
+        rest = tail;
+        Some(piece)
+    })
+}
+
 /// Feeds `bytes` to a chunk reader in pieces of `splits`; checks the bounds
 /// after each piece. Returns the messages, or None after an error.
 fn read_chunks(bytes: &[u8], splits: &[usize]) -> Option<Vec<RawMessage>> {
     let mut r = ChunkReader::new();
     let mut out = Vec::new();
-    let mut rest = bytes;
-    let mut i = 0;
-    while !rest.is_empty() {
-        let n = splits
-            .get(i)
-            .copied()
-            .unwrap_or(rest.len())
-            .clamp(1, rest.len());
-        i += 1;
-        let (piece, tail) = rest.split_at(n);
-        rest = tail;
+    for piece in pieces(bytes, splits) {
         let ok = r.feed(piece, &mut out).is_ok();
         assert!(r.buffered() <= MAX_BUFFERED, "buffered {}", r.buffered());
         assert!(r.chunk_streams() <= MAX_CHUNK_STREAMS);
@@ -147,17 +153,7 @@ fn session_on(bytes: &[u8], splits: &[usize]) -> bool {
     let _ = c.start();
     let base = c.pending_bytes();
     let mut events = Vec::new();
-    let mut rest = bytes;
-    let mut i = 0;
-    while !rest.is_empty() {
-        let n = splits
-            .get(i)
-            .copied()
-            .unwrap_or(rest.len())
-            .clamp(1, rest.len());
-        i += 1;
-        let (piece, tail) = rest.split_at(n);
-        rest = tail;
+    for piece in pieces(bytes, splits) {
         let result = c.handle_input(piece, &mut events);
         // connect's follow-ups (a few hundred bytes), plus bounded control.
         assert!(

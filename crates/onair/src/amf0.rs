@@ -1,5 +1,5 @@
-//! AMF0 values: encoding for the commands we send, bounded decoding for
-//! whatever a server sends.
+//! AMF0 values: encoding for what we write (RTMP commands, FLV and RTMP
+//! metadata), bounded decoding for whatever a server sends.
 //!
 //! Why our own: of the crates that exist, `rml_amf0` (rml_rtmp's) and `amf`
 //! (last release 2022) decode nested objects by unbounded recursion, so a
