@@ -567,6 +567,13 @@ mod tests {
         s.read_exact(&mut b).expect("echo");
         assert_eq!(&b, b"hello");
         assert_eq!(p.connections(), 1);
+        // The proxy counts a chunk after writing it on, so the client can
+        // read the echo an instant before the count moves (seen on a busy
+        // machine): wait for it, boundedly.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while (p.bytes_up(), p.bytes_down()) != (5, 5) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert_eq!((p.bytes_up(), p.bytes_down()), (5, 5));
         p.delay(200);
         let t = Instant::now();
