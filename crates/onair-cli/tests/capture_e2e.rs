@@ -16,6 +16,15 @@ use std::time::Duration;
 
 const ONAIR: &str = env!("CARGO_BIN_EXE_onair");
 
+/// Asserts the engines' tick lateness in a run's final stats (see
+/// `stats::check_engines_on_time`) and prints it, labelled, for the report.
+fn assert_engines_on_time(label: &str, last: &serde_json::Value) {
+    match stats::check_engines_on_time(last) {
+        Ok(line) => eprintln!("{label}: {line}"),
+        Err(e) => panic!("{label}: {e}"),
+    }
+}
+
 fn mean(v: &[u8]) -> f64 {
     v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64
 }
@@ -85,6 +94,7 @@ fn screen_and_desktop_audio_reach_the_viewer_and_survive_the_sound_server_dying(
         "silence inserted after the sound server died: {silence}"
     );
     assert_eq!(stats::field_u64(last, "reconnects"), Some(0));
+    assert_engines_on_time("screen + desktop, sound server killed", last);
 
     let recs = nginx.stop_and_collect();
     assert_eq!(recs.len(), 1);
@@ -249,10 +259,7 @@ fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_
         field("audio_device_reopens") >= 2,
         "each input's reopen counted"
     );
-    match stats::check_engines_on_time(&out.last_stats) {
-        Ok(line) => eprintln!("record: {line}"),
-        Err(e) => panic!("record: {e}"),
-    }
+    assert_engines_on_time("record desktop+mic", &out.last_stats);
 }
 
 #[test]
@@ -299,10 +306,7 @@ fn a_stream_started_on_a_stopped_sound_server_goes_live_and_gets_both_tones_when
         "silence counted while stopped"
     );
     assert_eq!(field("audio_frames_dropped"), 0);
-    match stats::check_engines_on_time(&out.last_stats) {
-        Ok(line) => eprintln!("stream: {line}"),
-        Err(e) => panic!("stream: {e}"),
-    }
+    assert_engines_on_time("stream on a stopped sound server", &out.last_stats);
 
     let recs = nginx.stop_and_collect();
     assert_eq!(recs.len(), 1);
@@ -402,12 +406,17 @@ fn a_window_is_recorded_wherever_it_moves() {
     )
     .expect("a test window");
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("window.flv");
+    let (out, stats_path) = (
+        dir.path().join("window.flv"),
+        dir.path().join("stats.jsonl"),
+    );
     let mut child = spawn(
         Command::new(ONAIR)
             .args(["record", out.to_str().expect("utf-8")])
             .args(["--video", &format!("window:e2e window@{}", x.display())])
             .args(["--audio", "test", "--size", "320x240", "--duration", "6"])
+            .arg("--stats-json")
+            .arg(&stats_path)
             .stderr(Stdio::piped()),
     )
     .expect("onair record");
@@ -422,6 +431,8 @@ fn a_window_is_recorded_wherever_it_moves() {
         .expect("wait")
         .expect("onair ends at its --duration");
     assert!(status.success(), "{status}");
+    let lines = stats::read_stats(&stats_path).expect("stats");
+    assert_engines_on_time("window", stats::last(&lines).expect("final stats"));
     let frames = ffmpeg::gray_frames(&out, 320, 240).expect("decode");
     let lumas: Vec<f64> = frames.map(|f| mean(&f)).collect();
     eprintln!(
@@ -552,10 +563,7 @@ fn a_remote_display_that_stalls_repeats_frames_on_time_and_reconnects() {
     );
     let last = stats::last(&lines).expect("final stats");
     eprintln!("final stats: {last}");
-    match stats::check_engines_on_time(last) {
-        Ok(line) => eprintln!("remote X stall: {line}"),
-        Err(e) => panic!("remote X stall: {e}"),
-    }
+    assert_engines_on_time("remote X stall", last);
 
     // The viewer: frames at every slot (the stall was filled with repeats),
     // red before it, the green painted during it once reconnected.
