@@ -7,12 +7,23 @@
 
 use onair_testkit::pcm::assert_power;
 use onair_testkit::procs::spawn;
-use onair_testkit::{ffmpeg, require_tools, stats, NginxOptions, NginxRtmp, PulseServer, Xvfb};
+use onair_testkit::{
+    ffmpeg, require_tools, stats, FaultProxy, NginxOptions, NginxRtmp, PulseServer, Xvfb,
+};
 use std::ffi::OsString;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const ONAIR: &str = env!("CARGO_BIN_EXE_onair");
+
+/// Asserts the engines' tick lateness in a run's final stats (see
+/// `stats::check_engines_on_time`) and prints it, labelled, for the report.
+fn assert_engines_on_time(label: &str, last: &serde_json::Value) {
+    match stats::check_engines_on_time(last) {
+        Ok(line) => eprintln!("{label}: {line}"),
+        Err(e) => panic!("{label}: {e}"),
+    }
+}
 
 fn mean(v: &[u8]) -> f64 {
     v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64
@@ -83,6 +94,7 @@ fn screen_and_desktop_audio_reach_the_viewer_and_survive_the_sound_server_dying(
         "silence inserted after the sound server died: {silence}"
     );
     assert_eq!(stats::field_u64(last, "reconnects"), Some(0));
+    assert_engines_on_time("screen + desktop, sound server killed", last);
 
     let recs = nginx.stop_and_collect();
     assert_eq!(recs.len(), 1);
@@ -247,10 +259,7 @@ fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_
         field("audio_device_reopens") >= 2,
         "each input's reopen counted"
     );
-    match stats::check_engines_on_time(&out.last_stats) {
-        Ok(line) => eprintln!("record: {line}"),
-        Err(e) => panic!("record: {e}"),
-    }
+    assert_engines_on_time("record desktop+mic", &out.last_stats);
 }
 
 #[test]
@@ -297,10 +306,7 @@ fn a_stream_started_on_a_stopped_sound_server_goes_live_and_gets_both_tones_when
         "silence counted while stopped"
     );
     assert_eq!(field("audio_frames_dropped"), 0);
-    match stats::check_engines_on_time(&out.last_stats) {
-        Ok(line) => eprintln!("stream: {line}"),
-        Err(e) => panic!("stream: {e}"),
-    }
+    assert_engines_on_time("stream on a stopped sound server", &out.last_stats);
 
     let recs = nginx.stop_and_collect();
     assert_eq!(recs.len(), 1);
@@ -400,12 +406,17 @@ fn a_window_is_recorded_wherever_it_moves() {
     )
     .expect("a test window");
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("window.flv");
+    let (out, stats_path) = (
+        dir.path().join("window.flv"),
+        dir.path().join("stats.jsonl"),
+    );
     let mut child = spawn(
         Command::new(ONAIR)
             .args(["record", out.to_str().expect("utf-8")])
             .args(["--video", &format!("window:e2e window@{}", x.display())])
             .args(["--audio", "test", "--size", "320x240", "--duration", "6"])
+            .arg("--stats-json")
+            .arg(&stats_path)
             .stderr(Stdio::piped()),
     )
     .expect("onair record");
@@ -420,6 +431,8 @@ fn a_window_is_recorded_wherever_it_moves() {
         .expect("wait")
         .expect("onair ends at its --duration");
     assert!(status.success(), "{status}");
+    let lines = stats::read_stats(&stats_path).expect("stats");
+    assert_engines_on_time("window", stats::last(&lines).expect("final stats"));
     let frames = ffmpeg::gray_frames(&out, 320, 240).expect("decode");
     let lumas: Vec<f64> = frames.map(|f| mean(&f)).collect();
     eprintln!(
@@ -449,4 +462,163 @@ fn a_window_is_recorded_wherever_it_moves() {
             .find(|l| !(65.0..=100.0).contains(*l))
     );
     assert_eq!(ffmpeg::decode_errors(&out).expect("decode"), "");
+}
+
+/// A remote display (`host:N`, TCP) is reached through the fault proxy.
+/// The display number to dial so that `127.0.0.1:N` means the proxy's port.
+fn display_through(proxy: &FaultProxy) -> String {
+    let port = proxy.port();
+    let n = port
+        .checked_sub(onair_testkit::xvfb::X_TCP_PORT_BASE)
+        .expect("the proxy's port is above 6000");
+    format!("127.0.0.1:{n}")
+}
+
+/// How long the proxy in front of the remote display stalls (longer than
+/// `X_IO_TIMEOUT` plus a reconnect interval: the grab thread gives up, its
+/// reconnect stalls too, and the next one after the resume gets through).
+const X_STALL: Duration = Duration::from_secs(4);
+
+/// Issue 12: a remote X display (Xvfb on TCP) behind the fault proxy, which
+/// stalls for [`X_STALL`] mid-run. The grab thread blocks (each X request
+/// waits up to `X_IO_TIMEOUT`, then it reconnects); the CaptureThread must
+/// not notice: it repeats the last picture at every slot (stats:
+/// `video_frames_duplicated` grows by the frame rate while
+/// `video_frames_captured` stands still), its tick lateness stays low (max,
+/// not only p99), the source reconnects by itself after the stall (a new
+/// connection through the proxy) and the viewer sees the colour painted
+/// during the stall.
+#[test]
+fn a_remote_display_that_stalls_repeats_frames_on_time_and_reconnects() {
+    if !require_tools(&["Xvfb", "xsetroot", "ffmpeg"]) {
+        return;
+    }
+    let x = Xvfb::start_tcp(320, 240).expect("Xvfb on TCP");
+    x.paint("#ff0000").expect("xsetroot");
+    let proxy = FaultProxy::start(x.tcp_addr().expect("TCP display")).expect("proxy");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, stats_path) = (dir.path().join("x.flv"), dir.path().join("stats.jsonl"));
+    let secs = 10;
+    let mut child = spawn(
+        Command::new(ONAIR)
+            .args(["record", out.to_str().expect("utf-8")])
+            .args(["--video", &format!("screen:{}", display_through(&proxy))])
+            .args(["--audio", "test", "--size", "320x240"])
+            .args(["--duration", &secs.to_string(), "--stats-json"])
+            .arg(&stats_path)
+            .env_remove("DISPLAY")
+            .env("XAUTHORITY", x.xauthority().expect("cookie file"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("onair.err")).expect("stderr file")),
+    )
+    .expect("onair record");
+    std::thread::sleep(Duration::from_millis(2500));
+    proxy.pause();
+    // Painted straight on the server (its local socket): visible only once
+    // the source has reconnected through the proxy.
+    x.paint("#00ff00").expect("xsetroot");
+    std::thread::sleep(X_STALL);
+    proxy.resume();
+    let status = child
+        .wait_timeout(Duration::from_secs(30))
+        .expect("wait")
+        .expect("onair ends at its --duration");
+    let err = std::fs::read_to_string(dir.path().join("onair.err")).unwrap_or_default();
+    eprintln!("onair stderr:\n{err}");
+    assert!(status.success(), "{status}");
+
+    let lines = stats::read_stats(&stats_path).expect("stats");
+    let per_second: Vec<(u64, u64, u64)> = lines
+        .iter()
+        .map(|o| {
+            let f = |n: &str| stats::field_u64(o, n).unwrap_or(0);
+            (
+                f("t_ms"),
+                f("video_frames_captured"),
+                f("video_frames_duplicated"),
+            )
+        })
+        .collect();
+    let deltas: Vec<(u64, u64, u64)> = per_second
+        .windows(2)
+        .map(|w| (w[1].0, w[1].1 - w[0].1, w[1].2 - w[0].2))
+        .collect();
+    eprintln!("t_ms, new pictures, repeated pictures per interval: {deltas:?}");
+    // While stalled, whole seconds of repeats and nothing new.
+    let frozen = deltas
+        .iter()
+        .filter(|&&(_, new, dup)| new == 0 && dup >= 25)
+        .count();
+    assert!(frozen >= 2, "seconds with only repeated pictures: {frozen}");
+    // Flowing again at the end: the source came back by itself.
+    let tail = &deltas[deltas.len().saturating_sub(3)..deltas.len().saturating_sub(1)];
+    assert!(
+        tail.iter().all(|&(_, new, _)| new >= 15),
+        "new pictures again after the stall: {tail:?}"
+    );
+    assert!(
+        proxy.connections() >= 2,
+        "the source reconnected: {} connections",
+        proxy.connections()
+    );
+    let last = stats::last(&lines).expect("final stats");
+    eprintln!("final stats: {last}");
+    assert_engines_on_time("remote X stall", last);
+
+    // The viewer: frames at every slot (the stall was filled with repeats),
+    // red before it, the green painted during it once reconnected.
+    let lumas: Vec<f64> = ffmpeg::gray_frames(&out, 320, 240)
+        .expect("decode")
+        .map(|f| mean(&f))
+        .collect();
+    assert!(
+        lumas.len() as u64 >= secs * 28,
+        "{} frames in {secs} s",
+        lumas.len()
+    );
+    assert_eq!(ffmpeg::decode_errors(&out).expect("decode"), "");
+    let (early, late) = (lumas[30], lumas[lumas.len() - 10]);
+    eprintln!("luma: early {early:.0}, late {late:.0}");
+    assert!(
+        (early - 81.0).abs() < 12.0,
+        "early frames are not red: Y={early}"
+    );
+    assert!(
+        (late - 145.0).abs() < 12.0,
+        "late frames are not green: Y={late}"
+    );
+}
+
+/// Issue 12: a remote display whose address accepts TCP and never answers
+/// (the proxy holds every connection without connecting it anywhere): the
+/// X11 handshake gives up after `X_IO_TIMEOUT`, so the start fails in
+/// bounded time with a message naming the source, instead of hanging.
+#[test]
+fn a_remote_display_that_never_answers_fails_the_start_in_bounded_time() {
+    let nowhere = onair_testkit::RefusingPort::new().expect("port");
+    let proxy = FaultProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], nowhere.port())))
+        .expect("proxy");
+    proxy.blackhole();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let out = onair_testkit::output_timeout(
+        Command::new(ONAIR)
+            .args(["record", dir.path().join("x.flv").to_str().expect("utf-8")])
+            .args(["--video", &format!("screen:{}", display_through(&proxy))])
+            .args(["--audio", "test", "--duration", "5"])
+            .env_remove("DISPLAY"),
+        Duration::from_secs(30),
+    )
+    .expect("onair record");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("onair ended after {took:?} with {}:\n{stderr}", out.status);
+    assert!(
+        !out.status.success(),
+        "a display that never answers cannot start"
+    );
+    assert!(proxy.connections() >= 1, "onair reached the display");
+    assert!(stderr.contains("screen:"), "the message names the source");
+    // X_IO_TIMEOUT (1 s) for the handshake, plus process start on a busy machine.
+    assert!(took < Duration::from_secs(5), "start took {took:?}");
 }

@@ -10,7 +10,8 @@
 //!   ffprobe judges (probe, frames, decode errors, hidden "frame num gap"s, pixels, PCM).
 //! - [`proxy`]: a userspace TCP fault proxy (pause, throttle, blackhole, reset, refuse, delay).
 //! - [`netns`]: kernel-level faults (tbf, iptables DROP / RST) inside a private network namespace.
-//! - [`xvfb`]: a private X server per test, painted by the test (screen capture).
+//! - [`xvfb`]: a private X server per test, painted by the test (screen capture), optionally
+//!   also on TCP with a cookie of its own (a remote display, e.g. behind the fault proxy).
 //! - [`pulse`]: a private PulseAudio server per test with a null sink, an optional
 //!   microphone source, tone players, and pause/kill/restart faults.
 //! - [`pcm`]: reading an audio source like the AudioEngine and judging its PCM (tones).

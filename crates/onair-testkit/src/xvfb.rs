@@ -24,12 +24,52 @@ const FIRST_DISPLAY: u32 = 100;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// X11 TCP displays listen on this port plus the display number.
+pub const X_TCP_PORT_BASE: u16 = 6000;
+
 /// A running Xvfb, killed (by pid) on drop.
 #[derive(Debug)]
 pub struct Xvfb {
     guard: ChildGuard,
     number: u32,
     size: (u32, u32),
+    /// For a TCP display: the Xauthority file (in its own temporary
+    /// directory) holding the one cookie the server accepts.
+    auth: Option<XAuthority>,
+}
+
+/// An Xauthority file with one random MIT-MAGIC-COOKIE-1 for any display
+/// (family `FamilyWild`, empty display number): the server started with
+/// `-auth FILE` accepts that cookie only, and a client whose `XAUTHORITY`
+/// names the file presents it whatever display number it dialled (a proxy
+/// in front of the server has its own).
+#[derive(Debug)]
+struct XAuthority {
+    dir: tempfile::TempDir,
+}
+
+impl XAuthority {
+    const FILE: &'static str = "Xauthority";
+
+    fn create() -> io::Result<Self> {
+        let mut cookie = [0u8; 16];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut cookie)?;
+        let mut entry = Vec::new();
+        // family, then address, display number, auth name, auth data, each
+        // a big-endian u16 length and its bytes.
+        entry.extend_from_slice(&0xffffu16.to_be_bytes());
+        for field in [&b""[..], b"", b"MIT-MAGIC-COOKIE-1", &cookie] {
+            entry.extend_from_slice(&(field.len() as u16).to_be_bytes());
+            entry.extend_from_slice(field);
+        }
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join(Self::FILE), entry)?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join(Self::FILE)
+    }
 }
 
 fn socket_path(n: u32) -> PathBuf {
@@ -63,7 +103,7 @@ impl Xvfb {
             if socket_path(n).exists() || lock_path(n).exists() {
                 continue;
             }
-            match Self::spawn_on(n, (w, h)) {
+            match Self::spawn_on(n, (w, h), None) {
                 Ok(x) => return Ok(x),
                 Err(e) => last_err = e,
             }
@@ -71,13 +111,40 @@ impl Xvfb {
         Err(last_err)
     }
 
-    fn spawn_on(number: u32, size: (u32, u32)) -> io::Result<Xvfb> {
+    /// Like [`Xvfb::start`], and also listening on TCP
+    /// ([`Xvfb::tcp_addr`]: a remote display, reached like `host:N`), with
+    /// cookie authorization: clients need `XAUTHORITY` =
+    /// [`Xvfb::xauthority`] (the server listens on every interface).
+    pub fn start_tcp(w: u32, h: u32) -> io::Result<Xvfb> {
+        let base = FIRST_DISPLAY + (std::process::id() % 40) * DISPLAYS_PER_PROCESS;
+        let mut last_err = io::Error::other("no free display number");
+        for _ in 0..DISPLAYS_PER_PROCESS {
+            let n = base + NEXT.fetch_add(1, Ordering::Relaxed) % DISPLAYS_PER_PROCESS;
+            let port = X_TCP_PORT_BASE + n as u16;
+            if socket_path(n).exists() || lock_path(n).exists() || crate::procs::is_listening(port)
+            {
+                continue;
+            }
+            match Self::spawn_on(n, (w, h), Some(XAuthority::create()?)) {
+                Ok(x) => return Ok(x),
+                Err(e) => last_err = e,
+            }
+        }
+        Err(last_err)
+    }
+
+    fn spawn_on(number: u32, size: (u32, u32), auth: Option<XAuthority>) -> io::Result<Xvfb> {
         let xvfb = find_tool("Xvfb")
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "Xvfb not found (apt: xvfb)"))?;
-        let child = Command::new(xvfb)
-            .arg(format!(":{number}"))
+        let mut cmd = Command::new(xvfb);
+        cmd.arg(format!(":{number}"))
             .args(["-screen", "0", &format!("{}x{}x24", size.0, size.1)])
-            .args(["-nolisten", "tcp", "-noreset"])
+            .arg("-noreset");
+        match &auth {
+            Some(a) => cmd.args(["-listen", "tcp", "-auth"]).arg(a.path()),
+            None => cmd.args(["-nolisten", "tcp"]),
+        };
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -98,16 +165,37 @@ impl Xvfb {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        if auth.is_some() {
+            crate::procs::wait_for_listen_pid(
+                guard.pid().unwrap_or(0),
+                X_TCP_PORT_BASE + number as u16,
+                START_TIMEOUT,
+            )?;
+        }
         Ok(Xvfb {
             guard,
             number,
             size,
+            auth,
         })
     }
 
     /// The display name, e.g. `:104`.
     pub fn display(&self) -> String {
         format!(":{}", self.number)
+    }
+
+    /// Where a server from [`Xvfb::start_tcp`] listens (127.0.0.1, port
+    /// 6000 + display number); `None` for a local-only server.
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.auth.as_ref().map(|_| {
+            std::net::SocketAddr::from(([127, 0, 0, 1], X_TCP_PORT_BASE + self.number as u16))
+        })
+    }
+
+    /// The Xauthority file a client of a TCP server needs (`XAUTHORITY`).
+    pub fn xauthority(&self) -> Option<PathBuf> {
+        self.auth.as_ref().map(XAuthority::path)
     }
 
     /// Paints the whole root window one colour (`xsetroot -solid`), e.g. `#ff0000`.
@@ -118,10 +206,12 @@ impl Xvfb {
                 "xsetroot not found (apt: x11-xserver-utils)",
             )
         })?;
-        let st = Command::new(xsetroot)
-            .args(["-display", &self.display(), "-solid", colour])
-            .stdin(Stdio::null())
-            .status()?;
+        let mut cmd = Command::new(xsetroot);
+        cmd.args(["-display", &self.display(), "-solid", colour]);
+        if let Some(a) = &self.auth {
+            cmd.env("XAUTHORITY", a.path());
+        }
+        let st = cmd.stdin(Stdio::null()).status()?;
         if st.success() {
             Ok(())
         } else {
@@ -145,7 +235,8 @@ impl Xvfb {
         self.guard.kill();
         let _ = std::fs::remove_file(socket_path(self.number));
         let _ = std::fs::remove_file(lock_path(self.number));
-        *self = Self::spawn_on(self.number, self.size)?;
+        let auth = self.auth.take();
+        *self = Self::spawn_on(self.number, self.size, auth)?;
         Ok(())
     }
 }
