@@ -27,8 +27,10 @@ const SIZE: (u32, u32, u32) = (320, 240, 30);
 /// 2 s at 30 fps, a keyframe every 0.5 s.
 const FRAMES: u32 = 60;
 const GOP: &str = "15";
+/// Frames in a GOP of the fixtures.
+pub(super) const GOP_FRAMES: u32 = 15;
 
-struct NoKeyframes;
+pub(super) struct NoKeyframes;
 impl KeyframeRequester for NoKeyframes {
     fn request_keyframe(&self) {}
 }
@@ -120,15 +122,21 @@ fn split_av1(stream: &[u8]) -> (Vec<(Bytes, bool)>, Vec<u8>) {
     (units, seq)
 }
 
-/// Headers and packets of a fixture of `codec`, encoded now by FFmpeg 9.
-fn fixture(bin: &Path, codec: VideoCodec, dir: &Path) -> (StreamHeaders, Vec<EncodedPacket>) {
+/// Headers and `frames` packets (30 fps, a keyframe every 15) of a fixture
+/// of `codec`, encoded now by FFmpeg 9.
+pub(super) fn fixture(
+    bin: &Path,
+    codec: VideoCodec,
+    dir: &Path,
+    frames: u32,
+) -> (StreamHeaders, Vec<EncodedPacket>) {
     let (name, file) = match codec {
         VideoCodec::Hevc => ("hevc", "f.hevc"),
         VideoCodec::Av1 => ("av1", "f.obu"),
         VideoCodec::H264 => unreachable!("H.264 has its own tests"),
     };
     let path = dir.join(file);
-    ffmpeg9::encode_fixture(bin, name, SIZE, FRAMES, &["-g", GOP], &path).expect("fixture");
+    ffmpeg9::encode_fixture(bin, name, SIZE, frames, &["-g", GOP], &path).expect("fixture");
     let stream = std::fs::read(&path).expect("fixture file");
     let (units, config) = match codec {
         VideoCodec::Hevc => {
@@ -141,7 +149,7 @@ fn fixture(bin: &Path, codec: VideoCodec, dir: &Path) -> (StreamHeaders, Vec<Enc
             (units, codec_config::av1_config(&seq).expect("av1C"))
         }
     };
-    assert_eq!(units.len(), FRAMES as usize, "{name} fixture access units");
+    assert_eq!(units.len(), frames as usize, "{name} fixture access units");
     assert!(units[0].1, "{name} fixture starts with a keyframe");
     let frame_ns = 1_000_000_000 / u64::from(SIZE.2);
     let packets = units
@@ -178,7 +186,7 @@ fn publish_and_record(codec: VideoCodec) {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let (headers, packets) = fixture(&bin, codec, dir.path());
+    let (headers, packets) = fixture(&bin, codec, dir.path(), FRAMES);
     let received = dir.path().join("received.mkv");
     let mut listener = Ffmpeg9Listener::start(&bin, &received, "ertmp").expect("listener");
     let url = RtmpUrl::parse(&listener.url(), None).expect("url");

@@ -57,3 +57,5 @@ pub enum Event {
 
 #[cfg(test)]
 mod enhanced_rtmp_tests;
+#[cfg(test)]
+mod redirect_tests;

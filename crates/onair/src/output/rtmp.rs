@@ -218,6 +218,35 @@ fn session_error(stage: Stage, e: SessionError) -> RtmpError {
     }
 }
 
+/// Where a reconnect request's `tcUrl` points, with our stream key: an
+/// absolute `rtmp[s]://host[:port]/app`, a scheme-relative `//host/app`, or a
+/// path `/app` on the same server (Enhanced RTMP v2, "Reconnect Request");
+/// `None` = the same URL.
+pub fn resolve_tc_url(current: &RtmpUrl, tc_url: Option<&str>) -> Result<RtmpUrl, String> {
+    let Some(tc) = tc_url.map(str::trim) else {
+        return Ok(current.clone());
+    };
+    let absolute = if tc.contains("://") {
+        tc.to_string()
+    } else if let Some(rest) = tc.strip_prefix("//") {
+        format!("{}://{rest}", current.scheme.as_str())
+    } else if tc.starts_with('/') {
+        format!(
+            "{}://{}:{}{tc}",
+            current.scheme.as_str(),
+            current.host_for_url(),
+            current.port
+        )
+    } else {
+        return Err("reconnect request: tcUrl is neither a URL nor a path".into());
+    };
+    // A placeholder key makes the whole path the app; ours replaces it.
+    let mut url = RtmpUrl::parse(&format!("{}/k", absolute.trim_end_matches('/')), None)
+        .map_err(|e| format!("reconnect request: unusable tcUrl: {e}"))?;
+    url.stream_key = current.stream_key.clone();
+    Ok(url)
+}
+
 /// Enhanced RTMP capabilities announced in `connect`, whatever the stream's
 /// codec (servers that do not know them ignore unknown properties, as
 /// nginx-rtmp and FFmpeg's listener do):
@@ -269,6 +298,10 @@ pub struct RtmpPublisher {
     sequence_end: Option<Bytes>,
     /// Timestamp of the last video message, for the sequence end.
     last_video_ts: u32,
+    /// Where this connection publishes (for resolving a reconnect request).
+    url: RtmpUrl,
+    /// A `NetConnection.Connect.ReconnectRequest` not yet taken: its `tcUrl`.
+    reconnect_request: Option<Option<String>>,
 }
 
 impl fmt::Debug for RtmpPublisher {
@@ -349,6 +382,11 @@ impl RtmpPublisher {
                     Event::Publishing { .. } => {}
                     Event::Status(code) => tracing::debug!(%code, "onStatus during setup"),
                     Event::Ignored(name) => tracing::trace!(%name, "ignored during setup"),
+                    // Not live yet: the reconnect thread's retry is the answer
+                    // if the server then closes; nothing to switch from.
+                    Event::ReconnectRequest { .. } => {
+                        tracing::info!(url = %url, "reconnect request during setup (ignored)")
+                    }
                 }
             }
             let stage = stage_of(session.state());
@@ -382,6 +420,8 @@ impl RtmpPublisher {
             events,
             sequence_end: headers.video.as_ref().and_then(flv::video_sequence_end),
             last_video_ts: 0,
+            url: url.clone(),
+            reconnect_request: None,
         };
         publisher.queue_headers(headers)?;
         Ok(publisher)
@@ -418,6 +458,14 @@ impl RtmpPublisher {
             .queue_media(video, timestamp_ms, body)
             .map_err(|e| session_error(Stage::Send, e))?;
         Ok(id)
+    }
+
+    /// The server's `NetConnection.Connect.ReconnectRequest`, once: where to
+    /// go, resolved against this connection's URL (same key), or an error
+    /// saying why its `tcUrl` is unusable. Read by [`pump`](Self::pump).
+    pub fn take_reconnect_request(&mut self) -> Option<Result<RtmpUrl, String>> {
+        let tc_url = self.reconnect_request.take()?;
+        Some(resolve_tc_url(&self.url, tc_url.as_deref()))
     }
 
     /// Serialized bytes (exact, chunk headers included) not yet accepted by
@@ -517,6 +565,10 @@ impl RtmpPublisher {
                 match event {
                     Event::Status(code) => tracing::debug!(url = %self.redacted, %code, "onStatus"),
                     Event::Ignored(name) => tracing::trace!(%name, "server command ignored"),
+                    Event::ReconnectRequest { tc_url } => {
+                        tracing::info!(url = %self.redacted, "server asks to reconnect");
+                        self.reconnect_request = Some(tc_url);
+                    }
                     Event::Connected | Event::Publishing { .. } => {}
                 }
             }

@@ -107,6 +107,7 @@ impl StreamOutput {
         );
         let (session_tx, session_rx) = crossbeam_channel::bounded(1);
         let (down_tx, down_rx) = crossbeam_channel::unbounded();
+        let (redirect_tx, redirect_rx) = crossbeam_channel::unbounded();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let last_error = Arc::new(Mutex::new(None));
@@ -125,11 +126,13 @@ impl StreamOutput {
             counters: counters.clone(),
             sessions: session_rx,
             link_down: down_tx,
+            redirects: redirect_tx,
             stop: stop.clone(),
             stall_timeout: cfg.stall_timeout,
             drain_timeout: cfg.drain_timeout,
             bitrate,
             audio_bps: headers.audio.as_ref().map_or(0, |a| a.bitrate_bps),
+            audio_only: headers.video.is_none(),
         })
         .map_err(|e| Error::io("spawning the send thread", e))?;
         let reconnect_thread = reconnect::spawn(ReconnectContext {
@@ -142,6 +145,7 @@ impl StreamOutput {
             counters: counters.clone(),
             sessions: session_tx,
             link_down: down_rx,
+            redirects: redirect_rx,
             control: control_rx,
             events,
             last_error: last_error.clone(),
