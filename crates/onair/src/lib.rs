@@ -12,6 +12,7 @@
 pub mod amf0;
 pub mod audio;
 pub mod clock;
+pub mod codec_config;
 pub mod devices;
 pub mod error;
 pub mod flv;

@@ -211,6 +211,10 @@ pub struct OutputCounters {
     pub reconnects: AtomicU64,
     /// ReconnectThread: connection attempts that failed.
     pub connect_failures: AtomicU64,
+    /// NetworkSendThread: sessions switched on a server's
+    /// `NetConnection.Connect.ReconnectRequest` (not counted in `reconnects`:
+    /// the link never went down).
+    pub redirects: AtomicU64,
     /// StreamMuxer: IDR requests sent to the VideoEncoder.
     pub idr_requests: AtomicU64,
     /// NetworkSendThread: send rate over the last second, in bit/s.
@@ -248,6 +252,7 @@ impl Default for OutputCounters {
             audio_frames_dropped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),
+            redirects: AtomicU64::new(0),
             idr_requests: AtomicU64::new(0),
             send_rate_bps: AtomicU64::new(0),
             rejected: std::sync::atomic::AtomicBool::new(false),
@@ -295,6 +300,9 @@ pub struct Stats {
     pub audio_silence_frames: u64,
     /// Successful reconnections.
     pub reconnects: u64,
+    /// Sessions moved on the server's request (Enhanced RTMP reconnect
+    /// request), without a gap.
+    pub redirects: u64,
     /// Worst capture tick lateness, ms.
     pub capture_late_max_ms: f64,
     /// Worst audio tick lateness, ms.
@@ -387,6 +395,7 @@ impl Stats {
         self.video_dropped_disconnected = ld(&out.video_dropped_disconnected);
         self.audio_frames_dropped = ld(&out.audio_frames_dropped);
         self.reconnects = ld(&out.reconnects);
+        self.redirects = ld(&out.redirects);
         self.connect_failures = ld(&out.connect_failures);
         self.idr_requests = ld(&out.idr_requests);
         self.kbps = ld(&out.send_rate_bps) as f64 / 1000.0;

@@ -54,3 +54,8 @@ pub enum Event {
         message: String,
     },
 }
+
+#[cfg(test)]
+mod enhanced_rtmp_tests;
+#[cfg(test)]
+mod redirect_tests;

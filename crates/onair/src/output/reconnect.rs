@@ -128,6 +128,9 @@ pub struct ReconnectContext {
     pub sessions: Sender<RtmpPublisher>,
     /// Failures from the NetworkSendThread.
     pub link_down: Receiver<LinkDown>,
+    /// Reconnect requests from the NetworkSendThread (a server's Enhanced
+    /// RTMP `ReconnectRequest`, resolved): make a standby session there.
+    pub redirects: Receiver<RtmpUrl>,
     /// Requests from the API.
     pub control: Receiver<Control>,
     /// Events to the API user.
@@ -150,7 +153,7 @@ enum Outcome {
     Failed,
 }
 
-fn run(ctx: ReconnectContext) {
+fn run(mut ctx: ReconnectContext) {
     let mut ever_live = false;
     let mut down_since: Option<Instant> = None;
     loop {
@@ -194,6 +197,19 @@ fn run(ctx: ReconnectContext) {
                     Ok(Control::ReconnectNow) => {}
                     Ok(Control::Stop) | Err(_) => return,
                 },
+                recv(ctx.redirects) -> msg => {
+                    let Ok(url) = msg else { return };
+                    if let Some(down) = standby_session(&mut ctx, url) {
+                        // The old link failed while the new session was
+                        // being made: that session ended the outage.
+                        ctx.set_error(&down.reason);
+                        bump(&ctx.counters.reconnects);
+                        ctx.emit(Event::Reconnected {
+                            output: ctx.output,
+                            downtime_ms: down.at.elapsed().as_millis() as u64,
+                        });
+                    }
+                }
             }
         }
     }
@@ -253,6 +269,34 @@ fn connect_until_live(ctx: &ReconnectContext, ever_live: bool) -> Outcome {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A standby session for a reconnect request, handed to the send thread
+/// (which switches to it at the next keyframe) with a keyframe requested
+/// now. One attempt: if it fails, the old session simply goes on. On
+/// success the new URL becomes this output's URL for later reconnects too.
+/// If the old link went down meanwhile, the new session is an ordinary
+/// fresh one ([`go_live`]) and the failure is returned for the caller to
+/// count as a reconnect.
+fn standby_session(ctx: &mut ReconnectContext, url: RtmpUrl) -> Option<LinkDown> {
+    match RtmpPublisher::connect(&url, &ctx.connect, &ctx.headers) {
+        Ok(publisher) => {
+            tracing::info!(output = %url, "session for the reconnect request is live");
+            ctx.url = url;
+            if let Ok(down) = ctx.link_down.try_recv() {
+                go_live(ctx, publisher);
+                return Some(down);
+            }
+            ctx.muxer.request_switch_keyframe();
+            let _ = ctx.sessions.send(publisher);
+            None
+        }
+        Err(e) => {
+            bump(&ctx.counters.connect_failures);
+            tracing::warn!(output = %url, error = %e, "reconnect request: the new server failed; staying");
+            None
         }
     }
 }

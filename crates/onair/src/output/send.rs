@@ -6,6 +6,23 @@
 //! then it is dropped here and the ReconnectThread is told through another
 //! channel. No lock is ever held across a write.
 //!
+//! ## Moving on a server's request (Enhanced RTMP reconnect request)
+//!
+//! This thread is the one owner of the decision to leave a live session for
+//! another: it reads the server's `NetConnection.Connect.ReconnectRequest`
+//! from its own session ([`RtmpPublisher::take_reconnect_request`]), asks
+//! the ReconnectThread (which makes every session) for a standby session at
+//! the resolved URL through `redirects`, and keeps sending on the old
+//! session meanwhile. The standby comes back on `sessions`; the
+//! ReconnectThread asks the encoder for a keyframe as it hands it over. The
+//! switch happens when the next video keyframe leaves the buffer: that tag
+//! and everything after it go to the new session (timestamps from 0 there),
+//! everything before it has gone to the old one, so no frame is skipped and
+//! none is sent twice; the old session then drains what it still holds for
+//! at most [`RETIRE_DRAIN`] and is closed (FCUnpublish, deleteStream). A
+//! standby that does not come within [`REDIRECT_TIMEOUT`] is given up and
+//! the old session goes on. Audio-only streams switch at once.
+//!
 //! A dead link often gives no error: writes simply stop completing. So a link
 //! is declared down on a write error or EOF, and also when no byte has been
 //! accepted for `stall_timeout` while there is something to send, or the
@@ -14,8 +31,10 @@
 use super::buffer::StreamBuffer;
 use super::congestion::{CongestionController, Observation};
 use super::muxer::VIDEO_DROP_HIGH_WATER;
+use super::buffer::QueuedTag;
 use super::rtmp::{MediaId, RtmpError, RtmpPublisher};
-use crate::stats::{LinkState, OutputCounters};
+use super::url::RtmpUrl;
+use crate::stats::{bump, LinkState, OutputCounters};
 use crate::video::bitrate::{BitrateWish, VideoBitrate};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::VecDeque;
@@ -45,6 +64,11 @@ pub const MAX_IN_FLIGHT: Duration = Duration::from_millis(1000);
 /// VM), the silence it then sees is its own, not the link's: the stall and
 /// ACK-silence clocks restart instead of declaring a healthy link dead.
 pub const LOCAL_STALL: Duration = Duration::from_secs(1);
+/// How long the old session may take to send what it holds after a
+/// switch before it is closed anyway.
+pub const RETIRE_DRAIN: Duration = Duration::from_secs(2);
+/// How long a reconnect request may wait for its standby session.
+pub const REDIRECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long one pump may wait for the socket to accept bytes.
 const PUMP_WAIT: Duration = Duration::from_millis(20);
 /// How long to wait for a packet when idle.
@@ -71,6 +95,9 @@ pub struct SendContext {
     pub sessions: Receiver<RtmpPublisher>,
     /// Failures, to the ReconnectThread.
     pub link_down: Sender<LinkDown>,
+    /// Reconnect requests, to the ReconnectThread: make a standby session
+    /// there and hand it over on `sessions`.
+    pub redirects: Sender<RtmpUrl>,
     /// Set when the output stops: drain, close, exit.
     pub stop: Arc<AtomicBool>,
     /// No forward progress for this long = link down.
@@ -82,6 +109,8 @@ pub struct SendContext {
     pub bitrate: Option<Arc<VideoBitrate>>,
     /// The audio bitrate (0 without audio), which the link carries too.
     pub audio_bps: u32,
+    /// The stream has no video: a session switch need not wait for a keyframe.
+    pub audio_only: bool,
 }
 
 /// The congestion controller in its place: observes the session every
@@ -282,12 +311,14 @@ pub fn spawn(ctx: SendContext) -> std::io::Result<std::thread::JoinHandle<()>> {
 
 fn run(ctx: SendContext) {
     let mut session: Option<Session> = None;
+    let mut redirect = Redirect::default();
     let mut rate = RateMeter::new();
     let mut adapt = ctx.bitrate.clone().map(Adaptation::new);
     loop {
         let sent_before = ctx.counters.bytes_sent.load(Ordering::Relaxed);
         let Some(s) = session.as_mut() else {
             rate.add(0, &ctx.counters);
+            redirect.abandon();
             if ctx.stop.load(Ordering::Acquire) {
                 return;
             }
@@ -304,15 +335,33 @@ fn run(ctx: SendContext) {
             continue;
         };
         if ctx.stop.load(Ordering::Acquire) {
+            redirect.abandon();
             if let Some(s) = session.take() {
                 drain_and_close(&ctx, s);
             }
             return;
         }
-        match step(&ctx, s) {
-            Ok(()) => {
+        redirect.poll(&ctx, s);
+        match step(&ctx, s, redirect.standby.is_some()) {
+            Ok(None) => {
                 if let Some(a) = adapt.as_mut() {
                     a.observe(&ctx, s);
+                }
+            }
+            Ok(Some(keyframe)) => {
+                if let Some(mut next) = redirect.standby.take() {
+                    let queued = queue_tag(&ctx, &mut next, keyframe);
+                    if let Some(old) = session.replace(next) {
+                        redirect.retire(old);
+                    }
+                    bump(&ctx.counters.redirects);
+                    tracing::info!("switched to the session the server asked for");
+                    if let Err(e) = queued {
+                        session = None;
+                        link_down(&ctx, e.to_string());
+                    } else if let Some(a) = adapt.as_mut() {
+                        a.on_new_session();
+                    }
                 }
             }
             Err(reason) => {
@@ -320,13 +369,101 @@ fn run(ctx: SendContext) {
                 link_down(&ctx, reason);
             }
         }
+        redirect.pump_retiring();
         let sent = ctx.counters.bytes_sent.load(Ordering::Relaxed) - sent_before;
         rate.add(sent, &ctx.counters);
     }
 }
 
-/// One round: fill the session from the buffer, pump the socket, check for a stall.
-fn step(ctx: &SendContext, s: &mut Session) -> Result<(), String> {
+/// The send thread's side of a reconnect request: waiting for the standby
+/// session, holding it until the next keyframe, and draining the session
+/// left behind.
+#[derive(Default)]
+struct Redirect {
+    /// When the standby was asked for (None: no request in progress).
+    asked_at: Option<Instant>,
+    /// The new session, live, waiting for the next keyframe.
+    standby: Option<Session>,
+    /// The session switched away from, with its deadline.
+    retiring: Option<(Session, Instant)>,
+}
+
+impl Redirect {
+    /// Takes a new reconnect request from the session, or the standby
+    /// session once it is made.
+    fn poll(&mut self, ctx: &SendContext, s: &mut Session) {
+        if let Some(request) = s.publisher.take_reconnect_request() {
+            match request {
+                Ok(url) if self.asked_at.is_none() => {
+                    tracing::info!(to = %url, "server asks to reconnect: making the new session");
+                    if ctx.redirects.send(url).is_ok() {
+                        self.asked_at = Some(Instant::now());
+                    }
+                }
+                Ok(_) => tracing::debug!("reconnect request while one is in progress: ignored"),
+                Err(reason) => tracing::warn!(%reason, "reconnect request ignored"),
+            }
+        }
+        if self.asked_at.is_some() && self.standby.is_none() {
+            if let Ok(p) = ctx.sessions.try_recv() {
+                self.standby = Some(Session::new(p));
+            }
+        }
+        if let Some(at) = self.asked_at {
+            if self.standby.is_none() && at.elapsed() > REDIRECT_TIMEOUT {
+                tracing::warn!("no session from the reconnect request in time: staying");
+                self.asked_at = None;
+            }
+        }
+    }
+
+    /// The old session leaves: it drains in the background of the rounds.
+    fn retire(&mut self, old: Session) {
+        self.asked_at = None;
+        if let Some((previous, _)) = self.retiring.take() {
+            previous.publisher.close(Duration::ZERO);
+        }
+        self.retiring = Some((old, Instant::now() + RETIRE_DRAIN));
+    }
+
+    /// Sends what the old session still holds; closes it when done, failed
+    /// or late.
+    fn pump_retiring(&mut self) {
+        let Some((old, deadline)) = self.retiring.as_mut() else {
+            return;
+        };
+        let done = match old.publisher.pump(Duration::ZERO) {
+            Ok(_) => old.publisher.pending_bytes() == 0 || Instant::now() >= *deadline,
+            Err(e) => {
+                tracing::debug!(error = %e, "the session left behind failed while draining");
+                true
+            }
+        };
+        if done {
+            if let Some((old, _)) = self.retiring.take() {
+                old.publisher.close(Duration::ZERO);
+            }
+        }
+    }
+
+    /// Gives everything up (the link went down, or stop).
+    fn abandon(&mut self) {
+        self.asked_at = None;
+        self.standby = None;
+        if let Some((old, _)) = self.retiring.take() {
+            old.publisher.close(Duration::ZERO);
+        }
+    }
+}
+
+/// One round: fill the session from the buffer, pump the socket, check for
+/// a stall. With `switch_at_keyframe`, the first video keyframe out of the
+/// buffer is not queued but returned: the caller switches sessions on it.
+fn step(
+    ctx: &SendContext,
+    s: &mut Session,
+    switch_at_keyframe: bool,
+) -> Result<Option<QueuedTag>, String> {
     let now = Instant::now();
     let gap = now.saturating_duration_since(s.last_round);
     if gap > LOCAL_STALL {
@@ -338,7 +475,7 @@ fn step(ctx: &SendContext, s: &mut Session) -> Result<(), String> {
         s.unsent_since = None;
     }
     s.last_round = now;
-    fill(ctx, s, IDLE_WAIT).map_err(|e| e.to_string())?;
+    let switch = fill(ctx, s, IDLE_WAIT, switch_at_keyframe).map_err(|e| e.to_string())?;
     let wait = if s.publisher.pending_bytes() > 0 {
         PUMP_WAIT
     } else {
@@ -346,15 +483,23 @@ fn step(ctx: &SendContext, s: &mut Session) -> Result<(), String> {
     };
     let written = s.publisher.pump(wait).map_err(|e| e.to_string())?;
     account(ctx, s, written);
-    check_stall(ctx, s)
+    check_stall(ctx, s)?;
+    Ok(switch)
 }
 
 /// Moves tags from the buffer into the session until it holds
 /// `PENDING_TARGET_BYTES` not yet started on the wire (the rest of a large
 /// message being written does not count: audio overtakes it, so audio keeps
 /// flowing into the session while a keyframe crosses a slow link). Waits up
-/// to `idle_wait` only when it has nothing.
-fn fill(ctx: &SendContext, s: &mut Session, idle_wait: Duration) -> Result<(), RtmpError> {
+/// to `idle_wait` only when it has nothing. With `stop_at_keyframe`, stops
+/// at the first video keyframe and returns it unqueued (a session switch);
+/// an audio-only stream switches at once.
+fn fill(
+    ctx: &SendContext,
+    s: &mut Session,
+    idle_wait: Duration,
+    stop_at_keyframe: bool,
+) -> Result<Option<QueuedTag>, RtmpError> {
     while s.publisher.pending_bytes_not_started() < PENDING_TARGET_BYTES {
         let in_flight = media_in_flight_ms(s);
         if u128::from(in_flight) >= MAX_IN_FLIGHT.as_millis() {
@@ -368,19 +513,32 @@ fn fill(ctx: &SendContext, s: &mut Session, idle_wait: Duration) -> Result<(), R
         let Some(tag) = ctx.buffer.pop(wait) else {
             break;
         };
-        let base = *s.base_dts_ns.get_or_insert(tag.dts_ns);
-        let ts_ms = tag.dts_ns.saturating_sub(base) / 1_000_000;
-        // RTMP timestamps are 32-bit and wrap (after 49 days); so do we.
-        let id = s
-            .publisher
-            .queue_media(tag.kind, (ts_ms & 0xFFFF_FFFF) as u32, tag.body)?;
-        s.backlog.on_tag(id, tag.dts_ns);
-        let counter = match tag.kind {
-            crate::packet::MediaKind::Video => &ctx.counters.video_packets_sent,
-            crate::packet::MediaKind::Audio => &ctx.counters.audio_frames_sent,
+        let switch_here = match tag.kind {
+            crate::packet::MediaKind::Video => tag.keyframe,
+            crate::packet::MediaKind::Audio => ctx.audio_only,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if stop_at_keyframe && switch_here {
+            return Ok(Some(tag));
+        }
+        queue_tag(ctx, s, tag)?;
     }
+    Ok(None)
+}
+
+/// Queues one tag on a session: timestamps from the session's first tag.
+fn queue_tag(ctx: &SendContext, s: &mut Session, tag: QueuedTag) -> Result<(), RtmpError> {
+    let base = *s.base_dts_ns.get_or_insert(tag.dts_ns);
+    let ts_ms = tag.dts_ns.saturating_sub(base) / 1_000_000;
+    // RTMP timestamps are 32-bit and wrap (after 49 days); so do we.
+    let id = s
+        .publisher
+        .queue_media(tag.kind, (ts_ms & 0xFFFF_FFFF) as u32, tag.body)?;
+    s.backlog.on_tag(id, tag.dts_ns);
+    let counter = match tag.kind {
+        crate::packet::MediaKind::Video => &ctx.counters.video_packets_sent,
+        crate::packet::MediaKind::Audio => &ctx.counters.audio_frames_sent,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
@@ -470,7 +628,7 @@ fn link_down(ctx: &SendContext, reason: String) {
 fn drain_and_close(ctx: &SendContext, mut s: Session) {
     let deadline = Instant::now() + ctx.drain_timeout;
     while Instant::now() < deadline {
-        if let Err(e) = fill(ctx, &mut s, Duration::ZERO) {
+        if let Err(e) = fill(ctx, &mut s, Duration::ZERO, false) {
             tracing::warn!(error = %e, "drain: session failed");
             return;
         }

@@ -101,13 +101,13 @@ impl StreamOutput {
             .unwrap_or_else(|| BufferLimits::for_bitrate(total_bps));
         let buffer = Arc::new(StreamBuffer::new(limits));
         let counters = Arc::new(OutputCounters::default());
-        let muxer = Arc::new(StreamMuxer::new(
-            buffer.clone(),
-            counters.clone(),
-            keyframes,
-        ));
+        let muxer = Arc::new(
+            StreamMuxer::new(buffer.clone(), counters.clone(), keyframes)
+                .with_video_codec(headers.video.as_ref().map(|v| v.codec).unwrap_or_default()),
+        );
         let (session_tx, session_rx) = crossbeam_channel::bounded(1);
         let (down_tx, down_rx) = crossbeam_channel::unbounded();
+        let (redirect_tx, redirect_rx) = crossbeam_channel::unbounded();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let last_error = Arc::new(Mutex::new(None));
@@ -126,11 +126,13 @@ impl StreamOutput {
             counters: counters.clone(),
             sessions: session_rx,
             link_down: down_tx,
+            redirects: redirect_tx,
             stop: stop.clone(),
             stall_timeout: cfg.stall_timeout,
             drain_timeout: cfg.drain_timeout,
             bitrate,
             audio_bps: headers.audio.as_ref().map_or(0, |a| a.bitrate_bps),
+            audio_only: headers.video.is_none(),
         })
         .map_err(|e| Error::io("spawning the send thread", e))?;
         let reconnect_thread = reconnect::spawn(ReconnectContext {
@@ -143,6 +145,7 @@ impl StreamOutput {
             counters: counters.clone(),
             sessions: session_tx,
             link_down: down_rx,
+            redirects: redirect_rx,
             control: control_rx,
             events,
             last_error: last_error.clone(),

@@ -171,6 +171,9 @@ pub struct VideoEncoder {
     inner: Encoder,
     cfg: VideoEncoderConfig,
     params: VideoParams,
+    /// The SPS and PPS in `params.config`, kept to spot a change mid-stream.
+    sps: Bytes,
+    pps: Bytes,
     bitrate_bps: u32,
     /// Size of the last access unit: capacity hint for the next one.
     last_size: usize,
@@ -212,14 +215,9 @@ impl VideoEncoder {
         let mut enc = Self {
             inner,
             cfg,
-            params: VideoParams {
-                width: cfg.width,
-                height: cfg.height,
-                fps: cfg.fps,
-                bitrate_bps: cfg.bitrate_bps,
-                sps: Bytes::new(),
-                pps: Bytes::new(),
-            },
+            params: VideoParams::h264(cfg.width, cfg.height, cfg.fps, cfg.bitrate_bps, &[], &[]),
+            sps: Bytes::new(),
+            pps: Bytes::new(),
             bitrate_bps: cfg.bitrate_bps,
             last_size: 0,
             param_set_changes: 0,
@@ -249,8 +247,9 @@ impl VideoEncoder {
         };
         match (sps, pps) {
             (Some(sps), Some(pps)) => {
-                enc.params.sps = sps;
-                enc.params.pps = pps;
+                enc.params.config = crate::codec_config::avc_config(&sps, &pps);
+                enc.sps = sps;
+                enc.pps = pps;
             }
             _ => {
                 return Err(Error::Encoder {
@@ -331,9 +330,9 @@ impl VideoEncoder {
                 let kind = header & 0x1f;
                 if kind == NAL_SPS || kind == NAL_PPS {
                     let known = if kind == NAL_SPS {
-                        &self.params.sps
+                        &self.sps
                     } else {
-                        &self.params.pps
+                        &self.pps
                     };
                     if nal != &known[..] {
                         self.param_set_changes += 1;
@@ -552,10 +551,16 @@ mod tests {
         out
     }
 
+    /// SPS and PPS out of the parameters' `avcC`.
+    fn sps_pps(params: &VideoParams) -> (Bytes, Bytes) {
+        crate::codec_config::avc_parameter_sets(&params.config).expect("avcC with SPS and PPS")
+    }
+
     fn annexb(params: &VideoParams, pkt: &EncodedPacket) -> Vec<u8> {
         let mut v = Vec::new();
         if pkt.keyframe {
-            for ps in [&params.sps, &params.pps] {
+            let (sps, pps) = sps_pps(params);
+            for ps in [&sps, &pps] {
                 v.extend_from_slice(&[0, 0, 0, 1]);
                 v.extend_from_slice(ps);
             }
@@ -571,11 +576,12 @@ mod tests {
     fn sps_pps_known_after_new() {
         let enc = VideoEncoder::new(cfg(640, 360, 1_000_000)).unwrap();
         let p = enc.params();
-        assert_eq!(p.sps[0] & 0x1f, NAL_SPS);
-        assert_eq!(p.pps[0] & 0x1f, NAL_PPS);
+        let (sps, pps) = sps_pps(p);
+        assert_eq!(sps[0] & 0x1f, NAL_SPS);
+        assert_eq!(pps[0] & 0x1f, NAL_PPS);
         // profile_idc 66 (Baseline); level >= 4.2.
-        assert_eq!(p.sps[1], 66);
-        assert!(p.sps[3] >= 42, "level {}", p.sps[3]);
+        assert_eq!(sps[1], 66);
+        assert!(sps[3] >= 42, "level {}", sps[3]);
         assert_eq!(
             (p.width, p.height, p.fps, p.bitrate_bps),
             (640, 360, 30, 1_000_000)
@@ -587,9 +593,9 @@ mod tests {
         let mut c = cfg(1920, 1080, 6_000_000);
         c.fps = 60;
         let enc = VideoEncoder::new(c).unwrap();
-        assert_eq!(enc.params().sps[3], 42);
+        assert_eq!(sps_pps(enc.params()).0[3], 42);
         let enc = VideoEncoder::new(cfg(3840, 2160, 20_000_000)).unwrap();
-        assert!(enc.params().sps[3] >= 51);
+        assert!(sps_pps(enc.params()).0[3] >= 51);
     }
 
     #[test]

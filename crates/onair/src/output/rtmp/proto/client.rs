@@ -35,6 +35,11 @@
 //! [`MAX_CONTROL_BACKLOG`] unsent control bytes: a server that floods pings
 //! and reads nothing cannot grow our queue.
 //!
+//! `onStatus NetConnection.Connect.ReconnectRequest` (Enhanced RTMP v2) is
+//! reported as [`Event::ReconnectRequest`], never as an error, whatever the
+//! state: the server wants us elsewhere, and the old connection keeps
+//! working until we leave it.
+//!
 //! The stream key is in commands we send, never in what we report: server
 //! text (codes, descriptions) is passed through [`ClientSession::redact`].
 
@@ -130,7 +135,21 @@ pub enum Event {
     Status(String),
     /// A command we ignore (name only, redacted), for logs.
     Ignored(String),
+    /// Enhanced RTMP v2 `NetConnection.Connect.ReconnectRequest`: the server
+    /// asks us to move to `tc_url` (absolute or relative to ours; `None` =
+    /// the same server). Not an error: the old connection stays usable until
+    /// we leave it (what to do is the send thread's decision).
+    ReconnectRequest {
+        /// The `tcUrl` property, if present and at most [`MAX_TC_URL_LEN`] bytes.
+        tc_url: Option<String>,
+    },
 }
+
+/// Status code of Enhanced RTMP's reconnect request.
+pub const RECONNECT_REQUEST: &str = "NetConnection.Connect.ReconnectRequest";
+/// Longest `tcUrl` a reconnect request may carry; a longer one is ignored
+/// (the request then means "the same server").
+pub const MAX_TC_URL_LEN: usize = 2048;
 
 /// Why the session cannot go on.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -424,6 +443,13 @@ impl ClientSession {
                     code: code.unwrap_or_else(|| what.into()),
                     description,
                 });
+            }
+            "onStatus" if code.as_deref() == Some(RECONNECT_REQUEST) => {
+                let tc_url = info
+                    .and_then(|i| i.get_str("tcUrl"))
+                    .filter(|u| !u.is_empty() && u.len() <= MAX_TC_URL_LEN)
+                    .map(str::to_string);
+                events.push(Event::ReconnectRequest { tc_url });
             }
             "onStatus" => {
                 let code = code.unwrap_or_default();

@@ -28,7 +28,13 @@ use super::amf0::{self, Value};
 use super::chunk::reader::{ChunkReader, MAX_BUFFERED, MAX_CHUNK_STREAMS};
 use super::chunk::writer::{Lane, OutMessage};
 use super::chunk::{RawMessage, MAX_CHUNK_SIZE};
-use super::client::{ClientConfig, ClientSession, MAX_CONTROL_BACKLOG};
+use super::client::{
+    ClientConfig, ClientSession, Event, State, MAX_CONTROL_BACKLOG, MAX_TC_URL_LEN,
+    RECONNECT_REQUEST,
+};
+use crate::output::rtmp::resolve_tc_url;
+use crate::output::url::RtmpUrl;
+use proptest::test_runner::TestCaseError;
 use super::handshake::{ClientHandshake, HandshakeStep, PACKET_LEN};
 use super::message::{self, Message};
 
@@ -57,6 +63,16 @@ where
     S: Strategy,
     S::Value: Debug,
 {
+    fuzz_for(name, budget(), strategy, test);
+}
+
+/// [`fuzz`] for `time` (the smaller targets take half a budget, so that
+/// all of them stay near 15 s in CI).
+fn fuzz_for<S>(name: &str, time: Duration, strategy: S, test: impl Fn(S::Value) -> TestCaseResult)
+where
+    S: Strategy,
+    S::Value: Debug,
+{
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let config = Config {
         failure_persistence: None,
@@ -65,7 +81,7 @@ where
     let mut runner = TestRunner::new(config);
     let start = Instant::now();
     let mut cases = 0u64;
-    while start.elapsed() < budget() {
+    while start.elapsed() < time {
         let tree = strategy
             .new_tree(&mut runner)
             .unwrap_or_else(|e| panic!("{name}: strategy: {e}"));
@@ -313,8 +329,9 @@ fn fuzz_amf0() {
         },
     );
     // Nesting of any depth, of any container kind: refused past the limit.
-    fuzz(
+    fuzz_for(
         "amf0 depth",
+        budget() / 2,
         (vec(0u8..3, 0..200), any::<bool>()),
         |(kinds, close)| {
             let mut bytes = Vec::new();
@@ -380,6 +397,85 @@ fn fuzz_client_session() {
     );
 }
 
+/// A live session, then an Enhanced RTMP reconnect request whose info
+/// object carries any `tcUrl` (any AMF value, strings of any length and
+/// shape) and any other properties: the session reports the request, never
+/// fails on it, keeps publishing, and the URL resolution never panics and
+/// keeps our stream key.
+#[test]
+fn fuzz_reconnect_request() {
+    let tc_url = prop_oneof![
+        vec(any::<char>(), 0..40).prop_map(|c| Value::String(String::from_iter(c))),
+        "(rtmps?://|//|/)?[a-z0-9.:\\[\\]/?=&%-]{0,40}".prop_map(Value::String),
+        (0usize..3000).prop_map(|n| Value::String("/".repeat(n))),
+        amf_value(),
+    ];
+    let extra = vec((vec(any::<char>(), 1..6).prop_map(String::from_iter), amf_value()), 0..3);
+    fuzz_for(
+        "reconnect request",
+        budget() / 2,
+        (tc_url, extra, any::<bool>(), splits()),
+        |(tc_url, extra, with_url, splits)| {
+            let mut c = live_session();
+            let mut info = vec![
+                ("level".to_string(), Value::String("status".into())),
+                ("code".to_string(), Value::String(RECONNECT_REQUEST.into())),
+            ];
+            if with_url {
+                info.push(("tcUrl".to_string(), tc_url.clone()));
+            }
+            info.extend(extra);
+            let msg = message::command(
+                0,
+                &[
+                    Value::String("onStatus".into()),
+                    Value::Number(0.0),
+                    Value::Null,
+                    Value::Object(info),
+                ],
+            );
+            let mut events = Vec::new();
+            for piece in pieces(&serialize(4096, &[msg]), &splits) {
+                prop_assert!(c.handle_input(piece, &mut events).is_ok());
+            }
+            prop_assert_eq!(c.state(), State::Live);
+            let requests: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::ReconnectRequest { tc_url } => Some(tc_url.clone()),
+                    _ => None,
+                })
+                .collect();
+            prop_assert_eq!(requests.len(), 1, "{:?}", events);
+            if let Some(url) = &requests[0] {
+                prop_assert!(url.len() <= MAX_TC_URL_LEN);
+            }
+            let current = RtmpUrl::parse("rtmp://127.0.0.1:1935/live/fuzzkey", None)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            if let Ok(to) = resolve_tc_url(&current, requests[0].as_deref()) {
+                prop_assert_eq!(to.stream_key.as_str(), "fuzzkey");
+            }
+            prop_assert!(c.queue_media(true, 0, Bytes::from_static(&[0x17, 1])).is_ok());
+            Ok(())
+        },
+    );
+}
+
+/// A session the corpus's `accept-flow` took to `Live`.
+fn live_session() -> ClientSession {
+    let mut c = ClientSession::new(test_config());
+    let _ = c.start();
+    let accept = corpus()
+        .into_iter()
+        .find(|(n, _)| n == "accept-flow.bin")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let mut events = Vec::new();
+    let _ = c.handle_input(&accept, &mut events);
+    assert_eq!(c.state(), State::Live, "accept-flow did not make it live");
+    c
+}
+
 /// Every corpus file through every target, whole and byte by byte.
 #[test]
 fn corpus_replays_cleanly() {
@@ -415,6 +511,43 @@ mod regressions {
         bytes.push(0xC3);
         let got = read_chunks(&bytes, &[]).unwrap();
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn reconnect_request_corpus_is_reported_not_fatal() {
+        let mut c = live_session();
+        let bytes = corpus()
+            .into_iter()
+            .find(|(n, _)| n == "reconnect-request.bin")
+            .map(|(_, b)| b)
+            .expect("reconnect-request.bin in the corpus");
+        let mut events = Vec::new();
+        c.handle_input(&bytes, &mut events).expect("not an error");
+        let urls: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ReconnectRequest { tc_url } => Some(tc_url.clone()),
+                _ => None,
+            })
+            .collect();
+        // Absolute, relative, none, too long (dropped), not a string.
+        assert_eq!(
+            urls,
+            [
+                Some("rtmp://127.0.0.2:1936/other".to_string()),
+                Some("/live2".to_string()),
+                None,
+                None,
+                None
+            ]
+        );
+        assert_eq!(c.state(), State::Live);
+        let here = RtmpUrl::parse("rtmps://a.example:443/live/fuzzkey", None).unwrap();
+        let to = |u: &str| resolve_tc_url(&here, Some(u)).map(|u| u.to_string());
+        assert_eq!(to("/live2").unwrap(), "rtmps://a.example:443/live2/****");
+        assert_eq!(to("//b.example/x/y").unwrap(), "rtmps://b.example:443/x/y/****");
+        assert!(to("live2").is_err());
+        assert_eq!(resolve_tc_url(&here, None).unwrap().to_string(), here.to_string());
     }
 
     #[test]
@@ -524,6 +657,29 @@ fn write_corpus() {
     for (name, size, msgs) in files {
         std::fs::write(dir.join(format!("{name}.bin")), serialize(size, &msgs)).unwrap();
     }
+    let reconnect = |tc_url: Option<Value>| {
+        let mut info = vec![
+            ("level".into(), s("status")),
+            ("code".into(), s(RECONNECT_REQUEST)),
+            ("description".into(), s("server maintenance")),
+        ];
+        info.extend(tc_url.map(|u| ("tcUrl".to_string(), u)));
+        cmd(&[s("onStatus"), Value::Number(0.0), Value::Null, Value::Object(info)])
+    };
+    std::fs::write(
+        dir.join("reconnect-request.bin"),
+        serialize(
+            4096,
+            &[
+                reconnect(Some(s("rtmp://127.0.0.2:1936/other"))),
+                reconnect(Some(s("/live2"))),
+                reconnect(None),
+                reconnect(Some(Value::String("x".repeat(MAX_TC_URL_LEN + 1)))),
+                reconnect(Some(Value::Number(7.0))),
+            ],
+        ),
+    )
+    .unwrap();
     // Hand-made: a huge message length, and two chunk streams interleaved.
     std::fs::write(
         dir.join("huge-length.bin"),
