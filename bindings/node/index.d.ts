@@ -78,7 +78,7 @@ export interface BufferOptions {
 export type ErrorCode = 'ERR_INVALID_OPTION' | 'ERR_INVALID_URL' | 'ERR_PUBLISH_REJECTED' | 'ERR_CONNECT' | 'ERR_ENCODER' | 'ERR_SOURCE' | 'ERR_IO' | 'ERR_FILE_EXISTS' | 'ERR_INVALID_STATE' | 'ERR_NOT_IMPLEMENTED'
 
 /** Which event a `NativeEvent` is. */
-export type EventKind = 'state' | 'stats' | 'error' | 'reconnecting' | 'reconnected'
+export type EventKind = 'state' | 'stats' | 'error' | 'reconnecting' | 'reconnected' | 'end'
 
 /**
  * An event as the native object hands it to `lib.js`, which re-emits it

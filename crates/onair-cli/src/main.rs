@@ -278,10 +278,8 @@ fn run_streamer(config: StreamerConfig, common: &CommonArgs) -> Result<(), Failu
             InputState::Live => {}
             // A file without --loop played to its end: a clean stop.
             InputState::Ended => {
-                if !common.quiet {
-                    sink.clear_line();
-                    eprintln!("onair: the input file played to its end");
-                }
+                sink.clear_line();
+                eprintln!("onair: the input file played to its end");
                 break;
             }
             InputState::Failed(why) => {

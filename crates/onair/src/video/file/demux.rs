@@ -326,10 +326,12 @@ impl Demuxer {
                 Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => {
                     std::thread::sleep(IDLE_POLL);
                 }
-                Err(e) => return Err(format!(
+                Err(e) => {
+                    return Err(format!(
                     "reading the file failed after {:.2} s of media: {e} (truncated or corrupt?)",
                     self.position_s()
-                )),
+                ))
+                }
             }
         }
     }
@@ -653,12 +655,13 @@ impl AudioTrack {
         let n = self.converted.samples() * self.out_channels as usize;
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
+        let bytes = self.converted.data(0);
         scratch.extend(
-            self.converted.data(0)[..n * 4]
+            bytes[..(n * 4).min(bytes.len())]
                 .chunks_exact(4)
                 .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
         );
-        self.push(scratch.iter().copied(), n, shared);
+        self.push(scratch.iter().copied(), scratch.len(), shared);
         self.scratch = scratch;
         Ok(())
     }
