@@ -326,12 +326,11 @@ impl Demuxer {
                 Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => {
                     std::thread::sleep(IDLE_POLL);
                 }
-                Err(e) => {
-                    return Err(format!(
-                    "reading the file failed after {:.2} s of media: {e} (truncated or corrupt?)",
-                    self.position_s()
-                ))
-                }
+                Err(e) => return Err(format!(
+                    "reading the file failed after {:.2} s of media: {} (truncated or corrupt?)",
+                    self.position_s(),
+                    describe(&e)
+                )),
             }
         }
     }
@@ -374,7 +373,14 @@ impl Demuxer {
                 Ok(()) => {}
                 Err(ff::Error::Eof) => return Ok(()),
                 Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(()),
-                Err(e) => return Err(format!("decoding its video: {e}")),
+                // A frame-threaded decoder reports a bad packet here.
+                Err(e) => {
+                    let position = self.position_s();
+                    let Some(v) = self.video.as_mut() else {
+                        return Ok(());
+                    };
+                    return count_errors(&mut v.errors_in_a_row, "video", position, Err(e));
+                }
             }
             let ts = v.decoded.timestamp();
             let (tb, frame_ns, last) = (v.time_base, v.frame_ns, v.last_at_ns);
@@ -404,7 +410,13 @@ impl Demuxer {
                 Ok(()) => {}
                 Err(ff::Error::Eof) => return Ok(()),
                 Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(()),
-                Err(e) => return Err(format!("decoding its audio: {e}")),
+                Err(e) => {
+                    let position = self.position_s();
+                    let Some(a) = self.audio.as_mut() else {
+                        return Ok(());
+                    };
+                    return count_errors(&mut a.errors_in_a_row, "audio", position, Err(e));
+                }
             }
             let ts = a.decoded.timestamp();
             let tb = a.time_base;
@@ -515,6 +527,7 @@ fn count_errors(
         Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => Ok(()),
         Err(e) => {
             *errors += 1;
+            let e = describe(&e);
             if *errors >= MAX_DECODE_ERRORS_IN_A_ROW {
                 return Err(format!(
                     "decoding its {kind} failed {errors} times in a row at {position:.2} s: {e} (corrupt file?)"
@@ -523,6 +536,16 @@ fn count_errors(
             tracing::warn!("{kind} packet at {position:.2} s does not decode: {e}; skipped");
             Ok(())
         }
+    }
+}
+
+/// An FFmpeg error for a human: its text, or its code when FFmpeg has none.
+fn describe(e: &ff::Error) -> String {
+    let text = e.to_string();
+    if text.trim().is_empty() {
+        format!("{e:?}")
+    } else {
+        text
     }
 }
 
