@@ -567,7 +567,58 @@ mod tests {
             )))
         );
         assert!(parse_video("window:").is_err());
+        assert!(parse_video("file:").is_err());
         assert!(parse_video("webcam").is_err());
         assert_eq!(parse_audio("none"), Ok(AudioChoice::None));
+    }
+
+    /// `file:PATH`, `--input` and `--loop`: a file source in the GPL build,
+    /// a usage error naming the build otherwise.
+    #[test]
+    fn file_sources_need_the_gpl_build_and_take_loop() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["onair", "record", "x.flv"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        if !onair::FILE_SOURCE {
+            for a in [
+                &["--input", "c.mp4"][..],
+                &["--video", "file:c.mp4"],
+                &["--audio", "file:c.mp4"],
+            ] {
+                let e = parse(a).expect_err("refused");
+                assert_eq!(e.exit_code(), 2);
+                assert!(e.to_string().contains("GPL build"), "{e}");
+            }
+            return;
+        }
+        let common = |extra: &[&str]| match parse(extra).expect("parses").command {
+            Command::Record(r) => r.common,
+            other => panic!("{other:?}"),
+        };
+        let file = |path: &str, looping| FileSpec {
+            path: path.into(),
+            looping,
+        };
+        let c = common(&["--input", "c.mp4", "--loop", "--audio", "none"]);
+        let v = c.video_settings().expect("video");
+        assert_eq!(v.source, VideoSourceSpec::File(file("c.mp4", true)));
+        assert!(c.audio_settings().is_none());
+        let c = common(&["--video", "file:a.mkv", "--audio", "file:b.wav"]);
+        let v = c.video_settings().expect("video");
+        let a = c.audio_settings().expect("audio");
+        assert_eq!(v.source, VideoSourceSpec::File(file("a.mkv", false)));
+        assert_eq!(a.source, AudioSourceSpec::File(file("b.wav", false)));
+        // --input fills only what is not chosen.
+        let c = common(&["--input", "c.mp4", "--video", "test"]);
+        let v = c.video_settings().expect("video");
+        let a = c.audio_settings().expect("audio");
+        assert_eq!(v.source, VideoSourceSpec::TestPattern);
+        assert_eq!(a.source, AudioSourceSpec::File(file("c.mp4", false)));
+        // Without any file the defaults stay.
+        let c = common(&[]);
+        let v = c.video_settings().expect("video");
+        assert_eq!(v.source, VideoSourceSpec::TestPattern);
     }
 }

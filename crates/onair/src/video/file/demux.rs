@@ -326,11 +326,13 @@ impl Demuxer {
                 Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => {
                     std::thread::sleep(IDLE_POLL);
                 }
-                Err(e) => return Err(format!(
+                Err(e) => {
+                    return Err(format!(
                     "reading the file failed after {:.2} s of media: {} (truncated or corrupt?)",
                     self.position_s(),
                     describe(&e)
-                )),
+                ))
+                }
             }
         }
     }
