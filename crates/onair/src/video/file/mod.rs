@@ -55,10 +55,21 @@ pub const DEMUX_THREAD_NAME: &str = "onair-file";
 /// against a slow decode, little memory (converted pictures, at the
 /// pipeline's size).
 pub const VIDEO_AHEAD_FRAMES: usize = 8;
-/// Never more pictures than this waiting, whatever audio still needs (files
-/// whose audio is interleaved far from the video wait with silence instead
-/// of filling memory): 24 at 1080p is 75 MB.
-pub const VIDEO_QUEUE_MAX: usize = 24;
+/// While audio is short, the thread keeps reading past
+/// [`VIDEO_AHEAD_FRAMES`] (files whose audio comes in chunks of a second or
+/// more, far from the pictures of the same time), but never holds more
+/// pictures than fit in this many bytes: 2 s of 1080p30, 4 s of 720p30.
+/// Beyond it the audio waits (silence, counted) instead of memory growing.
+pub const VIDEO_QUEUE_BYTES: usize = 192 << 20;
+/// Bounds of the picture queue's length, whatever the size (see
+/// [`VIDEO_QUEUE_BYTES`]).
+pub const VIDEO_QUEUE_FRAMES: std::ops::RangeInclusive<usize> = 16..=120;
+
+/// The picture queue's bound for pictures of `width x height`.
+fn video_queue_max(width: u32, height: u32) -> usize {
+    let bytes = (width as usize * height as usize * 3 / 2).max(1);
+    (VIDEO_QUEUE_BYTES / bytes).clamp(*VIDEO_QUEUE_FRAMES.start(), *VIDEO_QUEUE_FRAMES.end())
+}
 /// The thread keeps decoding until this much audio waits for the engine.
 pub const AUDIO_AHEAD_MS: u32 = 300;
 /// Capacity of the audio ring (decoder thread -> AudioEngine), ms.
@@ -86,6 +97,8 @@ struct Shared {
     name: String,
     /// Decoded pictures at the pipeline's size, in media-time order.
     video: Mutex<VecDeque<TimedPicture>>,
+    /// Most pictures `video` may hold (`video_queue_max`).
+    video_max: usize,
     /// Set when every source was dropped (the pipeline stopped).
     stop: AtomicBool,
     /// The demuxer reached the end of the file and will not loop: nothing
@@ -225,7 +238,8 @@ impl FileInput {
         };
         let shared = Arc::new(Shared {
             name: name.clone(),
-            video: Mutex::new(VecDeque::with_capacity(VIDEO_QUEUE_MAX)),
+            video: Mutex::new(VecDeque::new()),
+            video_max: wants.video.map_or(0, |(w, h)| video_queue_max(w, h)),
             stop: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             end_ns: AtomicU64::new(u64::MAX),
@@ -316,12 +330,15 @@ impl FileInput {
             if lock(&s.failure).is_some() || s.finished.load(Ordering::Acquire) {
                 return;
             }
-            let video_ok =
-                wants.video.is_none() || lock(&s.video).len() >= VIDEO_AHEAD_FRAMES.min(2);
-            let audio_ok = self
-                .audio
-                .as_ref()
-                .is_none_or(|a| a.buffered_samples() >= audio_target / 2);
+            let queued = lock(&s.video).len();
+            let video_ok = wants.video.is_none() || queued >= VIDEO_AHEAD_FRAMES.min(2);
+            // A full picture queue: the demuxer waits for the clock whatever
+            // the audio has (a file whose audio comes far from its pictures).
+            let audio_ok = queued >= s.video_max
+                || self
+                    .audio
+                    .as_ref()
+                    .is_none_or(|a| a.buffered_samples() >= audio_target / 2);
             if video_ok && audio_ok {
                 return;
             }

@@ -288,6 +288,18 @@ fn ends_cleanly_without_loop() {
         (72_000..=74_000).contains(&audio_frames),
         "{audio_frames} audio frames"
     );
+    // Sound alone (the pictures' packets skipped) is decoded too.
+    let wants = FileWants {
+        video: None,
+        audio: Some((48_000, 2)),
+    };
+    let mut only_audio = FileInput::open(&spec(&path, false), wants).expect("audio only");
+    assert!(only_audio.take_video().is_none());
+    let a = only_audio.audio.take().expect("audio");
+    let got = onair_testkit::wait_for(Duration::from_secs(5), || {
+        (a.buffered_samples() >= 14_400).then_some(())
+    });
+    assert!(got.is_some(), "{} samples decoded", a.buffered_samples());
 }
 
 /// A file cut short: a clear error naming the file and what failed, after
@@ -390,6 +402,7 @@ fn video_side_takes_the_picture_due_and_reports_lateness() {
     let shared = Arc::new(Shared {
         name: "file:test".into(),
         video: Mutex::new(VecDeque::new()),
+        video_max: 16,
         stop: AtomicBool::new(false),
         finished: AtomicBool::new(false),
         end_ns: AtomicU64::new(u64::MAX),
@@ -450,6 +463,7 @@ fn audio_side_skips_what_the_engine_filled_with_silence() {
     let shared = Arc::new(Shared {
         name: "file:test".into(),
         video: Mutex::new(VecDeque::new()),
+        video_max: 16,
         stop: AtomicBool::new(false),
         finished: AtomicBool::new(false),
         end_ns: AtomicU64::new(u64::MAX),
