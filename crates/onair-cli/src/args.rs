@@ -29,7 +29,7 @@ pub const LONG_VERSION: &str = concat!(
     env!("ONAIR_COMMIT"),
     "\nvideo encoders: openh264 (H.264 Constrained Baseline)",
     "\naudio encoders: fdk-aac (AAC-LC)",
-    "\noutputs: RTMP (own socket, adaptive bitrate), FLV and fragmented MP4 files, built-in local receiver",
+    "\noutputs: RTMP and RTMPS (own socket, rustls, adaptive bitrate), FLV and fragmented MP4 files, built-in local receiver",
     "\nsources: test pattern, X11 screen (MIT-SHM), ALSA/PulseAudio devices, test tone",
     "\nlicence: MIT OR Apache-2.0 for onair's code; the binary includes fdk-aac (Fraunhofer FDK AAC licence)",
 );
@@ -71,7 +71,8 @@ pub enum Command {
 /// `onair stream`.
 #[derive(Debug, Args)]
 pub struct StreamArgs {
-    /// rtmp://host[:port]/app/streamkey (the key may come from ONAIR_STREAM_KEY).
+    /// rtmp://host[:port]/app/streamkey, or rtmps:// for RTMP over TLS (port 443 by
+    /// default; the key may come from ONAIR_STREAM_KEY).
     pub url: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -204,6 +205,11 @@ pub struct NetArgs {
     /// Retries per outage before giving up (0..=1000000; default: unlimited).
     #[arg(long, value_parser = parse_max_retries)]
     pub max_retries: Option<u32>,
+    /// rtmps:// only: also trust the certificate authorities in this PEM file (besides
+    /// the system store, which SSL_CERT_FILE / SSL_CERT_DIR can replace). A certificate
+    /// that fails verification stops onair at once (exit 1), without retrying.
+    #[arg(long, value_name = "PATH", value_parser = parse_ca_file)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Parsed `--video`.
@@ -222,6 +228,15 @@ pub enum AudioChoice {
     Some(AudioSourceSpec),
     /// No audio.
     None,
+}
+
+fn parse_ca_file(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("'{s}' is not a readable file"))
+    }
 }
 
 fn parse_video(s: &str) -> Result<VideoChoice, String> {
