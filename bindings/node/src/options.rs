@@ -710,6 +710,25 @@ mod tests {
     }
 
     #[test]
+    fn ca_file_must_exist_and_reaches_the_output() {
+        let mut o = opts("rtmps://127.0.0.1/live/k");
+        o.ca_file = Some("/nonexistent/ca.pem".into());
+        let e = o.validate().expect_err("missing caFile");
+        assert_eq!(e.code, ErrorCode::ERR_INVALID_OPTION);
+        assert!(e.message.contains("caFile"), "{}", e.message);
+
+        // Any readable file passes here; its certificates are read at start.
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let mut o = opts("rtmps://127.0.0.1/live/k");
+        o.ca_file = Some(file.into());
+        let v = o.validate().expect("valid");
+        assert_eq!(
+            v.config.outputs[0].ca_file.as_deref(),
+            Some(std::path::Path::new(file))
+        );
+    }
+
+    #[test]
     fn recorder_options_share_the_parser_and_check_the_path() {
         let o = RecorderOptions {
             path: "/tmp/out.MP4".into(),

@@ -432,6 +432,17 @@ mod tests {
     }
 
     #[test]
+    fn ca_file_must_be_a_readable_file() {
+        assert!(parse_ca_file("/nonexistent/ca.pem").is_err());
+        assert!(
+            parse_ca_file(env!("CARGO_MANIFEST_DIR")).is_err(),
+            "a directory"
+        );
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        assert_eq!(parse_ca_file(file), Ok(PathBuf::from(file)));
+    }
+
+    #[test]
     fn sizes_and_bitrates() {
         assert_eq!(parse_size("1280x720"), Ok((1280, 720)));
         assert!(parse_size("720p").is_err());

@@ -236,3 +236,24 @@ fn stalled_tls_pump_is_bounded_and_counts_what_tls_holds() {
     assert_eq!(p.pump(Duration::from_millis(50)).unwrap(), 0);
     let _ = Command::new("kill").args(["-CONT", &pid]).status();
 }
+
+#[test]
+fn a_ca_file_without_certificates_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    for path in [empty, dir.path().join("missing.pem")] {
+        let err = TlsClient::new(Some(&path)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                crate::Error::InvalidConfig {
+                    option: "ca-file",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+    }
+}
