@@ -7,12 +7,15 @@
 # 2. CPU cost of TLS: onair streaming 720p30 at a fixed 6 Mbit/s for SECONDS
 #    over RTMP, then over RTMPS (RUNS2 times each, interleaved), user+system
 #    CPU seconds from /usr/bin/time, given per streamed minute, with the
-#    bitrate actually sent (from --stats-json).
+#    bitrate actually sent (from --stats-json); and the CPU of onair's send
+#    thread alone ("onair-send", where TLS encrypts; scripts/bench_thread_cpu.py),
+#    since the encoders' run-to-run noise is larger than TLS's whole cost.
 #
 # The TLS side is nginx's stream module (OpenSSL) in front of nginx-rtmp,
 # with a CA and a server certificate made here with openssl; onair trusts the
 # CA with --ca-file. FFmpeg (Debian's, GnuTLS) does not verify certificates
-# unless asked (-tls_verify 1 -ca_file), so it is asked to, like onair.
+# unless asked (-tls_verify 1 -ca_file), so it is asked to, like onair. FFmpeg runs
+# libx264 with -tune zerolatency (no lookahead), as onair's openh264 has none.
 #
 # Usage: scripts/bench-tls.sh [RUNS (default 10)] [SECONDS (default 30)] [RUNS2 (default 2)]
 # Needs: nginx + libnginx-mod-rtmp + libnginx-mod-stream, ffmpeg, openssl, python3,
@@ -109,7 +112,7 @@ publish_cmd() { # tool scheme key
         local tls=""
         [ "$2" = rtmps ] && tls="-tls_verify 1 -ca_file $WORK/ca.pem"
         echo "ffmpeg -nostdin -v error -re -f lavfi -i testsrc2=size=1280x720:rate=30 \
--f lavfi -i sine=f=440:r=48000 -t 8 -c:v libx264 -preset veryfast -g 60 -b:v 2500k \
+-f lavfi -i sine=f=440:r=48000 -t 8 -c:v libx264 -preset veryfast -tune zerolatency -g 60 -b:v 2500k \
 -c:a aac -b:a 160k $tls -f flv $u"
     fi
 }
@@ -141,23 +144,27 @@ for tool in onair ffmpeg; do
 done
 
 # CPU of TLS at 6 Mbit/s (fixed bitrate: adaptation off).
-declare -A CPU KBPS
+declare -A CPU KBPS SEND
 for run in $(seq "$RUNS2"); do
     for scheme in rtmp rtmps; do
         n=$((n + 1))
+        python3 "$ROOT/scripts/bench_thread_cpu.py" "cpu$n" onair-send 10 >"$WORK/send$n" &
+        sampler=$!
         "$TIME" -f "%U %S" -o "$WORK/time" "$BIN" stream "$(url "$scheme" "cpu$n")" \
             --duration "$SECONDS_CPU" --video-bitrate 6M --adaptive-bitrate off \
             --ca-file "$WORK/ca.pem" --quiet --stats-json "$WORK/stats$n.jsonl" >/dev/null 2>&1 \
             || die "onair over $scheme failed"
+        wait "$sampler" || die "no send thread sampled"
+        SEND[$scheme]+="$(awk -v d="$SECONDS_CPU" '{ printf "%.2f", $1 * 60 / d }' "$WORK/send$n") "
         CPU[$scheme]+="$(awk -v d="$SECONDS_CPU" '{ printf "%.2f", ($1 + $2) * 60 / d }' "$WORK/time") "
         KBPS[$scheme]+="$(python3 -c 'import json,sys; l=[json.loads(x) for x in open(sys.argv[1]) if x.strip()]; f=l[-1]; print(round(f["bytes_sent"]*8/f["t_ms"]))' "$WORK/stats$n.jsonl") "
     done
 done
 echo
-echo "| onair, 720p30, 6 Mbit/s, ${SECONDS_CPU} s | CPU s per streamed minute (each run) | kbit/s sent |"
-echo "|---|---|---|"
+echo "| onair, 720p30, 6 Mbit/s, ${SECONDS_CPU} s | process CPU s per streamed minute (each run) | send thread CPU s per minute | kbit/s sent |"
+echo "|---|---|---|---|"
 for scheme in rtmp rtmps; do
-    echo "| $scheme:// | ${CPU[$scheme]}| ${KBPS[$scheme]}|"
+    echo "| $scheme:// | ${CPU[$scheme]}| ${SEND[$scheme]}| ${KBPS[$scheme]}|"
 done
 echo
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
