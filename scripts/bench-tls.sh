@@ -14,7 +14,7 @@
 # The TLS side is nginx's stream module (OpenSSL) in front of nginx-rtmp,
 # with a CA and a server certificate made here with openssl; onair trusts the
 # CA with --ca-file. FFmpeg (Debian's, GnuTLS) does not verify certificates
-# unless asked (-tls_verify 1 -ca_file), so it is asked to, like onair. FFmpeg runs
+# unless asked, so it is given -tls_verify 1 -ca_file like onair. FFmpeg runs
 # libx264 with -tune zerolatency (no lookahead), as onair's openh264 has none.
 #
 # Usage: scripts/bench-tls.sh [RUNS (default 10)] [SECONDS (default 30)] [RUNS2 (default 2)]
