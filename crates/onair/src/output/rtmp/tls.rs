@@ -341,6 +341,12 @@ fn handshake_error(e: rustls::Error, host: &str, target: &str, roots: usize) -> 
         }
         CertificateError::Revoked => "revoked".to_string(),
         CertificateError::BadSignature => "bad signature".to_string(),
+        // webpki's own errors, e.g. `openssl req -x509`'s usual self-signed
+        // certificate, which says it is a CA.
+        CertificateError::Other(e) if e.to_string().contains("CaUsedAsEndEntity") => {
+            "a CA certificate used as the server's own (self-signed?)".to_string()
+        }
+        CertificateError::Other(e) => format!("refused by the verifier: {e}"),
         other => other.to_string(),
     };
     RtmpError::Certificate {

@@ -146,13 +146,15 @@ fn bad_certificates_are_refused_at_once_saying_which_check_failed() {
 
 #[test]
 fn tls_handshake_is_bounded_by_the_handshake_timeout() {
-    // A server that accepts and never answers the ClientHello.
+    // A server that accepts and never answers the ClientHello; it reads
+    // until the client gives up and closes.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let holder = std::thread::spawn(move || {
-        let (s, _) = listener.accept().unwrap();
-        std::thread::sleep(Duration::from_secs(2));
-        drop(s);
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        while matches!(std::io::Read::read(&mut s, &mut buf), Ok(n) if n > 0) {}
     });
     let url = RtmpUrl::parse(&format!("rtmps://127.0.0.1:{port}/live/k"), None).unwrap();
     let opts = ConnectOptions {
