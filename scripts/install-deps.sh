@@ -10,7 +10,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(build-essential pkg-config nasm curl ca-certificates)
-TEST_PKGS=(nginx libnginx-mod-rtmp ffmpeg iproute2 iptables procps)
+TEST_PKGS=(nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg iproute2 iptables procps)
 
 # Build and test packages that parts of the project add (one name per line),
 # e.g. scripts/apt-packages-capture.txt for X11 / PulseAudio capture.

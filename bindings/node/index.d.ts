@@ -229,7 +229,7 @@ export declare function shutdownAll(): void
 
 /** Options of `new VideoAudioStreamer(options)`; they mirror `onair stream`'s flags. */
 export interface StreamerOptions {
-  /** `rtmp://host[:port]/app/key` (or `rtmp://host/app` with `streamKey`). */
+  /** `rtmp://host[:port]/app/key` or `rtmps://...` (or `rtmp://host/app` with `streamKey`). */
   url: string
   /** Stream key; replaces the URL's last segment. Default: `$ONAIR_STREAM_KEY`. */
   streamKey?: string
@@ -290,6 +290,12 @@ export interface StreamerOptions {
    * it frames are dropped instead (default: 0.01 bit per pixel and frame).
    */
   minVideoBitrate?: number | string
+  /**
+   * `rtmps://` only: a PEM file of certificate authorities trusted besides
+   * the system store (which `SSL_CERT_FILE` / `SSL_CERT_DIR` can replace).
+   * A certificate that fails verification fails the output at once.
+   */
+  caFile?: string
 }
 
 /** Link state of the stream (the SPEC's state machine). */

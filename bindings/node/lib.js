@@ -46,7 +46,7 @@ const native = loadNative()
 const STREAMER_OPTIONS = new Set([
   'url', 'streamKey', 'video', 'display', 'window', 'audio', 'audioDevice', 'size', 'width', 'height',
   'fps', 'videoBitrate', 'audioBitrate', 'keyint', 'buffer', 'stallTimeoutMs', 'reconnect', 'record',
-  'adaptiveBitrate', 'minVideoBitrate',
+  'adaptiveBitrate', 'minVideoBitrate', 'caFile',
 ])
 const NESTED_OPTIONS = {
   buffer: new Set(['packets', 'ms', 'bytes']),

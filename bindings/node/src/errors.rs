@@ -135,6 +135,7 @@ fn js_option_name(cli: &str) -> &str {
         "buffer-bytes" => "buffer.bytes",
         "reconnect-max-delay" => "reconnect.maxDelayMs",
         "max-retries" => "reconnect.maxRetries",
+        "ca-file" => "caFile",
         other => other,
     }
 }

@@ -78,7 +78,7 @@ pub struct ReconnectOptions {
 #[napi(object)]
 #[derive(Debug, Default)]
 pub struct StreamerOptions {
-    /// `rtmp://host[:port]/app/key` (or `rtmp://host/app` with `streamKey`).
+    /// `rtmp://host[:port]/app/key` or `rtmps://...` (or `rtmp://host/app` with `streamKey`).
     pub url: String,
     /// Stream key; replaces the URL's last segment. Default: `$ONAIR_STREAM_KEY`.
     pub stream_key: Option<String>,
@@ -130,6 +130,10 @@ pub struct StreamerOptions {
     /// Lowest video bitrate adaptation may choose (bit/s or `'300k'`); below
     /// it frames are dropped instead (default: 0.01 bit per pixel and frame).
     pub min_video_bitrate: Option<Either<f64, String>>,
+    /// `rtmps://` only: a PEM file of certificate authorities trusted besides
+    /// the system store (which `SSL_CERT_FILE` / `SSL_CERT_DIR` can replace).
+    /// A certificate that fails verification fails the output at once.
+    pub ca_file: Option<String>,
 }
 
 /// The streamer's `record` option in its object form.
@@ -524,6 +528,15 @@ impl StreamerOptions {
         let total_bps = video.as_ref().map_or(0, |v| u64::from(v.bitrate_bps))
             + audio.as_ref().map_or(0, |a| u64::from(a.bitrate_bps));
         let mut out = StreamOutputConfig::new(url);
+        if let Some(path) = &self.ca_file {
+            if !std::path::Path::new(path).is_file() {
+                return Err(Failure::option(
+                    "caFile",
+                    format!("'{path}' is not a readable file"),
+                ));
+            }
+            out.ca_file = Some(path.into());
+        }
         if let Some(b) = &self.buffer {
             let mut buffer = BufferLimits::for_bitrate(total_bps);
             if let Some(p) = b.packets {
@@ -752,6 +765,25 @@ mod tests {
             .expect_err("port");
         assert_eq!(e.code, ErrorCode::ERR_INVALID_URL);
         assert!(!e.message.contains("SECRET"), "{}", e.message);
+    }
+
+    #[test]
+    fn ca_file_must_exist_and_reaches_the_output() {
+        let mut o = opts("rtmps://127.0.0.1/live/k");
+        o.ca_file = Some("/nonexistent/ca.pem".into());
+        let e = o.validate().expect_err("missing caFile");
+        assert_eq!(e.code, ErrorCode::ERR_INVALID_OPTION);
+        assert!(e.message.contains("caFile"), "{}", e.message);
+
+        // Any readable file passes here; its certificates are read at start.
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let mut o = opts("rtmps://127.0.0.1/live/k");
+        o.ca_file = Some(file.into());
+        let v = o.validate().expect("valid");
+        assert_eq!(
+            v.config.outputs[0].ca_file.as_deref(),
+            Some(std::path::Path::new(file))
+        );
     }
 
     #[test]

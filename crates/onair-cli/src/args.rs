@@ -29,7 +29,7 @@ pub const LONG_VERSION: &str = concat!(
     env!("ONAIR_COMMIT"),
     "\nvideo encoders: openh264 (H.264 Constrained Baseline)",
     "\naudio encoders: fdk-aac (AAC-LC)",
-    "\noutputs: RTMP (own socket, adaptive bitrate), FLV and fragmented MP4 files, built-in local receiver",
+    "\noutputs: RTMP and RTMPS (own socket, rustls, adaptive bitrate), FLV and fragmented MP4 files, built-in local receiver",
     "\nsources: test pattern, X11 screen (MIT-SHM), ALSA/PulseAudio devices, test tone",
     "\nlicence: MIT OR Apache-2.0 for onair's code; the binary includes fdk-aac (Fraunhofer FDK AAC licence)",
 );
@@ -71,7 +71,8 @@ pub enum Command {
 /// `onair stream`.
 #[derive(Debug, Args)]
 pub struct StreamArgs {
-    /// rtmp://host[:port]/app/streamkey (the key may come from ONAIR_STREAM_KEY).
+    /// rtmp://host[:port]/app/streamkey, or rtmps:// for RTMP over TLS (port 443 by
+    /// default; the key may come from ONAIR_STREAM_KEY).
     pub url: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -216,6 +217,11 @@ pub struct NetArgs {
     /// Retries per outage before giving up (0..=1000000; default: unlimited).
     #[arg(long, value_parser = parse_max_retries)]
     pub max_retries: Option<u32>,
+    /// rtmps:// only: also trust the certificate authorities in this PEM file (besides
+    /// the system store, which SSL_CERT_FILE / SSL_CERT_DIR can replace). A certificate
+    /// that fails verification stops onair at once (exit 1), without retrying.
+    #[arg(long, value_name = "PATH", value_parser = parse_ca_file)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Parsed `--video`.
@@ -254,6 +260,15 @@ fn parse_input(path: &str) -> Result<PathBuf, String> {
         return Err("empty file name".into());
     }
     Ok(PathBuf::from(path))
+}
+
+fn parse_ca_file(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("'{s}' is not a readable file"))
+    }
 }
 
 fn parse_video(s: &str) -> Result<VideoChoice, String> {
@@ -489,6 +504,17 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ca_file_must_be_a_readable_file() {
+        assert!(parse_ca_file("/nonexistent/ca.pem").is_err());
+        assert!(
+            parse_ca_file(env!("CARGO_MANIFEST_DIR")).is_err(),
+            "a directory"
+        );
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        assert_eq!(parse_ca_file(file), Ok(PathBuf::from(file)));
     }
 
     #[test]

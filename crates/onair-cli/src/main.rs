@@ -149,6 +149,7 @@ fn run_stream(url: Option<&str>, common: &CommonArgs, net: &NetArgs) -> Result<(
             out.stall_timeout = net.stall_timeout;
             out.reconnect.max_delay = net.reconnect_max_delay;
             out.reconnect.max_retries = net.max_retries;
+            out.ca_file.clone_from(&net.ca_file);
             out
         })
         .collect();

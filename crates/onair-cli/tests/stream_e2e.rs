@@ -5,7 +5,7 @@
 use onair::video::source::decode_frame_index;
 use onair_testkit::{
     ffmpeg, output_timeout, require_tools, serial, stats, FfmpegListener, NginxOptions, NginxRtmp,
-    RefusingPort,
+    RefusingPort, TestPki,
 };
 use std::path::Path;
 use std::process::{Command, Output};
@@ -131,6 +131,75 @@ fn publishes_ten_seconds_to_nginx_rtmp() {
             .is_some_and(|n| n.starts_with(KEY)),
         "nginx got the key: {recs:?}"
     );
+    assert_ten_second_stream(&recs[0]);
+}
+
+/// RTMPS to nginx-rtmp behind nginx's TLS front (a certificate from a test
+/// CA given with --ca-file, checked against the IP SAN): the same 10 s as
+/// over RTMP. Then a certificate for another name, with the CA trusted
+/// through SSL_CERT_FILE this time: exit 1 at once, one line naming the check.
+#[test]
+fn publishes_ten_seconds_over_rtmps_and_refuses_a_wrong_name_at_once() {
+    if !require_tools(&["nginx", "ffmpeg"]) {
+        return;
+    }
+    let _s = serial();
+    let pki = TestPki::new().expect("certificates");
+    let nginx = NginxRtmp::start(NginxOptions {
+        tls: vec![pki.good.clone(), pki.wrong_name.clone()],
+        ..NginxOptions::default()
+    })
+    .expect("nginx with TLS fronts");
+    let url = nginx.rtmps_url(0, "127.0.0.1", KEY).expect("front");
+    let ca = pki.ca_file();
+    let out = onair(
+        &[
+            "stream",
+            &url,
+            "--duration",
+            "10",
+            "--ca-file",
+            ca.to_str().expect("utf8"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out),
+        nginx.error_log()
+    );
+    assert!(!text(&out).contains(KEY), "key printed: {}", text(&out));
+
+    let wrong = nginx.rtmps_url(1, "localhost", KEY).expect("front");
+    let t0 = Instant::now();
+    let out = output_timeout(
+        Command::new(ONAIR)
+            .args(["stream", &wrong, "--duration", "10"])
+            .env("SSL_CERT_FILE", &ca),
+        Duration::from_secs(30),
+    )
+    .expect("onair runs");
+    let took = t0.elapsed();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {all}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("onair: "), "{all}");
+    assert!(
+        last.contains("TLS certificate") && last.contains("wrong name"),
+        "last line {last:?}"
+    );
+    assert_eq!(
+        all.matches("connection failed").count(),
+        1,
+        "tried more than once: {all}"
+    );
+    assert!(!all.contains(KEY), "key printed: {all}");
+
+    let recs = nginx.stop_and_collect();
+    assert_eq!(recs.len(), 1, "{recs:?}");
     assert_ten_second_stream(&recs[0]);
 }
 

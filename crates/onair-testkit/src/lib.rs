@@ -20,6 +20,8 @@
 //! - [`procs`]: process guards, ports and tool discovery (with skip-or-fail policy).
 //! - [`stats`]: the `--stats-json` JSON Lines reader.
 //! - [`scripted`]: a one-connection TCP server driven by a script (hostile RTMP servers).
+//! - [`tls`]: a test CA and good/bad server certificates for the RTMPS tests (nginx's
+//!   TLS front, [`NginxOptions::tls`]).
 //!
 //! Tool quirks the helpers encode (FFmpeg 5.1, nginx 1.22 + nginx-rtmp, Debian 12):
 //!
@@ -83,6 +85,7 @@ pub mod proxy;
 pub mod pulse;
 pub mod scripted;
 pub mod stats;
+pub mod tls;
 pub mod xvfb;
 
 pub use ffmpeg::{FfmpegListener, FrameInfo, PacketInfo, Probe, StreamInfo};
@@ -96,4 +99,5 @@ pub use procs::{
 pub use proxy::FaultProxy;
 pub use pulse::PulseServer;
 pub use scripted::{ScriptConn, ScriptedServer};
+pub use tls::{CertFiles, TestPki};
 pub use xvfb::{TestWindow, Xvfb};

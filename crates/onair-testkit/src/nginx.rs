@@ -7,6 +7,8 @@
 //! pid file, logs and recording directory in a temp dir, running in the foreground
 //! (`daemon off; master_process off;`) so the single process can be killed by pid, and
 //! restarted on the same port for server-crash tests. The system nginx is never touched.
+//! RTMPS: nginx's `stream` module (libnginx-mod-stream) terminates TLS on extra ports
+//! ([`NginxOptions::tls`], one port per certificate) and passes the bytes to nginx-rtmp.
 
 use crate::procs::{find_tool, free_port, wait_for_port, ChildGuard};
 use std::io::{self, Read, Write};
@@ -24,6 +26,14 @@ const MODULE_CANDIDATES: &[&str] = &[
     "/usr/lib64/nginx/modules/ngx_rtmp_module.so",
     "/usr/local/nginx/modules/ngx_rtmp_module.so",
     "/usr/share/nginx/modules/ngx_rtmp_module.so",
+];
+
+/// Where Debian's libnginx-mod-stream installs the TLS front's module.
+const STREAM_MODULE_CANDIDATES: &[&str] = &[
+    "/usr/lib/nginx/modules/ngx_stream_module.so",
+    "/usr/lib64/nginx/modules/ngx_stream_module.so",
+    "/usr/local/nginx/modules/ngx_stream_module.so",
+    "/usr/share/nginx/modules/ngx_stream_module.so",
 ];
 
 /// Path of `ngx_rtmp_module.so`, if installed.
@@ -54,6 +64,9 @@ pub struct NginxOptions {
     /// Run inside this network namespace ([`crate::netns::NetNs::name`]) so kernel faults
     /// (tbf, iptables) apply; the client must then run there too.
     pub netns: Option<String>,
+    /// TLS fronts: one `listen ... ssl` port per certificate, proxied to the RTMP port
+    /// ([`NginxRtmp::tls_port`], [`NginxRtmp::rtmps_url`]). Default none.
+    pub tls: Vec<crate::tls::CertFiles>,
 }
 
 impl Default for NginxOptions {
@@ -65,6 +78,7 @@ impl Default for NginxOptions {
             start_timeout: Duration::from_secs(5),
             netns: None,
             drop_idle_publisher: None,
+            tls: Vec::new(),
         }
     }
 }
@@ -74,6 +88,7 @@ impl Default for NginxOptions {
 pub struct NginxRtmp {
     dir: tempfile::TempDir,
     port: u16,
+    tls_ports: Vec<u16>,
     opts: NginxOptions,
     child: Option<ChildGuard>,
 }
@@ -87,9 +102,15 @@ impl NginxRtmp {
             std::fs::create_dir_all(dir.path().join(sub))?;
         }
         let port = free_port()?;
+        let tls_ports = opts
+            .tls
+            .iter()
+            .map(|_| free_port())
+            .collect::<io::Result<Vec<u16>>>()?;
         let mut n = NginxRtmp {
             dir,
             port,
+            tls_ports,
             opts,
             child: None,
         };
@@ -126,7 +147,7 @@ impl NginxRtmp {
             app.push_str(&self.opts.extra_application);
             app.push('\n');
         }
-        let conf = format!(
+        let mut conf = format!(
             "daemon off;\nmaster_process off;\nworker_processes 1;\n\
              pid {pid};\nerror_log {log} info;\nload_module {module};\n\
              events {{ worker_connections 256; }}\n\
@@ -137,6 +158,32 @@ impl NginxRtmp {
             module = module.display(),
             port = self.port,
         );
+        if !self.opts.tls.is_empty() {
+            let stream_module = STREAM_MODULE_CANDIDATES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "ngx_stream_module.so not found (install libnginx-mod-stream)",
+                    )
+                })?;
+            // load_module must come before the blocks.
+            conf = format!("load_module {};\n{conf}", stream_module.display());
+            conf.push_str("stream {\n");
+            for (files, port) in self.opts.tls.iter().zip(&self.tls_ports) {
+                conf.push_str(&format!(
+                    "    server {{\n        listen 127.0.0.1:{port} ssl;\n\
+                     \x20       ssl_certificate {cert};\n        ssl_certificate_key {key};\n\
+                     \x20       proxy_pass 127.0.0.1:{rtmp};\n    }}\n",
+                    cert = files.cert.display(),
+                    key = files.key.display(),
+                    rtmp = self.port,
+                ));
+            }
+            conf.push_str("}\n");
+        }
         std::fs::write(d.join("nginx.conf"), conf)
     }
 
@@ -213,6 +260,18 @@ impl NginxRtmp {
     /// `rtmp://127.0.0.1:PORT/live/KEY`.
     pub fn url(&self, key: &str) -> String {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
+    }
+
+    /// The port of the TLS front with the `i`th certificate of [`NginxOptions::tls`].
+    pub fn tls_port(&self, i: usize) -> Option<u16> {
+        self.tls_ports.get(i).copied()
+    }
+
+    /// `rtmps://HOST:PORT/live/KEY` through the `i`th TLS front (`host`: `localhost`
+    /// or `127.0.0.1`, the names the test certificates are for).
+    pub fn rtmps_url(&self, i: usize, host: &str, key: &str) -> Option<String> {
+        self.tls_port(i)
+            .map(|port| format!("rtmps://{host}:{port}/live/{key}"))
     }
 
     /// The process id while running.

@@ -236,7 +236,11 @@ fn connect_until_live(ctx: &ReconnectContext, ever_live: bool) -> Outcome {
                 // app: retrying forever would only hide it. After it was
                 // live, the usual cause is the server still holding our old
                 // session (nginx-rtmp: "Already publishing"), so keep trying.
-                let give_up = if e.is_rejection() && !ever_live {
+                // A certificate that fails verification will fail again
+                // (and may be a man in the middle): stop at the first one.
+                let give_up = if e.is_certificate_failure() {
+                    true
+                } else if e.is_rejection() && !ever_live {
                     rejections += 1;
                     rejections >= ctx.policy.max_rejections
                 } else if !ever_live {

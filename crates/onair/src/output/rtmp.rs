@@ -6,6 +6,8 @@
 //! instead of hanging), a capped SO_SNDBUF (so backpressure shows up in our
 //! queue, not in megabytes of kernel buffer), the kernel's unsent byte count
 //! (SIOCOUTQ) and the time since the last ACK (TCP_INFO); see [`socket`].
+//! `rtmps://` puts TLS ([`tls`]) between the session and that same socket;
+//! the bytes TLS holds count as pending (see [`transport`]).
 //! Why our own protocol layer: see [`proto`]; this file only moves bytes
 //! between it and the socket, and every wait here is bounded.
 //!
@@ -42,7 +44,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -52,6 +54,8 @@ use self::proto::chunk::writer::MessageId;
 use self::proto::client::{ClientConfig, ClientSession, Event, SessionError, State};
 use self::proto::handshake::{ClientHandshake, HandshakeStep, RANDOM_LEN};
 use self::socket::{connect_tcp, kernel_outq, poll_fd, resolve, tcp_info};
+use self::tls::{TlsClient, TlsStream};
+use self::transport::Transport;
 use super::url::{RtmpUrl, Scheme};
 use crate::flv;
 use crate::packet::{MediaKind, StreamHeaders};
@@ -93,6 +97,9 @@ pub struct ConnectOptions {
     pub user_timeout: Duration,
     /// SO_SNDBUF cap, if any (the kernel doubles it for bookkeeping).
     pub send_buffer_bytes: Option<usize>,
+    /// Trusted authorities for `rtmps://`; `None` = the system store,
+    /// loaded at each connect (an output loads it once: `StreamOutput`).
+    pub tls: Option<TlsClient>,
 }
 
 impl Default for ConnectOptions {
@@ -103,6 +110,7 @@ impl Default for ConnectOptions {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             user_timeout: DEFAULT_USER_TIMEOUT,
             send_buffer_bytes: None,
+            tls: None,
         }
     }
 }
@@ -114,6 +122,8 @@ pub enum Stage {
     Resolve,
     /// TCP connect.
     Connect,
+    /// TLS handshake (`rtmps://`).
+    TlsHandshake,
     /// RTMP handshake (C0/C1/C2).
     Handshake,
     /// `connect` command and its `_result`.
@@ -131,6 +141,7 @@ impl fmt::Display for Stage {
         f.write_str(match self {
             Stage::Resolve => "resolve",
             Stage::Connect => "connect",
+            Stage::TlsHandshake => "TLS handshake",
             Stage::Handshake => "handshake",
             Stage::ConnectCommand => "connect-command",
             Stage::Publish => "publish",
@@ -191,15 +202,37 @@ pub enum RtmpError {
     /// The peer spoke something we could not follow.
     #[error("RTMP protocol error: {0}")]
     Protocol(String),
-    /// A feature onair does not support yet (rtmps://).
-    #[error("{0} is not supported yet")]
-    Unsupported(&'static str),
+    /// The server's TLS certificate failed verification (unknown issuer,
+    /// wrong name, expired...). Not a network fault: retrying will not help.
+    #[error("TLS certificate of {target} refused: {reason}")]
+    Certificate {
+        /// `host:port`.
+        target: String,
+        /// Which check failed.
+        reason: String,
+    },
+    /// The TLS handshake failed for another reason (alert from the server,
+    /// no common protocol version, not a TLS server).
+    #[error("TLS with {target}: {reason}")]
+    Tls {
+        /// `host:port`.
+        target: String,
+        /// rustls's account.
+        reason: String,
+    },
 }
 
 impl RtmpError {
     /// True when the server refused us (retrying with the same settings is pointless).
     pub fn is_rejection(&self) -> bool {
         matches!(self, RtmpError::Rejected { .. })
+    }
+
+    /// True when the server's certificate failed verification: the output
+    /// stops at once instead of retrying (a retry would see the same
+    /// certificate, and a man in the middle must not be tried again).
+    pub fn is_certificate_failure(&self) -> bool {
+        matches!(self, RtmpError::Certificate { .. })
     }
 }
 
@@ -288,7 +321,7 @@ pub type MediaId = MessageId;
 
 /// One publishing connection: our socket plus our protocol session.
 pub struct RtmpPublisher {
-    stream: TcpStream,
+    stream: Transport,
     session: ClientSession,
     /// Redacted URL, for logs.
     redacted: String,
@@ -334,21 +367,38 @@ impl RtmpPublisher {
         opts: &ConnectOptions,
         headers: &StreamHeaders,
     ) -> Result<Self, RtmpError> {
-        if url.scheme == Scheme::Rtmps {
-            return Err(RtmpError::Unsupported("rtmps:// (RTMP over TLS)"));
-        }
         let addrs = resolve(&url.host, url.port, opts.connect_timeout)?;
-        let stream = connect_tcp(
-            &addrs,
-            opts,
-            &format!("{}:{}", url.host_for_url(), url.port),
-        )?;
+        let target = format!("{}:{}", url.host_for_url(), url.port);
+        let tcp = connect_tcp(&addrs, opts, &target)?;
         tracing::debug!(url = %url, "tcp connected");
+        let deadline = Instant::now() + opts.handshake_timeout;
+        let mut stream = match url.scheme {
+            Scheme::Rtmp => Transport::Plain(tcp),
+            Scheme::Rtmps => {
+                let client = match &opts.tls {
+                    Some(client) => client.clone(),
+                    None => TlsClient::new(None).map_err(|e| RtmpError::Tls {
+                        target: target.clone(),
+                        reason: e.to_string(),
+                    })?,
+                };
+                let tls = TlsStream::handshake(
+                    tcp,
+                    &client,
+                    &url.host,
+                    deadline,
+                    opts.write_timeout,
+                    &target,
+                )?;
+                tracing::debug!(url = %url, "TLS handshake done");
+                Transport::Tls(Box::new(tls))
+            }
+        };
 
         let mut setup = Setup {
-            stream: &stream,
+            stream: &mut stream,
             started: Instant::now(),
-            deadline: Instant::now() + opts.handshake_timeout,
+            deadline,
             write_timeout: opts.write_timeout,
             buf: vec![0; READ_BUF],
         };
@@ -469,9 +519,10 @@ impl RtmpPublisher {
     }
 
     /// Serialized bytes (exact, chunk headers included) not yet accepted by
-    /// the kernel.
+    /// the kernel, plus the TLS records made of bytes already taken from the
+    /// session but not yet accepted by the kernel (`rtmps://`).
     pub fn pending_bytes(&self) -> usize {
-        self.session.pending_bytes()
+        self.session.pending_bytes() + self.stream.backlog_bytes()
     }
 
     /// [`pending_bytes`](Self::pending_bytes) minus what remains of messages
@@ -491,11 +542,14 @@ impl RtmpPublisher {
     }
 
     /// Offset in this session's output up to which the peer has
-    /// acknowledged: bytes handed to the kernel minus those it still holds.
+    /// acknowledged: bytes taken from the session minus those the kernel
+    /// and TLS still hold. Under TLS those two count encrypted bytes (a TLS
+    /// record adds 22 to 29 bytes), so the offset errs on the early side:
+    /// the backlog it implies is a little larger than the true one.
     pub fn acked_offset(&self) -> u64 {
         self.session
             .consumed()
-            .saturating_sub(self.kernel_unsent_bytes() as u64)
+            .saturating_sub((self.kernel_unsent_bytes() + self.stream.backlog_bytes()) as u64)
     }
 
     /// Writes pending bytes for at most `max_wait`; returns the bytes the
@@ -510,14 +564,19 @@ impl RtmpPublisher {
         loop {
             let result = {
                 let front = self.session.front();
-                if front.is_empty() {
+                if !front.is_empty() {
+                    self.stream.write(front).map(Some)
+                } else if self.stream.backlog_bytes() > 0 {
+                    // Only TLS records are left to go out.
+                    self.stream.flush().map(|()| None)
+                } else {
                     break;
                 }
-                (&self.stream).write(front)
             };
             match result {
-                Ok(0) => return Err(RtmpError::Closed { stage: Stage::Send }),
-                Ok(n) => {
+                Ok(None) => {}
+                Ok(Some(0)) => return Err(RtmpError::Closed { stage: Stage::Send }),
+                Ok(Some(n)) => {
                     self.session.advance(n);
                     written += n;
                 }
@@ -527,12 +586,12 @@ impl RtmpPublisher {
                     if now >= deadline {
                         break;
                     }
-                    poll_fd(&self.stream, libc::POLLOUT, deadline - now).map_err(|source| {
-                        RtmpError::Io {
+                    poll_fd(self.stream.tcp(), libc::POLLOUT, deadline - now).map_err(
+                        |source| RtmpError::Io {
                             stage: Stage::Send,
                             source,
-                        }
-                    })?;
+                        },
+                    )?;
                 }
                 Err(source) => {
                     return Err(RtmpError::Io {
@@ -550,7 +609,7 @@ impl RtmpPublisher {
     fn read_incoming(&mut self, stage: Stage) -> Result<(), RtmpError> {
         let mut total = 0;
         while total < MAX_READ_PER_PUMP {
-            let n = match (&self.stream).read(&mut self.read_buf) {
+            let n = match self.stream.read(&mut self.read_buf) {
                 Ok(0) => return Err(RtmpError::Closed { stage }),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -579,21 +638,21 @@ impl RtmpPublisher {
     /// Bytes accepted by the kernel but not yet acknowledged by the peer
     /// (SIOCOUTQ), for latency accounting. 0 where unsupported.
     pub fn kernel_unsent_bytes(&self) -> usize {
-        kernel_outq(&self.stream).unwrap_or(0)
+        kernel_outq(self.stream.tcp()).unwrap_or(0)
     }
 
     /// Milliseconds since the peer last ACKed anything (TCP_INFO
     /// `tcpi_last_ack_recv`), if known. It also grows while we send nothing,
     /// so it only means "stalled" while [`kernel_unsent_bytes`](Self::kernel_unsent_bytes) > 0.
     pub fn ms_since_last_ack(&self) -> Option<u32> {
-        tcp_info(&self.stream).map(|i| i.tcpi_last_ack_recv)
+        tcp_info(self.stream.tcp()).map(|i| i.tcpi_last_ack_recv)
     }
 
     /// Bytes of this connection the peer has acknowledged (TCP_INFO
     /// `tcpi_bytes_acked`): what the link really carried, for the
     /// congestion controller. `None` where unsupported.
     pub fn bytes_acked(&self) -> Option<u64> {
-        tcp_info(&self.stream).map(|i| i.tcpi_bytes_acked)
+        tcp_info(self.stream.tcp()).map(|i| i.tcpi_bytes_acked)
     }
 
     /// Graceful stop: queue the video sequence end (Enhanced RTMP codecs),
@@ -607,7 +666,7 @@ impl RtmpPublisher {
             // end of the sequence last.
             let _ = self.queue_media(MediaKind::Video, self.last_video_ts, end);
         }
-        while self.session.pending_bytes() > 0 {
+        while self.pending_bytes() > 0 {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -631,7 +690,7 @@ impl RtmpPublisher {
 
 /// Blocking I/O with one deadline, for handshake/connect/publish.
 struct Setup<'a> {
-    stream: &'a TcpStream,
+    stream: &'a mut Transport,
     started: Instant,
     deadline: Instant,
     write_timeout: Duration,
@@ -654,7 +713,26 @@ impl Setup<'_> {
             let n = self.write_some(bytes, stage)?;
             bytes = &bytes[n..];
         }
-        Ok(())
+        self.flush_transport(stage)
+    }
+
+    /// Writes out what the transport holds (TLS records), within the same
+    /// bounds as a write.
+    fn flush_transport(&mut self, stage: Stage) -> Result<(), RtmpError> {
+        if self.stream.backlog_bytes() == 0 {
+            return Ok(());
+        }
+        let timeout = self.remaining(stage)?.min(self.write_timeout);
+        self.stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|source| RtmpError::Io { stage, source })?;
+        self.stream.flush().map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => RtmpError::Timeout { stage },
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+                RtmpError::Closed { stage }
+            }
+            _ => RtmpError::Io { stage, source: e },
+        })
     }
 
     fn write_some(&mut self, bytes: &[u8], stage: Stage) -> Result<usize, RtmpError> {
@@ -689,7 +767,7 @@ impl Setup<'_> {
         loop {
             let front = session.front();
             if front.is_empty() {
-                return Ok(());
+                return self.flush_transport(stage);
             }
             let n = self.write_some(front, stage)?;
             session.advance(n);
@@ -752,3 +830,7 @@ pub mod proto;
 mod socket;
 #[cfg(test)]
 pub(crate) mod tests;
+pub mod tls;
+#[cfg(test)]
+mod tls_tests;
+mod transport;

@@ -8,15 +8,17 @@
 use super::buffer::{BufferLimits, StreamBuffer};
 use super::muxer::{KeyframeRequester, StreamMuxer};
 use super::reconnect::{self, Control, ReconnectContext, ReconnectPolicy};
+use super::rtmp::tls::TlsClient;
 use super::rtmp::ConnectOptions;
 use super::send::{self, SendContext};
-use super::url::RtmpUrl;
+use super::url::{RtmpUrl, Scheme};
 use super::Event;
 use crate::packet::{PacketSink, StreamHeaders};
 use crate::stats::{EngineCounters, LinkState, OutputCounters, Stats};
 use crate::video::bitrate::VideoBitrate;
 use crate::{Error, Result};
 use crossbeam_channel::Sender;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -50,6 +52,9 @@ pub struct StreamOutputConfig {
     pub connect_timeout: Duration,
     /// Graceful stop drain time.
     pub drain_timeout: Duration,
+    /// `rtmps://` only: a PEM file of certificate authorities trusted
+    /// besides the system store (CLI `--ca-file`, Node `caFile`).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl StreamOutputConfig {
@@ -62,6 +67,7 @@ impl StreamOutputConfig {
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            ca_file: None,
         }
     }
 }
@@ -88,6 +94,11 @@ impl StreamOutput {
         bitrate: Option<Arc<VideoBitrate>>,
         events: Sender<Event>,
     ) -> Result<Self> {
+        // Trust is loaded once per output, and a bad CA file fails the start.
+        let tls = match cfg.url.scheme {
+            Scheme::Rtmps => Some(TlsClient::new(cfg.ca_file.as_deref())?),
+            Scheme::Rtmp => None,
+        };
         let total_bps = headers
             .video
             .as_ref()
@@ -119,6 +130,7 @@ impl StreamOutput {
             write_timeout: cfg.stall_timeout,
             user_timeout: cfg.stall_timeout,
             send_buffer_bytes: Some(send_buffer),
+            tls,
         };
         let name = cfg.url.redacted();
         let send_thread = send::spawn(SendContext {

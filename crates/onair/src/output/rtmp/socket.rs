@@ -4,8 +4,9 @@
 //!
 //! Why apart from the protocol: these are the only calls here that touch the
 //! operating system (and the only `unsafe`, at the FFI edge); the protocol
-//! layer (`proto`) never sees a socket. A TLS stream would wrap the
-//! `TcpStream` these functions make, and leave them unchanged.
+//! layer (`proto`) never sees a socket. For `rtmps://` the TLS stream
+//! (`tls.rs`) wraps the `TcpStream` these functions make, and leaves them
+//! unchanged: the kernel's counters are read from that same socket.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};

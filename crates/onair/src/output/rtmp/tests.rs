@@ -115,15 +115,6 @@ fn rejection_codes() {
 }
 
 #[test]
-fn rtmps_is_reported_unsupported() {
-    let url = RtmpUrl::parse("rtmps://127.0.0.1/app/key", None).unwrap();
-    let err =
-        RtmpPublisher::connect(&url, &ConnectOptions::default(), &test_headers()).unwrap_err();
-    assert!(matches!(err, RtmpError::Unsupported(_)), "{err}");
-    assert!(err.to_string().contains("not supported yet"));
-}
-
-#[test]
 fn closed_port_fails_fast_at_connect() {
     let closed = onair_testkit::RefusingPort::new().unwrap();
     let port = closed.port();
@@ -199,7 +190,7 @@ fn nginx_publish_records_flv() {
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", nginx.error_log()));
     assert!(p.pending_bytes() > 0, "headers are queued");
-    let sock = socket2::SockRef::from(&p.stream);
+    let sock = socket2::SockRef::from(p.stream.tcp());
     assert_eq!(sock.tcp_user_timeout().unwrap(), Some(DEFAULT_USER_TIMEOUT));
     assert!(sock.tcp_nodelay().unwrap());
     assert!(p.ms_since_last_ack().is_some());
