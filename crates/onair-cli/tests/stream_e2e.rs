@@ -49,10 +49,11 @@ fn assert_ten_second_stream(path: &Path) {
         .into_iter()
         .map(|i| i.expect("every frame carries a readable frame number"))
         .collect();
+    let gap = indices.windows(2).position(|w| w[1] != w[0] + 1);
     assert!(
-        indices.windows(2).all(|w| w[1] == w[0] + 1),
-        "frame numbers not consecutive: {:?}",
-        &indices[..indices.len().min(50)]
+        gap.is_none(),
+        "frame numbers not consecutive at {gap:?}: {:?}",
+        &indices[gap.unwrap_or(0).saturating_sub(5)..indices.len().min(gap.unwrap_or(0) + 5)]
     );
 
     let frames = ffmpeg::video_frames(path).expect("frames");
@@ -152,6 +153,8 @@ fn publishes_ten_seconds_over_rtmps_and_refuses_a_wrong_name_at_once() {
     .expect("nginx with TLS fronts");
     let url = nginx.rtmps_url(0, "127.0.0.1", KEY).expect("front");
     let ca = pki.ca_file();
+    let dir = tempfile::tempdir().expect("tmp");
+    let stats_path = dir.path().join("stats.jsonl");
     let out = onair(
         &[
             "stream",
@@ -160,6 +163,8 @@ fn publishes_ten_seconds_over_rtmps_and_refuses_a_wrong_name_at_once() {
             "10",
             "--ca-file",
             ca.to_str().expect("utf8"),
+            "--stats-json",
+            stats_path.to_str().expect("utf8"),
         ],
         Duration::from_secs(60),
     );
@@ -168,6 +173,23 @@ fn publishes_ten_seconds_over_rtmps_and_refuses_a_wrong_name_at_once() {
         "{}\n{}",
         text(&out),
         nginx.error_log()
+    );
+    let lines = stats::read_stats(&stats_path).expect("stats");
+    let last = stats::last(&lines).expect("final stats");
+    // Nothing lost on the way: no drop for congestion or disconnection, no
+    // reconnect (a frame the capture skips on a starved machine is not the
+    // transport's, and shows in video_frames_skipped).
+    for field in [
+        "video_dropped_congestion",
+        "video_dropped_disconnected",
+        "audio_frames_dropped",
+        "reconnects",
+    ] {
+        assert_eq!(stats::field_u64(last, field), Some(0), "{field}: {last}");
+    }
+    eprintln!(
+        "rtmps: video_frames_skipped {:?}",
+        stats::field_u64(last, "video_frames_skipped")
     );
     assert!(!text(&out).contains(KEY), "key printed: {}", text(&out));
 
