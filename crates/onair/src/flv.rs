@@ -16,7 +16,9 @@ use std::io::{self, Write};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::amf0::{self, Value};
-use crate::packet::{AudioParams, EncodedPacket, MediaKind, StreamHeaders, VideoCodec, VideoParams};
+use crate::packet::{
+    AudioParams, EncodedPacket, MediaKind, StreamHeaders, VideoCodec, VideoParams,
+};
 
 /// FLV tag type of an audio tag.
 pub const TAG_AUDIO: u8 = 8;
@@ -435,6 +437,55 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn enhanced_rtmp_video_tags() {
+        let mut hevc = test_video();
+        hevc.codec = VideoCodec::Hevc;
+        hevc.config = Bytes::from_static(&[1, 2, 3]);
+        // SequenceStart: isExVideoHeader | key frame | packet type 0, FourCC, record.
+        assert_eq!(
+            &video_sequence_header(&hevc)[..],
+            &[0x90, b'h', b'v', b'c', b'1', 1, 2, 3]
+        );
+        // HEVC with a composition time: CodedFrames + SI24; without: CodedFramesX.
+        let b = packet(MediaKind::Video, 40, 0, true, &[0xAB]);
+        assert_eq!(
+            &codec_video_tag_body(VideoCodec::Hevc, &b)[..],
+            &[0x91, b'h', b'v', b'c', b'1', 0, 0, 0x28, 0xAB]
+        );
+        let p = packet(MediaKind::Video, 33, 33, false, &[0xCD]);
+        assert_eq!(
+            &codec_video_tag_body(VideoCodec::Hevc, &p)[..],
+            &[0xA3, b'h', b'v', b'c', b'1', 0xCD]
+        );
+        // AV1: CodedFrames, never a composition time.
+        assert_eq!(
+            &codec_video_tag_body(VideoCodec::Av1, &b)[..],
+            &[0x91, b'a', b'v', b'0', b'1', 0xAB]
+        );
+        assert_eq!(
+            video_sequence_end(&hevc).as_deref(),
+            Some(&[0x92, b'h', b'v', b'c', b'1'][..])
+        );
+        // H.264 stays legacy everywhere.
+        assert_eq!(video_sequence_end(&test_video()), None);
+        assert_eq!(
+            codec_video_tag_body(VideoCodec::H264, &b),
+            video_tag_body(&b)
+        );
+        assert_eq!(video_codec_id(VideoCodec::Av1), 1_635_135_537.0);
+        assert_eq!(video_codec_id(VideoCodec::Hevc), 1_752_589_105.0);
+        let headers = StreamHeaders {
+            video: Some(hevc),
+            audio: None,
+            encoder_name: "x".into(),
+        };
+        assert_eq!(
+            metadata_fields(&headers)[3],
+            ("videocodecid", MetaValue::Number(1_752_589_105.0))
+        );
+    }
+
+    #[test]
     fn aac_bodies() {
         assert_eq!(
             &aac_sequence_header(&test_audio())[..],
@@ -442,7 +493,10 @@ pub(crate) mod tests {
         );
         let p = packet(MediaKind::Audio, 0, 0, true, &[0x21, 0x10]);
         assert_eq!(&audio_tag_body(&p)[..], &[0xAF, 0x01, 0x21, 0x10]);
-        assert_eq!(&tag_body(VideoCodec::H264, &p)[..], &[0xAF, 0x01, 0x21, 0x10]);
+        assert_eq!(
+            &tag_body(VideoCodec::H264, &p)[..],
+            &[0xAF, 0x01, 0x21, 0x10]
+        );
     }
 
     #[test]

@@ -169,8 +169,8 @@ fn reconnect_request_moves_the_stream_without_a_gap() {
     let mut a = Ffmpeg9Listener::start(&bin, &a_path, "k").expect("listener A");
     let mut b = Ffmpeg9Listener::start(&bin, &b_path, "k").expect("listener B");
     let proxy = InjectingProxy::start(a.port());
-    let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{}/live/k", proxy.port), None)
-        .expect("url");
+    let url =
+        RtmpUrl::parse(&format!("rtmp://127.0.0.1:{}/live/k", proxy.port), None).expect("url");
     let (events, _events_rx) = crossbeam_channel::unbounded();
     let mut output = StreamOutput::start(
         0,

@@ -28,10 +28,10 @@
 //! accepted for `stall_timeout` while there is something to send, or the
 //! kernel holds unsent bytes and the peer has not ACKed for `stall_timeout`.
 
+use super::buffer::QueuedTag;
 use super::buffer::StreamBuffer;
 use super::congestion::{CongestionController, Observation};
 use super::muxer::VIDEO_DROP_HIGH_WATER;
-use super::buffer::QueuedTag;
 use super::rtmp::{MediaId, RtmpError, RtmpPublisher};
 use super::url::RtmpUrl;
 use crate::stats::{bump, LinkState, OutputCounters};

@@ -32,11 +32,11 @@ use super::client::{
     ClientConfig, ClientSession, Event, State, MAX_CONTROL_BACKLOG, MAX_TC_URL_LEN,
     RECONNECT_REQUEST,
 };
+use super::handshake::{ClientHandshake, HandshakeStep, PACKET_LEN};
+use super::message::{self, Message};
 use crate::output::rtmp::resolve_tc_url;
 use crate::output::url::RtmpUrl;
 use proptest::test_runner::TestCaseError;
-use super::handshake::{ClientHandshake, HandshakeStep, PACKET_LEN};
-use super::message::{self, Message};
 
 mod gen;
 
@@ -410,7 +410,13 @@ fn fuzz_reconnect_request() {
         (0usize..3000).prop_map(|n| Value::String("/".repeat(n))),
         amf_value(),
     ];
-    let extra = vec((vec(any::<char>(), 1..6).prop_map(String::from_iter), amf_value()), 0..3);
+    let extra = vec(
+        (
+            vec(any::<char>(), 1..6).prop_map(String::from_iter),
+            amf_value(),
+        ),
+        0..3,
+    );
     fuzz_for(
         "reconnect request",
         budget() / 2,
@@ -455,7 +461,9 @@ fn fuzz_reconnect_request() {
             if let Ok(to) = resolve_tc_url(&current, requests[0].as_deref()) {
                 prop_assert_eq!(to.stream_key.as_str(), "fuzzkey");
             }
-            prop_assert!(c.queue_media(true, 0, Bytes::from_static(&[0x17, 1])).is_ok());
+            prop_assert!(c
+                .queue_media(true, 0, Bytes::from_static(&[0x17, 1]))
+                .is_ok());
             Ok(())
         },
     );
@@ -545,9 +553,15 @@ mod regressions {
         let here = RtmpUrl::parse("rtmps://a.example:443/live/fuzzkey", None).unwrap();
         let to = |u: &str| resolve_tc_url(&here, Some(u)).map(|u| u.to_string());
         assert_eq!(to("/live2").unwrap(), "rtmps://a.example:443/live2/****");
-        assert_eq!(to("//b.example/x/y").unwrap(), "rtmps://b.example:443/x/y/****");
+        assert_eq!(
+            to("//b.example/x/y").unwrap(),
+            "rtmps://b.example:443/x/y/****"
+        );
         assert!(to("live2").is_err());
-        assert_eq!(resolve_tc_url(&here, None).unwrap().to_string(), here.to_string());
+        assert_eq!(
+            resolve_tc_url(&here, None).unwrap().to_string(),
+            here.to_string()
+        );
     }
 
     #[test]
@@ -664,7 +678,12 @@ fn write_corpus() {
             ("description".into(), s("server maintenance")),
         ];
         info.extend(tc_url.map(|u| ("tcUrl".to_string(), u)));
-        cmd(&[s("onStatus"), Value::Number(0.0), Value::Null, Value::Object(info)])
+        cmd(&[
+            s("onStatus"),
+            Value::Number(0.0),
+            Value::Null,
+            Value::Object(info),
+        ])
     };
     std::fs::write(
         dir.join("reconnect-request.bin"),
