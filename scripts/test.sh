@@ -57,6 +57,22 @@ cargo build --workspace --release --bins
 cargo test --workspace --release --no-run
 cargo test --workspace --release --doc
 
+# The GPL build (README, "Licences"): libavcodec's encoders and FFmpeg's AAC,
+# no fdk-aac. --no-default-features on the whole workspace, so no member
+# (the Node addon, the CLI) brings fdk-aac back through feature
+# unification; onair's lib.rs refuses both at once. It shares target/ with
+# the default build: only onair and what depends on it compile again.
+GPL=(--no-default-features --features onair-cli/gpl)
+step "GPL build: clippy, every test binary"
+gpl_started=$SECONDS
+cargo clippy --workspace --all-targets --release "${GPL[@]}" -- -D warnings
+cargo test --workspace --release "${GPL[@]}" --no-run
+echo "==> the GPL build took $((SECONDS - gpl_started)) s" >&2
+# The default build's binaries back in place (target/release/onair is
+# shared): cargo links the fresh artifacts again, it compiles nothing.
+cargo build --workspace --release --bins
+cargo test --workspace --release --no-run
+
 # The tests run in two lanes at once. Lane A: the library's integration tests
 # (the fault tests, one pipeline at a time behind their serial() lock: the
 # longest run). Lane B: everything else, one binary after the other. A
@@ -112,5 +128,17 @@ else
         exit 1
     fi
 fi
+
+# The GPL build's own tests, after the lanes (they swap target/release/onair
+# for the GPL one, which the packaging test of lane B must not see): the
+# libavcodec encoders, FFmpeg's AAC, the interleaver, and the GPL-only
+# integration tests (x264/x265/SVT-AV1 streamed and recorded, B-frames).
+step "tests of the GPL build"
+gpl_tests_started=$SECONDS
+cargo test --workspace --release "${GPL[@]}" --lib "$@" -- video::encoder audio::encoder pipeline::interleave
+cargo test --workspace --release "${GPL[@]}" --test encoders --test encoders_cli "$@"
+echo "==> the GPL build's tests took $((SECONDS - gpl_tests_started)) s" >&2
+# And the default binaries back once more, for whoever runs them next.
+cargo build --workspace --release --bins
 
 step "all checks passed"

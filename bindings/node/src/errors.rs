@@ -135,6 +135,8 @@ fn js_option_name(cli: &str) -> &str {
         "buffer-bytes" => "buffer.bytes",
         "reconnect-max-delay" => "reconnect.maxDelayMs",
         "max-retries" => "reconnect.maxRetries",
+        "video-encoder" => "videoEncoder",
+        "video-codec" => "videoCodec",
         other => other,
     }
 }

@@ -83,6 +83,10 @@ fn main() -> ExitCode {
             print_devices();
             Ok(())
         }
+        Command::Encoders => {
+            print_encoders();
+            Ok(())
+        }
         Command::Completions { shell } => {
             let mut cmd = <args::Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "onair", &mut std::io::stdout());
@@ -218,6 +222,20 @@ fn print_devices() {
             println!("  {:<24} {}", d.name, d.description);
         }
     }
+}
+
+/// `onair encoders`: one line per encoder, usable ones marked; stdout, so a
+/// script can grep it.
+fn print_encoders() {
+    println!("video encoders (--video-encoder):");
+    for e in onair::video::encoder::list_encoders() {
+        let mark = if e.usable { "yes" } else { "no " };
+        println!("  {:<12} {} {}", e.kind.name(), mark, e.note);
+    }
+    println!(
+        "audio encoder: {} (AAC-LC)",
+        onair::audio::encoder::BACKEND
+    );
 }
 
 fn record_config(path: &std::path::Path, common: &CommonArgs) -> RecordConfig {
