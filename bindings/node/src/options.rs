@@ -12,7 +12,7 @@ use onair::limits;
 use onair::output::buffer::BufferLimits;
 use onair::output::record::RecordFormat;
 use onair::output::url::RtmpUrl;
-use onair::video::encoder::{EncoderKind, EncoderSettings, VideoCodec};
+use onair::video::encoder::{parse_codec, EncoderKind, EncoderSettings};
 use onair::{
     AudioSettings, AudioSourceSpec, RecordConfig, StreamOutputConfig, StreamerConfig,
     VideoSettings, VideoSourceSpec,
@@ -315,7 +315,7 @@ impl Media<'_> {
             .transpose()?;
         let codec = self
             .video_codec
-            .map(|s| VideoCodec::parse(s).map_err(|e| Failure::option("videoCodec", e)))
+            .map(|s| parse_codec(s).map_err(|e| Failure::option("videoCodec", e)))
             .transpose()?;
         let bframes = match self.bframes {
             None => None,

@@ -7,7 +7,7 @@
 use clap::{Args, Parser, Subcommand};
 use onair::limits;
 use onair::output::buffer::BufferLimits;
-use onair::video::encoder::{EncoderKind, EncoderSettings, VideoCodec};
+use onair::video::encoder::{parse_codec, EncoderKind, EncoderSettings, VideoCodec};
 use onair::{AudioSettings, AudioSourceSpec, VideoSettings, VideoSourceSpec};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -182,7 +182,7 @@ pub struct CommonArgs {
     pub video_encoder: Option<EncoderKind>,
     /// Video codec when no --video-encoder is named: h264 (x264 in the GPL build, openh264 in
     /// the default one), hevc (x265), av1 (SVT-AV1).
-    #[arg(long, value_parser = VideoCodec::parse, value_name = "h264|hevc|av1")]
+    #[arg(long, value_parser = parse_codec, value_name = "h264|hevc|av1")]
     pub video_codec: Option<VideoCodec>,
     /// Encoder preset, as FFmpeg's -preset: x264/x265 ultrafast..placebo (default veryfast),
     /// SVT-AV1 0..13 (default 10), NVENC p1..p7.

@@ -53,29 +53,13 @@ const TAG_HEADER_LEN: usize = 11;
 pub const MAX_TAG_BODY: usize = 0x00FF_FFFF;
 
 /// AVC sequence header tag body: `0x17 0x00 00 00 00` followed by the
-/// AVCDecoderConfigurationRecord built from the SPS and PPS (4-byte NAL
-/// length fields, one SPS, one PPS).
+/// AVCDecoderConfigurationRecord ([`VideoParams::config`]).
 pub fn avc_sequence_header(video: &VideoParams) -> Bytes {
-    let sps = &video.sps;
-    let pps = &video.pps;
-    let mut out = BytesMut::with_capacity(5 + 11 + sps.len() + pps.len());
+    let mut out = BytesMut::with_capacity(5 + video.config.len());
     out.put_u8((FRAME_KEY << 4) | VIDEO_CODEC_AVC);
     out.put_u8(AVC_SEQUENCE_HEADER);
     out.put_slice(&[0, 0, 0]);
-    // AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.2.4.1).
-    out.put_u8(1); // configurationVersion
-                   // profile_idc, constraint flags, level_idc are SPS bytes 1..4 (byte 0 is
-                   // the NAL header). A truncated SPS gets zeros rather than a panic.
-    for i in 1..4 {
-        out.put_u8(sps.get(i).copied().unwrap_or(0));
-    }
-    out.put_u8(0xFF); // 6 reserved bits + lengthSizeMinusOne = 3
-    out.put_u8(0xE1); // 3 reserved bits + one SPS
-    out.put_u16(u16::try_from(sps.len()).unwrap_or(u16::MAX));
-    out.put_slice(&sps[..sps.len().min(usize::from(u16::MAX))]);
-    out.put_u8(1); // one PPS
-    out.put_u16(u16::try_from(pps.len()).unwrap_or(u16::MAX));
-    out.put_slice(&pps[..pps.len().min(usize::from(u16::MAX))]);
+    out.put_slice(&video.config);
     out.freeze()
 }
 
@@ -293,14 +277,14 @@ pub(crate) mod tests {
 
     /// Baseline-profile SPS/PPS of a 64x64 stream (from x264/openh264-like output).
     pub(crate) fn test_video() -> VideoParams {
-        VideoParams {
-            width: 64,
-            height: 64,
-            fps: 30,
-            bitrate_bps: 500_000,
-            sps: Bytes::from_static(&[0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x04]),
-            pps: Bytes::from_static(&[0x68, 0xCE, 0x3C, 0x80]),
-        }
+        VideoParams::h264(
+            64,
+            64,
+            30,
+            500_000,
+            &[0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x04],
+            &[0x68, 0xCE, 0x3C, 0x80],
+        )
     }
 
     pub(crate) fn test_audio() -> AudioParams {

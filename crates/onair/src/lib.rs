@@ -27,6 +27,7 @@ pub mod audio;
 #[cfg(feature = "avcodec")]
 mod avcodec;
 pub mod clock;
+pub mod codec_config;
 pub mod devices;
 pub mod error;
 pub mod flv;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaKind {
-    /// H.264 video.
+    /// Video (H.264, HEVC or AV1: [`VideoParams::codec`] says which).
     Video,
     /// AAC-LC audio.
     Audio,
@@ -32,8 +32,16 @@ pub struct EncodedPacket {
     /// No later frame references this one (nal_ref_idc == 0): it can be dropped
     /// alone without corrupting the picture. Always false for audio.
     pub disposable: bool,
-    /// Video: AVCC (4-byte big-endian length before each NAL unit), without
-    /// SPS/PPS (they travel in the sequence header). Audio: one raw AAC frame.
+    /// Video, by [`VideoParams::codec`]:
+    /// - H.264 and HEVC: the access unit's NAL units, each behind a 4-byte
+    ///   big-endian length (AVCC/HVCC form, as MP4 samples and FLV video tags
+    ///   carry them), without parameter sets (SPS/PPS/VPS travel in
+    ///   [`VideoParams::config`]) and without access unit delimiters.
+    /// - AV1: the temporal unit as low-overhead OBUs (every OBU with
+    ///   `obu_has_size_field = 1`), without the temporal delimiter OBU, as
+    ///   AV1-ISOBMFF samples and Enhanced RTMP's `av01` frames carry it.
+    ///
+    /// Audio: one raw AAC frame.
     pub data: Bytes,
 }
 
@@ -45,9 +53,48 @@ impl EncodedPacket {
     }
 }
 
+/// Video compression format of a stream. H.264 travels as legacy FLV video
+/// (codec id 7) so every RTMP server takes it; HEVC and AV1 travel as
+/// Enhanced RTMP (FourCC `hvc1` / `av01`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    /// H.264 / AVC; [`VideoParams::config`] is an `avcC` record.
+    #[default]
+    H264,
+    /// H.265 / HEVC; [`VideoParams::config`] is an `hvcC` record.
+    Hevc,
+    /// AV1; [`VideoParams::config`] is an `av1C` record.
+    Av1,
+}
+
+impl VideoCodec {
+    /// The ISO/Enhanced RTMP FourCC: `avc1`, `hvc1` or `av01` (the MP4 sample
+    /// entry name and the `fourCcList` / ExVideoTagHeader value).
+    pub fn fourcc(self) -> [u8; 4] {
+        match self {
+            VideoCodec::H264 => *b"avc1",
+            VideoCodec::Hevc => *b"hvc1",
+            VideoCodec::Av1 => *b"av01",
+        }
+    }
+
+    /// FFmpeg's name of the codec (`ffprobe`'s `codec_name`): `h264`, `hevc`
+    /// or `av1`.
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "h264",
+            VideoCodec::Hevc => "hevc",
+            VideoCodec::Av1 => "av1",
+        }
+    }
+}
+
 /// Codec parameters of the video stream, known before the first packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VideoParams {
+    /// Compression format of the packets and of [`config`](Self::config).
+    pub codec: VideoCodec,
     /// Coded width in pixels.
     pub width: u32,
     /// Coded height in pixels.
@@ -56,10 +103,28 @@ pub struct VideoParams {
     pub fps: u32,
     /// Target bitrate in bits per second at start.
     pub bitrate_bps: u32,
-    /// Sequence parameter set NAL unit, without start code.
-    pub sps: Bytes,
-    /// Picture parameter set NAL unit, without start code.
-    pub pps: Bytes,
+    /// The codec's decoder configuration record, exactly the payload of the
+    /// MP4 box of that name (no box header) and of FLV's sequence header
+    /// after its tag header: `avcC` (AVCDecoderConfigurationRecord), `hvcC`
+    /// (HEVCDecoderConfigurationRecord) or `av1C`
+    /// (AV1CodecConfigurationRecord), all with 4-byte NAL lengths. Built by
+    /// [`crate::codec_config`]'s `avc_config`, `hevc_config`, `av1_config`.
+    pub config: Bytes,
+}
+
+impl VideoParams {
+    /// H.264 parameters with the `avcC` built from one SPS and one PPS NAL
+    /// unit (without start codes).
+    pub fn h264(width: u32, height: u32, fps: u32, bitrate_bps: u32, sps: &[u8], pps: &[u8]) -> Self {
+        Self {
+            codec: VideoCodec::H264,
+            width,
+            height,
+            fps,
+            bitrate_bps,
+            config: crate::codec_config::avc_config(sps, pps),
+        }
+    }
 }
 
 /// Codec parameters of the audio stream, known before the first packet.
@@ -102,14 +167,14 @@ pub trait PacketSink: Send + Sync {
 #[cfg(test)]
 pub(crate) fn test_headers() -> StreamHeaders {
     StreamHeaders {
-        video: Some(VideoParams {
-            width: 64,
-            height: 64,
-            fps: 30,
-            bitrate_bps: 500_000,
-            sps: Bytes::from_static(&[0x67, 0x42, 0xC0, 0x1E, 0xD9]),
-            pps: Bytes::from_static(&[0x68, 0xCE, 0x3C, 0x80]),
-        }),
+        video: Some(VideoParams::h264(
+            64,
+            64,
+            30,
+            500_000,
+            &[0x67, 0x42, 0xC0, 0x1E, 0xD9],
+            &[0x68, 0xCE, 0x3C, 0x80],
+        )),
         audio: Some(AudioParams {
             sample_rate: 48_000,
             channels: 2,

@@ -35,8 +35,10 @@ mod avcodec;
 #[cfg(all(test, feature = "avcodec"))]
 mod avcodec_tests;
 
+pub use crate::packet::VideoCodec;
 pub use choice::{
-    list_encoders, probe, EncoderKind, EncoderSettings, EncoderStatus, Hardware, VideoCodec,
+    codec_label, list_encoders, parse_codec, probe, EncoderKind, EncoderSettings, EncoderStatus,
+    Hardware,
 };
 
 use super::bitrate::VideoBitrate;
@@ -124,6 +126,9 @@ pub struct VideoEncoder {
     cfg: VideoEncoderConfig,
     /// What the outputs announced in their sequence header.
     params: VideoParams,
+    /// The parameter sets (AV1: sequence header) inside `params.config`.
+    #[cfg(feature = "avcodec")]
+    announced: avcodec::GlobalHeaders,
     param_set_changes: u64,
     /// Packets drained from an encoder that was replaced, not yet returned.
     pending: Vec<EncodedPacket>,
@@ -146,11 +151,18 @@ impl VideoEncoder {
             #[cfg(feature = "avcodec")]
             Backend::Av(e) => e.params()?,
         };
+        #[cfg(feature = "avcodec")]
+        let announced = match &backend {
+            Backend::Av(e) => e.headers().clone(),
+            Backend::OpenH264(_) => avcodec::GlobalHeaders::default(),
+        };
         Ok(Self {
             backend,
             kind,
             cfg,
             params,
+            #[cfg(feature = "avcodec")]
+            announced,
             param_set_changes: 0,
             pending: Vec::new(),
             fallback: None,
@@ -238,7 +250,7 @@ impl VideoEncoder {
     ) -> Result<Vec<EncodedPacket>, Error> {
         if frame.width != self.cfg.width || frame.height != self.cfg.height {
             return Err(Error::Encoder {
-                codec: self.kind.codec().label(),
+                codec: codec_label(self.kind.codec()),
                 reason: format!(
                     "frame is {}x{}, encoder is {}x{}",
                     frame.width, frame.height, self.cfg.width, self.cfg.height
@@ -248,7 +260,7 @@ impl VideoEncoder {
         let luma = (frame.width as usize) * (frame.height as usize);
         if frame.y.len() < luma || frame.u.len() < luma / 4 || frame.v.len() < luma / 4 {
             return Err(Error::Encoder {
-                codec: self.kind.codec().label(),
+                codec: codec_label(self.kind.codec()),
                 reason: "frame planes are shorter than its size".into(),
             });
         }
@@ -259,7 +271,7 @@ impl VideoEncoder {
             Backend::Av(e) => {
                 let result = if std::mem::take(&mut self.inject_failure) {
                     Err(Error::Encoder {
-                        codec: self.kind.codec().label(),
+                        codec: codec_label(self.kind.codec()),
                         reason: "injected device failure".into(),
                     })
                 } else {
@@ -387,16 +399,10 @@ impl VideoEncoder {
             no_b.encoder.bframes = Some(0);
             new = avcodec::AvEncoder::open(kind, &no_b, Some(delay))?;
         }
-        let announced = avcodec::GlobalHeaders {
-            nals: [&self.params.sps, &self.params.pps]
-                .into_iter()
-                .cloned()
-                .collect(),
-        };
-        if new.headers() != &announced && new.headers() != old.headers() {
+        if new.headers() != &self.announced && new.headers() != old.headers() {
             self.param_set_changes += 1;
         }
-        new.inband_headers = new.headers() != &announced;
+        new.inband_headers = new.headers() != &self.announced;
         self.backend = Backend::Av(new);
         self.kind = kind;
         Ok(())
@@ -611,10 +617,16 @@ mod tests {
         out
     }
 
+    /// SPS and PPS out of the parameters' `avcC`.
+    fn sps_pps(params: &VideoParams) -> (bytes::Bytes, bytes::Bytes) {
+        crate::codec_config::avc_parameter_sets(&params.config).expect("avcC with SPS and PPS")
+    }
+
     fn annexb(params: &VideoParams, pkt: &EncodedPacket) -> Vec<u8> {
         let mut v = Vec::new();
         if pkt.keyframe {
-            for ps in [&params.sps, &params.pps] {
+            let (sps, pps) = sps_pps(params);
+            for ps in [&sps, &pps] {
                 v.extend_from_slice(&[0, 0, 0, 1]);
                 v.extend_from_slice(ps);
             }
@@ -630,11 +642,12 @@ mod tests {
     fn sps_pps_known_after_new() {
         let enc = VideoEncoder::new(cfg(640, 360, 1_000_000)).unwrap();
         let p = enc.params();
-        assert_eq!(p.sps[0] & 0x1f, NAL_SPS);
-        assert_eq!(p.pps[0] & 0x1f, NAL_PPS);
+        let (sps, pps) = sps_pps(p);
+        assert_eq!(sps[0] & 0x1f, NAL_SPS);
+        assert_eq!(pps[0] & 0x1f, NAL_PPS);
         // profile_idc 66 (Baseline); level >= 4.2.
-        assert_eq!(p.sps[1], 66);
-        assert!(p.sps[3] >= 42, "level {}", p.sps[3]);
+        assert_eq!(sps[1], 66);
+        assert!(sps[3] >= 42, "level {}", sps[3]);
         assert_eq!(
             (p.width, p.height, p.fps, p.bitrate_bps),
             (640, 360, 30, 1_000_000)
@@ -646,9 +659,9 @@ mod tests {
         let mut c = cfg(1920, 1080, 6_000_000);
         c.fps = 60;
         let enc = VideoEncoder::new(c).unwrap();
-        assert_eq!(enc.params().sps[3], 42);
+        assert_eq!(sps_pps(enc.params()).0[3], 42);
         let enc = VideoEncoder::new(cfg(3840, 2160, 20_000_000)).unwrap();
-        assert!(enc.params().sps[3] >= 51);
+        assert!(sps_pps(enc.params()).0[3] >= 51);
     }
 
     #[test]

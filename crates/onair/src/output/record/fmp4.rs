@@ -20,7 +20,7 @@
 
 use crate::packet::{EncodedPacket, MediaKind, StreamHeaders};
 use mp4_atom::{
-    Audio, Avc1, Avcc, Codec, Dinf, Dref, Encode, Esds, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf,
+    Atom, Audio, Avc1, Avcc, Codec, Dinf, Dref, Encode, Esds, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf,
     Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf,
     Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
 };
@@ -137,17 +137,9 @@ impl Fmp4Writer {
         let mut trak = Vec::new();
         let mut trex = Vec::new();
         if let (Some(t), Some(v)) = (&self.video, &self.headers.video) {
-            let sps = v.sps.to_vec();
-            let avcc = Avcc {
-                configuration_version: 1,
-                avc_profile_indication: sps.get(1).copied().unwrap_or(66),
-                profile_compatibility: sps.get(2).copied().unwrap_or(0),
-                avc_level_indication: sps.get(3).copied().unwrap_or(31),
-                length_size: 4,
-                sequence_parameter_sets: vec![sps],
-                picture_parameter_sets: vec![v.pps.to_vec()],
-                ext: None,
-            };
+            let mut record = &v.config[..];
+            let avcc = Avcc::decode_body(&mut record)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("avcC: {e}")))?;
             let codec = Avc1 {
                 visual: Visual {
                     data_reference_index: 1,

@@ -358,12 +358,6 @@ fn fixture_headers(tags: &[(u8, u32, Vec<u8>)]) -> StreamHeaders {
         .find(|t| t.0 == flv::TAG_VIDEO && t.2[1] == 0)
         .unwrap()
         .2;
-    let rec = &avc[5..];
-    let sps_len = usize::from(u16::from_be_bytes([rec[6], rec[7]]));
-    let sps = Bytes::copy_from_slice(&rec[8..8 + sps_len]);
-    let p = 8 + sps_len + 1;
-    let pps_len = usize::from(u16::from_be_bytes([rec[p], rec[p + 1]]));
-    let pps = Bytes::copy_from_slice(&rec[p + 2..p + 2 + pps_len]);
     let aac = &tags
         .iter()
         .find(|t| t.0 == flv::TAG_AUDIO && t.2[1] == 0)
@@ -371,12 +365,12 @@ fn fixture_headers(tags: &[(u8, u32, Vec<u8>)]) -> StreamHeaders {
         .2;
     StreamHeaders {
         video: Some(crate::packet::VideoParams {
+            codec: crate::packet::VideoCodec::H264,
             width: 64,
             height: 64,
             fps: 30,
             bitrate_bps: 200_000,
-            sps,
-            pps,
+            config: Bytes::copy_from_slice(&avc[5..]),
         }),
         audio: Some(crate::packet::AudioParams {
             sample_rate: 48_000,

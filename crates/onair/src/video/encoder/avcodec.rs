@@ -32,15 +32,17 @@
 //!   one temporal layer), so the muxer drops non-reference B-frames first.
 
 use super::nal::{self, H264_AUD, H264_PPS, H264_SPS, HEVC_AUD, HEVC_PPS, HEVC_SPS, HEVC_VPS};
-use super::{EncoderKind, VideoCodec, VideoEncoderConfig, MAX_BITRATE_BPS, MIN_BITRATE_BPS};
+use super::{codec_label, EncoderKind, VideoEncoderConfig, MAX_BITRATE_BPS, MIN_BITRATE_BPS};
 use crate::avcodec::{self as av, describe};
 use crate::clock::Rate;
-use crate::packet::{EncodedPacket, MediaKind, VideoParams};
+use crate::codec_config;
+use crate::packet::{EncodedPacket, MediaKind, VideoCodec, VideoParams};
 use crate::video::frame::I420Frame;
 use crate::Error;
 use bytes::Bytes;
 use ffmpeg_next as ff;
 use ff::format::Pixel;
+use ff::packet::Ref as _;
 use std::collections::VecDeque;
 
 /// Seconds of media the VBV buffer holds: one, as OBS's x264 CBR.
@@ -51,15 +53,23 @@ const ASSUMED_B_DELAY_FRAMES: i64 = 2;
 
 fn err(codec: VideoCodec, what: &str, e: ff::Error) -> Error {
     Error::Encoder {
-        codec: codec.label(),
+        codec: codec_label(codec),
         reason: describe(what, e),
     }
 }
 
+/// AV1's temporal delimiter OBU type: not carried in MP4 or E-RTMP samples.
+const OBU_TEMPORAL_DELIMITER: u8 = 2;
+/// First byte of an `av1C` record (marker 1, version 1).
+const AV1C_MARKER: u8 = 0x81;
+/// libavcodec's `AV_PKT_FLAG_DISPOSABLE`.
+const PKT_FLAG_DISPOSABLE: i32 = 0x0010;
+
 /// Parameter sets (or the AV1 sequence header) from `extradata`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct GlobalHeaders {
-    /// H.264: SPS, PPS. HEVC: VPS, SPS, PPS. Without start codes.
+    /// H.264: SPS, PPS. HEVC: VPS, SPS, PPS. Without start codes. AV1: the
+    /// sequence header OBU.
     pub(super) nals: Vec<Bytes>,
 }
 
@@ -71,7 +81,12 @@ impl GlobalHeaders {
             VideoCodec::Av1 => false,
         };
         let nals = match codec {
-            VideoCodec::Av1 => Vec::new(),
+            // An av1C already: its configOBUs hold the sequence header.
+            VideoCodec::Av1 if extradata.first() == Some(&AV1C_MARKER) => {
+                vec![Bytes::copy_from_slice(extradata.get(4..).unwrap_or(&[]))]
+            }
+            VideoCodec::Av1 if extradata.is_empty() => Vec::new(),
+            VideoCodec::Av1 => vec![Bytes::copy_from_slice(extradata)],
             VideoCodec::H264 => nal::split_annexb(extradata)
                 .into_iter()
                 .filter(|n| keep(nal::h264_type(n)))
@@ -134,11 +149,11 @@ impl AvEncoder {
         av::init();
         let codec = kind.codec();
         let name = kind.ffmpeg_name().ok_or_else(|| Error::Encoder {
-            codec: codec.label(),
+            codec: codec_label(codec),
             reason: format!("{kind} is not a libavcodec encoder"),
         })?;
         let found = ff::encoder::find_by_name(name).ok_or_else(|| Error::Encoder {
-            codec: codec.label(),
+            codec: codec_label(codec),
             reason: format!("this libavcodec has no '{name}' encoder"),
         })?;
         if kind.hardware() == Some(super::Hardware::Vaapi) {
@@ -192,10 +207,10 @@ impl AvEncoder {
             .open_as_with(found, opts)
             .map_err(|e| err(codec, &format!("opening {name}"), e))?;
         let headers = GlobalHeaders::parse(codec, &av::extradata(&enc));
-        if codec != VideoCodec::Av1 && headers.nals.is_empty() {
+        if headers.nals.is_empty() {
             return Err(Error::Encoder {
-                codec: codec.label(),
-                reason: format!("{name} gave no parameter sets"),
+                codec: codec_label(codec),
+                reason: format!("{name} gave no global headers (parameter sets)"),
             });
         }
         // SAFETY: FFI edge: reads plain int fields of the live, opened context.
@@ -235,27 +250,41 @@ impl AvEncoder {
         &self.headers
     }
 
-    /// H.264 parameters for the outputs' sequence header.
+    /// The parameters for the outputs' sequence header: the codec's
+    /// decoder configuration record (avcC, hvcC, av1C) built from the
+    /// encoder's global headers (`crate::codec_config`).
     pub(super) fn params(&self) -> Result<VideoParams, Error> {
         let codec = self.kind.codec();
-        let missing = |what: &str| Error::Encoder {
-            codec: codec.label(),
-            reason: format!("no {what} in the encoder's global headers"),
+        let bad = |reason: String| Error::Encoder {
+            codec: codec_label(codec),
+            reason,
         };
-        match codec {
-            VideoCodec::H264 => Ok(VideoParams {
-                width: self.cfg.width,
-                height: self.cfg.height,
-                fps: self.cfg.fps,
-                bitrate_bps: self.cfg.bitrate_bps,
-                sps: self.headers.find(codec, H264_SPS).ok_or_else(|| missing("SPS"))?,
-                pps: self.headers.find(codec, H264_PPS).ok_or_else(|| missing("PPS"))?,
-            }),
-            _ => Err(Error::InvalidConfig {
-                option: "video-codec",
-                reason: format!("{} outputs are not wired yet", codec.label()),
-            }),
-        }
+        let config = match codec {
+            VideoCodec::H264 => {
+                let sps = self.headers.find(codec, H264_SPS);
+                let pps = self.headers.find(codec, H264_PPS);
+                match (sps, pps) {
+                    (Some(sps), Some(pps)) => codec_config::avc_config(&sps, &pps),
+                    _ => return Err(bad("no SPS/PPS in the encoder's global headers".into())),
+                }
+            }
+            VideoCodec::Hevc => {
+                let units: Vec<&[u8]> = self.headers.nals.iter().map(|n| &n[..]).collect();
+                codec_config::hevc_config(&units).map_err(|e| bad(format!("hvcC: {e}")))?
+            }
+            VideoCodec::Av1 => {
+                let seq = self.headers.nals.first().map_or(&[][..], |n| &n[..]);
+                codec_config::av1_config(seq).map_err(|e| bad(format!("av1C: {e}")))?
+            }
+        };
+        Ok(VideoParams {
+            codec,
+            width: self.cfg.width,
+            height: self.cfg.height,
+            fps: self.cfg.fps,
+            bitrate_bps: self.cfg.bitrate_bps,
+            config,
+        })
     }
 
     /// Frames of reorder delay the timeline is shifted by.
@@ -385,9 +414,14 @@ impl AvEncoder {
         }
         self.last_dts_ns = Some(dts_ns);
         let keyframe = self.packet.is_key();
+        // SAFETY: FFI edge: reads the flags int of the packet we own.
+        let flags = unsafe { (*self.packet.as_ptr()).flags };
         let raw = self.packet.data().unwrap_or(&[]);
         let (data, disposable) = match codec {
-            VideoCodec::Av1 => (Bytes::copy_from_slice(raw), false),
+            VideoCodec::Av1 => (
+                self.av1_sample(raw, keyframe),
+                flags & PKT_FLAG_DISPOSABLE != 0,
+            ),
             _ => self.length_prefixed(raw, keyframe)?,
         };
         Ok(EncodedPacket {
@@ -400,13 +434,35 @@ impl AvEncoder {
         })
     }
 
+    /// A temporal unit as MP4 and E-RTMP carry it: its OBUs without the
+    /// temporal delimiter (libavcodec writes size fields); the sequence
+    /// header in front on keyframes when [`Self::inband_headers`].
+    fn av1_sample(&self, raw: &[u8], keyframe: bool) -> Bytes {
+        let mut out = Vec::with_capacity(raw.len() + 32);
+        if keyframe && self.inband_headers {
+            if let Some(seq) = self.headers.nals.first() {
+                out.extend_from_slice(seq);
+            }
+        }
+        let mut rest = raw;
+        while let Some((obu_type, len)) = obu_span(rest) {
+            if obu_type != OBU_TEMPORAL_DELIMITER {
+                out.extend_from_slice(&rest[..len]);
+            }
+            rest = &rest[len..];
+        }
+        // Anything not parseable (no size field) is kept as it came.
+        out.extend_from_slice(rest);
+        Bytes::from(out)
+    }
+
     /// Annex B to length-prefixed, parameter sets and AUDs removed (put
     /// back in-band on keyframes when [`Self::inband_headers`]). Returns the
     /// data and whether every slice is a non-reference one.
     fn length_prefixed(&self, raw: &[u8], keyframe: bool) -> Result<(Bytes, bool), Error> {
         let codec = self.kind.codec();
         let too_big = || Error::Encoder {
-            codec: codec.label(),
+            codec: codec_label(codec),
             reason: "NAL unit larger than 4 GiB".into(),
         };
         let mut out = Vec::with_capacity(raw.len() + 64);
@@ -456,6 +512,30 @@ impl Drop for AvEncoder {
             while self.enc.receive_packet(&mut self.packet).is_ok() {}
         }
     }
+}
+
+/// Type and total length (header, size field, payload) of the OBU at the
+/// start of `data`, if it has a size field and fits.
+fn obu_span(data: &[u8]) -> Option<(u8, usize)> {
+    let header = *data.first()?;
+    let obu_type = (header >> 3) & 0x0f;
+    let has_extension = header & 0x04 != 0;
+    let has_size = header & 0x02 != 0;
+    if !has_size {
+        return None;
+    }
+    let mut pos = 1 + usize::from(has_extension);
+    let mut size: u64 = 0;
+    for i in 0..8 {
+        let b = *data.get(pos)?;
+        pos += 1;
+        size |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    let end = pos.checked_add(usize::try_from(size).ok()?)?;
+    (end <= data.len()).then_some((obu_type, end))
 }
 
 /// Bitrate, VBV and (SVT-AV1) rate-control mode into the codec context.

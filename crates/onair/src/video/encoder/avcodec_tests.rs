@@ -34,7 +34,8 @@ fn encode_range(enc: &mut VideoEncoder, pat: &mut TestPattern, from: u64, n: u64
 /// Length-prefixed H.264 to Annex B, parameter sets before the first packet.
 fn annexb(params: &VideoParams, packets: &[EncodedPacket]) -> Vec<u8> {
     let mut v = Vec::new();
-    for ps in [&params.sps, &params.pps] {
+    let (sps, pps) = sps_pps(params);
+    for ps in [&sps, &pps] {
         v.extend_from_slice(&[0, 0, 0, 1]);
         v.extend_from_slice(ps);
     }
@@ -85,9 +86,10 @@ fn x264_high_with_bframes_gives_every_frame_in_order() {
     let mut enc = VideoEncoder::new(c).expect("x264 opens");
     assert!(enc.holds_frames());
     let p = enc.params().clone();
-    assert_eq!(p.sps[0] & 0x1f, H264_SPS);
-    assert_eq!(p.pps[0] & 0x1f, H264_PPS);
-    assert_eq!(p.sps[1], 100, "High profile (x264's default)");
+    let (sps, pps) = sps_pps(&p);
+    assert_eq!(sps[0] & 0x1f, H264_SPS);
+    assert_eq!(pps[0] & 0x1f, H264_PPS);
+    assert_eq!(sps[1], 100, "High profile (x264's default)");
     let offset = enc.timeline_offset_ns();
     let rate = Rate::per_second(30);
     assert_eq!(offset, rate.time_of(2), "B-pyramid: two frames of reorder delay");
@@ -123,8 +125,8 @@ fn x264_high_with_bframes_gives_every_frame_in_order() {
     assert_eq!(keys.len(), 3, "{keys:?}");
     assert_eq!(keys[0], 500);
     assert!(keys.windows(2).all(|k| (25..=30).contains(&(k[1] - k[0]))), "{keys:?}");
-    for p in packets.iter().filter(|p| p.keyframe) {
-        assert!(annexb(&p_dummy(), std::slice::from_ref(p))
+    for k in packets.iter().filter(|p| p.keyframe) {
+        assert!(annexb(&p, std::slice::from_ref(k))
             .windows(5)
             .any(|w5| w5[..4] == [0, 0, 0, 1] && w5[4] & 0x1f == H264_IDR));
     }
@@ -134,15 +136,9 @@ fn x264_high_with_bframes_gives_every_frame_in_order() {
     }
 }
 
-fn p_dummy() -> VideoParams {
-    VideoParams {
-        width: 0,
-        height: 0,
-        fps: 30,
-        bitrate_bps: 0,
-        sps: bytes::Bytes::new(),
-        pps: bytes::Bytes::new(),
-    }
+fn sps_pps(params: &VideoParams) -> (bytes::Bytes, bytes::Bytes) {
+    assert_eq!(params.codec, VideoCodec::H264);
+    crate::codec_config::avc_parameter_sets(&params.config).expect("avcC")
 }
 
 /// The adaptive bitrate controller's lever: a live change of x264's target
@@ -207,7 +203,7 @@ fn injected_failure_falls_back_without_stopping() {
     c.encoder.profile = Some("main".into());
     let mut enc = VideoEncoder::new(c).expect("x264");
     let announced = enc.params().clone();
-    assert_eq!(announced.sps[1], 77, "Main");
+    assert_eq!(sps_pps(&announced).0[1], 77, "Main");
     let mut pat = TestPattern::new(w, h);
     let mut packets = encode_range(&mut enc, &mut pat, 0, 40, false);
     enc.inject_failure();
@@ -236,10 +232,11 @@ fn injected_failure_falls_back_without_stopping() {
 #[test]
 fn x265_and_svtav1_open_and_encode() {
     for kind in [EncoderKind::X265, EncoderKind::SvtAv1] {
-        let mut enc = match avcodec::AvEncoder::open(kind, &cfg(kind, 320, 240, 500_000), None) {
+        let mut enc = match VideoEncoder::new(cfg(kind, 320, 240, 500_000)) {
             Ok(e) => e,
             Err(e) => panic!("{kind}: {e}"),
         };
+        assert_eq!(enc.params().codec, kind.codec());
         let mut pat = TestPattern::new(320, 240);
         let rate = Rate::per_second(30);
         let mut packets = Vec::new();

@@ -8,50 +8,25 @@
 //! codec, so a user who names only the codec gets an encoder every machine
 //! has.
 
+use crate::packet::VideoCodec;
 use crate::Error;
 
-/// A coding format onair can stream and record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VideoCodec {
-    /// H.264 / AVC.
-    H264,
-    /// H.265 / HEVC.
-    Hevc,
-    /// AV1.
-    Av1,
+/// Parses `--video-codec`: `h264|hevc|av1` (also `avc`, `h265`).
+pub fn parse_codec(s: &str) -> Result<VideoCodec, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "h264" | "avc" => Ok(VideoCodec::H264),
+        "hevc" | "h265" => Ok(VideoCodec::Hevc),
+        "av1" => Ok(VideoCodec::Av1),
+        _ => Err(format!("'{s}' is not one of h264, hevc, av1")),
+    }
 }
 
-impl VideoCodec {
-    /// Every codec, in `--video-codec` order.
-    pub const ALL: [Self; 3] = [Self::H264, Self::Hevc, Self::Av1];
-
-    /// The name `--video-codec` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::H264 => "h264",
-            Self::Hevc => "hevc",
-            Self::Av1 => "av1",
-        }
-    }
-
-    /// Parses `h264|hevc|av1` (also `avc`, `h265`).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "h264" | "avc" => Ok(Self::H264),
-            "hevc" | "h265" => Ok(Self::Hevc),
-            "av1" => Ok(Self::Av1),
-            _ => Err(format!("'{s}' is not one of h264, hevc, av1")),
-        }
-    }
-
-    /// Human name, for errors ("H.264").
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::H264 => "H.264",
-            Self::Hevc => "HEVC",
-            Self::Av1 => "AV1",
-        }
+/// Human name of a codec, for errors ("H.264").
+pub fn codec_label(codec: VideoCodec) -> &'static str {
+    match codec {
+        VideoCodec::H264 => "H.264",
+        VideoCodec::Hevc => "HEVC",
+        VideoCodec::Av1 => "AV1",
     }
 }
 
@@ -309,7 +284,7 @@ pub fn probe(kind: EncoderKind) -> EncoderStatus {
         return status(false, "GPL build only".into());
     }
     match super::probe_encode(kind) {
-        Ok(()) => status(true, format!("{} ({})", kind.codec().label(), describe(kind))),
+        Ok(()) => status(true, format!("{} ({})", codec_label(kind.codec()), describe(kind))),
         Err(e) => status(false, e),
     }
 }
@@ -334,7 +309,7 @@ mod tests {
         }
         assert_eq!(EncoderKind::parse("libx264"), Ok(EncoderKind::X264));
         assert!(EncoderKind::parse("qsv").is_err());
-        assert_eq!(VideoCodec::parse("H265"), Ok(VideoCodec::Hevc));
+        assert_eq!(parse_codec("H265"), Ok(VideoCodec::Hevc));
         let by_codec = |c| EncoderSettings {
             codec: Some(c),
             ..EncoderSettings::default()

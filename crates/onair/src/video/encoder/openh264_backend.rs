@@ -103,6 +103,9 @@ impl YUVSource for FrameRef<'_> {
 pub(super) struct OpenH264Encoder {
     inner: Encoder,
     params: VideoParams,
+    /// The SPS and PPS in `params.config`, kept to spot a change mid-stream.
+    sps: Bytes,
+    pps: Bytes,
     bitrate_bps: u32,
     /// Size of the last access unit: capacity hint for the next one.
     last_size: usize,
@@ -142,14 +145,9 @@ impl OpenH264Encoder {
         }
         let mut enc = Self {
             inner,
-            params: VideoParams {
-                width: cfg.width,
-                height: cfg.height,
-                fps: cfg.fps,
-                bitrate_bps: cfg.bitrate_bps,
-                sps: Bytes::new(),
-                pps: Bytes::new(),
-            },
+            params: VideoParams::h264(cfg.width, cfg.height, cfg.fps, cfg.bitrate_bps, &[], &[]),
+            sps: Bytes::new(),
+            pps: Bytes::new(),
             bitrate_bps: cfg.bitrate_bps,
             last_size: 0,
             param_set_changes: 0,
@@ -179,8 +177,9 @@ impl OpenH264Encoder {
         };
         match (sps, pps) {
             (Some(sps), Some(pps)) => {
-                enc.params.sps = sps;
-                enc.params.pps = pps;
+                enc.params.config = crate::codec_config::avc_config(&sps, &pps);
+                enc.sps = sps;
+                enc.pps = pps;
             }
             _ => {
                 return Err(Error::Encoder {
@@ -256,9 +255,9 @@ impl OpenH264Encoder {
                 let kind = header & 0x1f;
                 if kind == NAL_SPS || kind == NAL_PPS {
                     let known = if kind == NAL_SPS {
-                        &self.params.sps
+                        &self.sps
                     } else {
-                        &self.params.pps
+                        &self.pps
                     };
                     if nal != &known[..] {
                         self.param_set_changes += 1;
