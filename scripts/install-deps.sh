@@ -110,3 +110,8 @@ if ! command -v nasm >/dev/null 2>&1; then
     log "and a 720p30 encode will not keep real time. Install nasm."
     log "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
 fi
+
+# A static modern FFmpeg (PyPI imageio-ffmpeg) for the Enhanced RTMP tests.
+if [[ "${1:-}" != "--build" ]]; then
+    "$here/install-ffmpeg9.sh"
+fi

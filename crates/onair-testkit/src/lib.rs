@@ -8,6 +8,8 @@
 //! - [`nginx`]: a private nginx-rtmp server per test (the usual ingest), recording what it got.
 //! - [`ffmpeg`]: an FFmpeg RTMP listener that keeps exactly what was sent, and the FFmpeg /
 //!   ffprobe judges (probe, frames, decode errors, hidden "frame num gap"s, pixels, PCM).
+//! - [`ffmpeg9`]: FFmpeg 9 (PyPI's static build) as the Enhanced RTMP (HEVC/AV1) listener
+//!   and judge, and the HEVC/AV1 fixture encoder.
 //! - [`proxy`]: a userspace TCP fault proxy (pause, throttle, blackhole, reset, refuse, delay).
 //! - [`netns`]: kernel-level faults (tbf, iptables DROP / RST) inside a private network namespace.
 //! - [`xvfb`]: a private X server per test, painted by the test (screen capture).
@@ -71,6 +73,7 @@
 //! ```
 
 pub mod ffmpeg;
+pub mod ffmpeg9;
 pub mod netns;
 pub mod nginx;
 pub mod pcm;

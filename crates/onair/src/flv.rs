@@ -16,7 +16,7 @@ use std::io::{self, Write};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::amf0::{self, Value};
-use crate::packet::{AudioParams, EncodedPacket, MediaKind, StreamHeaders, VideoParams};
+use crate::packet::{AudioParams, EncodedPacket, MediaKind, StreamHeaders, VideoCodec, VideoParams};
 
 /// FLV tag type of an audio tag.
 pub const TAG_AUDIO: u8 = 8;
@@ -47,6 +47,17 @@ const AAC_RAW: u8 = 1;
 const FRAME_KEY: u8 = 1;
 /// FLV video frame type of an inter frame.
 const FRAME_INTER: u8 = 2;
+/// Enhanced RTMP: first-byte flag of an ExVideoTagHeader (`isExVideoHeader`).
+const EX_VIDEO_HEADER: u8 = 0x80;
+/// Enhanced RTMP VideoPacketType: the codec configuration record.
+const EX_SEQUENCE_START: u8 = 0;
+/// Enhanced RTMP VideoPacketType: frames, with a composition time for
+/// `hvc1` (`av01` carries none).
+const EX_CODED_FRAMES: u8 = 1;
+/// Enhanced RTMP VideoPacketType: end of the sequence.
+const EX_SEQUENCE_END: u8 = 2;
+/// Enhanced RTMP VideoPacketType: `hvc1` frames whose composition time is 0.
+const EX_CODED_FRAMES_X: u8 = 3;
 /// Size of an FLV tag header (type, size, timestamp, stream id).
 const TAG_HEADER_LEN: usize = 11;
 /// Largest body an FLV tag can carry (24-bit size field).
@@ -63,22 +74,95 @@ pub fn avc_sequence_header(video: &VideoParams) -> Bytes {
     out.freeze()
 }
 
-/// Video tag body of one access unit: frame type (1 key / 2 inter) and codec
-/// 7, AVC packet type 1, the composition time as a signed 24-bit big-endian
-/// number of ms, then the AVCC payload. The payload is copied once.
+/// Video tag body of one H.264 access unit: frame type (1 key / 2 inter)
+/// and codec 7, AVC packet type 1, the composition time as a signed 24-bit
+/// big-endian number of ms, then the AVCC payload. The payload is copied
+/// once.
 pub fn video_tag_body(packet: &EncodedPacket) -> Bytes {
     let mut out = BytesMut::with_capacity(5 + packet.data.len());
-    let frame = if packet.keyframe {
+    out.put_u8((frame_type(packet) << 4) | VIDEO_CODEC_AVC);
+    out.put_u8(AVC_NALU);
+    put_composition_time(&mut out, packet);
+    out.put_slice(&packet.data);
+    out.freeze()
+}
+
+/// Sequence header tag body of a stream's video, by codec: the legacy AVC
+/// one for H.264 (every RTMP server takes it), an Enhanced RTMP
+/// SequenceStart carrying the `hvcC` / `av1C` record for HEVC / AV1.
+pub fn video_sequence_header(video: &VideoParams) -> Bytes {
+    match video.codec {
+        VideoCodec::H264 => avc_sequence_header(video),
+        VideoCodec::Hevc | VideoCodec::Av1 => {
+            let mut out = BytesMut::with_capacity(5 + video.config.len());
+            put_ex_header(&mut out, FRAME_KEY, EX_SEQUENCE_START, video.codec);
+            out.put_slice(&video.config);
+            out.freeze()
+        }
+    }
+}
+
+/// Video tag body of one access unit of `codec`: legacy AVC for H.264;
+/// for HEVC an Enhanced RTMP CodedFrames with its composition time, or
+/// CodedFramesX when that is 0 (3 bytes fewer, as the spec intends); for
+/// AV1 a CodedFrames, which has no composition time (AV1 has no reordering
+/// at the container level).
+pub fn codec_video_tag_body(codec: VideoCodec, packet: &EncodedPacket) -> Bytes {
+    if codec == VideoCodec::H264 {
+        return video_tag_body(packet);
+    }
+    let mut out = BytesMut::with_capacity(8 + packet.data.len());
+    let cts = packet.composition_offset_ms();
+    match codec {
+        VideoCodec::Hevc if cts != 0 => {
+            put_ex_header(&mut out, frame_type(packet), EX_CODED_FRAMES, codec);
+            put_composition_time(&mut out, packet);
+        }
+        VideoCodec::Hevc => put_ex_header(&mut out, frame_type(packet), EX_CODED_FRAMES_X, codec),
+        _ => put_ex_header(&mut out, frame_type(packet), EX_CODED_FRAMES, codec),
+    }
+    out.put_slice(&packet.data);
+    out.freeze()
+}
+
+/// Tag body that ends the video sequence at stop, for Enhanced RTMP codecs
+/// (an ExVideoTagHeader SequenceEnd); `None` for H.264, which stays on the
+/// legacy tags every server knows.
+pub fn video_sequence_end(video: &VideoParams) -> Option<Bytes> {
+    if video.codec == VideoCodec::H264 {
+        return None;
+    }
+    let mut out = BytesMut::with_capacity(5);
+    put_ex_header(&mut out, FRAME_KEY, EX_SEQUENCE_END, video.codec);
+    Some(out.freeze())
+}
+
+/// `videocodecid` of onMetaData: the legacy id 7 for H.264, the FourCC as a
+/// big-endian number for Enhanced RTMP codecs (`hvc1` = 1752589105).
+pub fn video_codec_id(codec: VideoCodec) -> f64 {
+    match codec {
+        VideoCodec::H264 => f64::from(VIDEO_CODEC_AVC),
+        other => f64::from(u32::from_be_bytes(other.fourcc())),
+    }
+}
+
+fn frame_type(packet: &EncodedPacket) -> u8 {
+    if packet.keyframe {
         FRAME_KEY
     } else {
         FRAME_INTER
-    };
-    out.put_u8((frame << 4) | VIDEO_CODEC_AVC);
-    out.put_u8(AVC_NALU);
+    }
+}
+
+fn put_ex_header(out: &mut BytesMut, frame: u8, packet_type: u8, codec: VideoCodec) {
+    out.put_u8(EX_VIDEO_HEADER | (frame << 4) | packet_type);
+    out.put_slice(&codec.fourcc());
+}
+
+/// The composition time as FLV writes it: signed 24-bit big-endian ms.
+fn put_composition_time(out: &mut BytesMut, packet: &EncodedPacket) {
     let cts = packet.composition_offset_ms().clamp(-0x80_0000, 0x7F_FFFF);
     out.put_slice(&cts.to_be_bytes()[1..4]);
-    out.put_slice(&packet.data);
-    out.freeze()
 }
 
 /// AAC sequence header tag body: `0xAF 0x00` + AudioSpecificConfig.
@@ -99,10 +183,10 @@ pub fn audio_tag_body(packet: &EncodedPacket) -> Bytes {
     out.freeze()
 }
 
-/// Tag body of any packet, by its kind.
-pub fn tag_body(packet: &EncodedPacket) -> Bytes {
+/// Tag body of any packet, by its kind (video of `codec`).
+pub fn tag_body(codec: VideoCodec, packet: &EncodedPacket) -> Bytes {
     match packet.kind {
-        MediaKind::Video => video_tag_body(packet),
+        MediaKind::Video => codec_video_tag_body(codec, packet),
         MediaKind::Audio => audio_tag_body(packet),
     }
 }
@@ -133,10 +217,7 @@ pub fn metadata_fields(headers: &StreamHeaders) -> Vec<(&'static str, MetaValue)
         fields.push(("width", MetaValue::Number(f64::from(v.width))));
         fields.push(("height", MetaValue::Number(f64::from(v.height))));
         fields.push(("framerate", MetaValue::Number(f64::from(v.fps))));
-        fields.push((
-            "videocodecid",
-            MetaValue::Number(f64::from(VIDEO_CODEC_AVC)),
-        ));
+        fields.push(("videocodecid", MetaValue::Number(video_codec_id(v.codec))));
         fields.push((
             "videodatarate",
             MetaValue::Number(f64::from(v.bitrate_bps) / 1000.0),
@@ -361,7 +442,7 @@ pub(crate) mod tests {
         );
         let p = packet(MediaKind::Audio, 0, 0, true, &[0x21, 0x10]);
         assert_eq!(&audio_tag_body(&p)[..], &[0xAF, 0x01, 0x21, 0x10]);
-        assert_eq!(&tag_body(&p)[..], &[0xAF, 0x01, 0x21, 0x10]);
+        assert_eq!(&tag_body(VideoCodec::H264, &p)[..], &[0xAF, 0x01, 0x21, 0x10]);
     }
 
     #[test]

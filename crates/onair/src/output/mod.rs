@@ -54,3 +54,6 @@ pub enum Event {
         message: String,
     },
 }
+
+#[cfg(test)]
+mod enhanced_rtmp_tests;

@@ -26,7 +26,7 @@
 
 use super::buffer::{Admission, QueuedTag, StreamBuffer};
 use crate::flv;
-use crate::packet::{EncodedPacket, MediaKind, PacketSink};
+use crate::packet::{EncodedPacket, MediaKind, PacketSink, VideoCodec};
 use crate::stats::{bump, OutputCounters};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -214,6 +214,8 @@ pub struct StreamMuxer {
     buffer: Arc<StreamBuffer>,
     counters: Arc<OutputCounters>,
     keyframes: Arc<dyn KeyframeRequester>,
+    /// How video tags are written (legacy AVC or Enhanced RTMP).
+    video_codec: VideoCodec,
 }
 
 impl StreamMuxer {
@@ -227,7 +229,21 @@ impl StreamMuxer {
             buffer,
             counters,
             keyframes,
+            video_codec: VideoCodec::H264,
         }
+    }
+
+    /// The same muxer writing video tags for `codec` (H.264 by default).
+    pub fn with_video_codec(mut self, codec: VideoCodec) -> Self {
+        self.video_codec = codec;
+        self
+    }
+
+    /// Asks the encoder for a keyframe now, counted like every IDR request:
+    /// a session switch (ReconnectRequest) happens at the next keyframe, and
+    /// this makes it come without waiting for the GOP to end.
+    pub fn request_switch_keyframe(&self) {
+        self.request_keyframe();
     }
 
     /// Called by the ReconnectThread when a new session is up: clean
@@ -278,7 +294,7 @@ impl PacketSink for StreamMuxer {
             dts_ns: packet.dts_ns,
             keyframe: packet.keyframe || packet.kind == MediaKind::Audio,
             body: match packet.kind {
-                MediaKind::Video => flv::video_tag_body(&packet),
+                MediaKind::Video => flv::codec_video_tag_body(self.video_codec, &packet),
                 MediaKind::Audio => flv::audio_tag_body(&packet),
             },
         };

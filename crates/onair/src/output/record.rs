@@ -27,7 +27,7 @@ pub use fmp4::{Fmp4Writer, FRAGMENT_DURATION_NS, VIDEO_TIMESCALE};
 use super::muxer::KeyframeRequester;
 use super::Event;
 use crate::flv::{self, FlvWriter};
-use crate::packet::{EncodedPacket, MediaKind, PacketSink, StreamHeaders};
+use crate::packet::{EncodedPacket, MediaKind, PacketSink, StreamHeaders, VideoCodec};
 use crate::stats::{bump, AtomicLinkState, EngineCounters, LinkState, Stats};
 use crate::{Error, Result};
 use crossbeam_channel::Sender;
@@ -285,6 +285,7 @@ enum Container {
     Flv {
         writer: FlvWriter<ChunkFile>,
         origin_ns: Option<u64>,
+        codec: VideoCodec,
     },
     Mp4 {
         writer: Box<Fmp4Writer>,
@@ -299,7 +300,7 @@ impl Container {
                 let mut writer = FlvWriter::for_headers(file, headers)?;
                 writer.write_tag(flv::TAG_SCRIPT, 0, &flv::script_tag_body(headers))?;
                 if let Some(v) = &headers.video {
-                    writer.write_tag(flv::TAG_VIDEO, 0, &flv::avc_sequence_header(v))?;
+                    writer.write_tag(flv::TAG_VIDEO, 0, &flv::video_sequence_header(v))?;
                 }
                 if let Some(a) = &headers.audio {
                     writer.write_tag(flv::TAG_AUDIO, 0, &flv::aac_sequence_header(a))?;
@@ -307,6 +308,7 @@ impl Container {
                 Ok(Self::Flv {
                     writer,
                     origin_ns: None,
+                    codec: headers.video.as_ref().map(|v| v.codec).unwrap_or_default(),
                 })
             }
             RecordFormat::Mp4 => {
@@ -321,11 +323,15 @@ impl Container {
     /// Appends one packet; true if a whole fragment is ready to commit.
     fn write(&mut self, p: &EncodedPacket) -> io::Result<bool> {
         match self {
-            Self::Flv { writer, origin_ns } => {
+            Self::Flv {
+                writer,
+                origin_ns,
+                codec,
+            } => {
                 let origin = *origin_ns.get_or_insert(p.dts_ns);
                 let ms = p.dts_ns.saturating_sub(origin) / 1_000_000;
                 let ts = u32::try_from(ms).unwrap_or(u32::MAX);
-                writer.write_tag(flv::tag_type(p.kind), ts, &flv::tag_body(p))?;
+                writer.write_tag(flv::tag_type(p.kind), ts, &flv::tag_body(*codec, p))?;
                 Ok(false)
             }
             Self::Mp4 { writer, out } => match writer.push(p)? {

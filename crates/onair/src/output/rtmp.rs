@@ -218,6 +218,42 @@ fn session_error(stage: Stage, e: SessionError) -> RtmpError {
     }
 }
 
+/// Enhanced RTMP capabilities announced in `connect`, whatever the stream's
+/// codec (servers that do not know them ignore unknown properties, as
+/// nginx-rtmp and FFmpeg's listener do):
+/// - v1 `fourCcList`: the FourCCs we can publish (`hvc1`, `av01`; `avc1`
+///   also, though H.264 goes out as legacy FLV);
+/// - v2 `videoFourCcInfoMap`: the same codecs, each `CanEncode`;
+/// - v2 `capsEx`: `Reconnect`, because we act on
+///   `NetConnection.Connect.ReconnectRequest` (`output/send.rs`).
+pub fn enhanced_rtmp_connect_properties() -> Vec<(String, proto::amf0::Value)> {
+    use crate::packet::VideoCodec;
+    use proto::amf0::Value;
+    let codecs = [VideoCodec::Hevc, VideoCodec::Av1, VideoCodec::H264];
+    let fourcc = |c: VideoCodec| String::from_utf8_lossy(&c.fourcc()).into_owned();
+    vec![
+        (
+            "fourCcList".to_string(),
+            Value::StrictArray(codecs.iter().map(|&c| Value::String(fourcc(c))).collect()),
+        ),
+        (
+            "videoFourCcInfoMap".to_string(),
+            Value::Object(
+                codecs
+                    .iter()
+                    .map(|&c| (fourcc(c), Value::Number(FOURCC_CAN_ENCODE)))
+                    .collect(),
+            ),
+        ),
+        ("capsEx".to_string(), Value::Number(CAPS_EX_RECONNECT)),
+    ]
+}
+
+/// Enhanced RTMP v2 `FourCcInfoMask.CanEncode`.
+pub const FOURCC_CAN_ENCODE: f64 = 2.0;
+/// Enhanced RTMP v2 `CapsExMask.Reconnect`.
+pub const CAPS_EX_RECONNECT: f64 = 1.0;
+
 /// Identifies a queued media message (see [`RtmpPublisher::take_sent`]).
 pub type MediaId = MessageId;
 
@@ -229,6 +265,10 @@ pub struct RtmpPublisher {
     redacted: String,
     read_buf: Vec<u8>,
     events: Vec<Event>,
+    /// Sent at close after the media (Enhanced RTMP codecs: SequenceEnd).
+    sequence_end: Option<Bytes>,
+    /// Timestamp of the last video message, for the sequence end.
+    last_video_ts: u32,
 }
 
 impl fmt::Debug for RtmpPublisher {
@@ -289,7 +329,7 @@ impl RtmpPublisher {
             stream_key: url.stream_key.clone(),
             chunk_size: CHUNK_SIZE,
             window_ack_size: WINDOW_ACK_SIZE,
-            extra_connect: Vec::new(),
+            extra_connect: enhanced_rtmp_connect_properties(),
         });
         session
             .start()
@@ -340,6 +380,8 @@ impl RtmpPublisher {
             redacted: url.redacted(),
             read_buf,
             events,
+            sequence_end: headers.video.as_ref().and_then(flv::video_sequence_end),
+            last_video_ts: 0,
         };
         publisher.queue_headers(headers)?;
         Ok(publisher)
@@ -350,7 +392,7 @@ impl RtmpPublisher {
             .queue_data(flv::set_data_frame_body(headers))
             .map_err(|e| session_error(Stage::Publish, e))?;
         if let Some(v) = &headers.video {
-            self.queue_media(MediaKind::Video, 0, flv::avc_sequence_header(v))?;
+            self.queue_media(MediaKind::Video, 0, flv::video_sequence_header(v))?;
         }
         if let Some(a) = &headers.audio {
             self.queue_media(MediaKind::Audio, 0, flv::aac_sequence_header(a))?;
@@ -368,6 +410,9 @@ impl RtmpPublisher {
         body: Bytes,
     ) -> Result<MediaId, RtmpError> {
         let video = kind == MediaKind::Video;
+        if video {
+            self.last_video_ts = timestamp_ms;
+        }
         let (id, _) = self
             .session
             .queue_media(video, timestamp_ms, body)
@@ -499,11 +544,17 @@ impl RtmpPublisher {
         tcp_info(&self.stream).map(|i| i.tcpi_bytes_acked)
     }
 
-    /// Graceful stop: drain pending for up to `drain`, then FCUnpublish +
+    /// Graceful stop: queue the video sequence end (Enhanced RTMP codecs),
+    /// drain pending for up to `drain`, then FCUnpublish +
     /// deleteStream (sent even if the drain did not finish: they overtake the
     /// media left, which is being abandoned anyway), shutdown.
     pub fn close(mut self, drain: Duration) {
         let deadline = Instant::now() + drain;
+        if let Some(end) = self.sequence_end.take() {
+            // After every queued video message, so the receiver sees the
+            // end of the sequence last.
+            let _ = self.queue_media(MediaKind::Video, self.last_video_ts, end);
+        }
         while self.session.pending_bytes() > 0 {
             let now = Instant::now();
             if now >= deadline {

@@ -101,11 +101,10 @@ impl StreamOutput {
             .unwrap_or_else(|| BufferLimits::for_bitrate(total_bps));
         let buffer = Arc::new(StreamBuffer::new(limits));
         let counters = Arc::new(OutputCounters::default());
-        let muxer = Arc::new(StreamMuxer::new(
-            buffer.clone(),
-            counters.clone(),
-            keyframes,
-        ));
+        let muxer = Arc::new(
+            StreamMuxer::new(buffer.clone(), counters.clone(), keyframes)
+                .with_video_codec(headers.video.as_ref().map(|v| v.codec).unwrap_or_default()),
+        );
         let (session_tx, session_rx) = crossbeam_channel::bounded(1);
         let (down_tx, down_rx) = crossbeam_channel::unbounded();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();

@@ -18,9 +18,9 @@
 //! This module is pure (bytes in, bytes out, no I/O) so it can be tested
 //! exhaustively; `record.rs` decides when to write and sync.
 
-use crate::packet::{EncodedPacket, MediaKind, StreamHeaders};
+use crate::packet::{EncodedPacket, MediaKind, StreamHeaders, VideoCodec, VideoParams};
 use mp4_atom::{
-    Atom, Audio, Avc1, Avcc, Codec, Dinf, Dref, Encode, Esds, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf,
+    Atom, Audio, Av01, Av1c, Avc1, Avcc, Codec, Hvc1, Hvcc, Dinf, Dref, Encode, Esds, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf,
     Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf,
     Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
 };
@@ -128,7 +128,7 @@ impl Fmp4Writer {
             compatible_brands: vec![
                 FourCC::new(b"iso5"),
                 FourCC::new(b"iso6"),
-                FourCC::new(b"avc1"),
+                FourCC::new(&self.headers.video.as_ref().map(|v| v.codec).unwrap_or_default().fourcc()),
                 FourCC::new(b"mp41"),
             ],
         }
@@ -137,19 +137,7 @@ impl Fmp4Writer {
         let mut trak = Vec::new();
         let mut trex = Vec::new();
         if let (Some(t), Some(v)) = (&self.video, &self.headers.video) {
-            let mut record = &v.config[..];
-            let avcc = Avcc::decode_body(&mut record)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("avcC: {e}")))?;
-            let codec = Avc1 {
-                visual: Visual {
-                    data_reference_index: 1,
-                    width: u16::try_from(v.width).unwrap_or(u16::MAX),
-                    height: u16::try_from(v.height).unwrap_or(u16::MAX),
-                    ..Visual::default()
-                },
-                avcc,
-                ..Avc1::default()
-            };
+            let codec = sample_entry(v)?;
             trak.push(Trak {
                 tkhd: Tkhd {
                     track_id: t.id,
@@ -163,7 +151,7 @@ impl Fmp4Writer {
                     t,
                     b"vide",
                     "onair video",
-                    Codec::from(codec),
+                    codec,
                     Minf {
                         vmhd: Some(Vmhd::default()),
                         ..Minf::default()
@@ -448,6 +436,40 @@ fn media(track: &Track, handler: &[u8; 4], name: &str, codec: Codec, minf: Minf)
             ..minf
         },
     }
+}
+
+/// The video sample entry: `avc1`, `hvc1` or `av01` around the stream's
+/// configuration record, which `mp4-atom` decodes from the bytes the
+/// encoder's [`crate::codec_config`] built (so a malformed record fails the
+/// recording here, with its name, instead of writing an unreadable file).
+fn sample_entry(v: &VideoParams) -> io::Result<Codec> {
+    let visual = Visual {
+        data_reference_index: 1,
+        width: u16::try_from(v.width).unwrap_or(u16::MAX),
+        height: u16::try_from(v.height).unwrap_or(u16::MAX),
+        ..Visual::default()
+    };
+    let bad = |what: &str, e: mp4_atom::Error| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{what} record: {e}"))
+    };
+    let mut record = &v.config[..];
+    Ok(match v.codec {
+        VideoCodec::H264 => Codec::from(Avc1 {
+            visual,
+            avcc: Avcc::decode_body(&mut record).map_err(|e| bad("avcC", e))?,
+            ..Avc1::default()
+        }),
+        VideoCodec::Hevc => Codec::from(Hvc1 {
+            visual,
+            hvcc: Hvcc::decode_body(&mut record).map_err(|e| bad("hvcC", e))?,
+            ..Hvc1::default()
+        }),
+        VideoCodec::Av1 => Codec::from(Av01 {
+            visual,
+            av1c: Av1c::decode_body(&mut record).map_err(|e| bad("av1C", e))?,
+            ..Av01::default()
+        }),
+    })
 }
 
 #[cfg(test)]
