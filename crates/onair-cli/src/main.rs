@@ -48,7 +48,20 @@ impl From<Error> for Failure {
     }
 }
 
+/// SVT-AV1 prints its banner and settings ("Svt[info]: ...") to stderr with
+/// its own logger, which only the `SVT_LOG` environment variable controls
+/// (1 = errors). The CLI's stderr is for onair's own lines, so the GPL build
+/// sets it, unless the user did, before any thread exists.
+#[cfg(feature = "gpl")]
+fn quiet_svt_av1() {
+    if std::env::var_os("SVT_LOG").is_none() {
+        std::env::set_var("SVT_LOG", "1");
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(feature = "gpl")]
+    quiet_svt_av1();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {

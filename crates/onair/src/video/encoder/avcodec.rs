@@ -10,6 +10,8 @@
 //!   libx265 and libsvtav1 cannot change their rate control while open in
 //!   FFmpeg 5.1, so for them a change drains the encoder and opens a new one
 //!   (an IDR; its parameter sets are compared with the announced ones).
+//! - GOPs are closed: every keyframe is an IDR (HEVC: IDR, not CRA), which a
+//!   viewer or a reconnect can start from.
 //! - Rate control is OBS's "CBR" for x264: ABR at the target with a VBV of
 //!   one second at the same rate (`maxrate = bufsize = bitrate`); no NAL HRD,
 //!   so a bitrate change never alters the SPS.
@@ -173,7 +175,10 @@ impl AvEncoder {
         if let Some(n) = cfg.encoder.bframes {
             ctx.set_max_b_frames(n as usize);
         }
-        ctx.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+        // Closed GOPs: every keyframe an IDR that nothing before it is needed
+        // for, so a viewer, a reconnect or the keyframe gate can start there
+        // (FFmpeg's libx264 and libx265 leave GOPs open unless told).
+        ctx.set_flags(ff::codec::Flags::GLOBAL_HEADER | ff::codec::Flags::CLOSED_GOP);
         // Threads as the FFmpeg CLI and OBS leave them: the encoder's own
         // choice (x264: 1.5 per core, frame-parallel).
         // SAFETY: FFI edge: a plain int field of the context, before open.
