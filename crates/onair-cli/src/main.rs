@@ -245,10 +245,7 @@ fn print_encoders() {
         let mark = if e.usable { "yes" } else { "no " };
         println!("  {:<12} {} {}", e.kind.name(), mark, e.note);
     }
-    println!(
-        "audio encoder: {} (AAC-LC)",
-        onair::audio::encoder::BACKEND
-    );
+    println!("audio encoder: {} (AAC-LC)", onair::audio::encoder::BACKEND);
 }
 
 fn record_config(path: &std::path::Path, common: &CommonArgs) -> RecordConfig {

@@ -4,7 +4,7 @@
 //! checked against the build (exit 2 with one line naming the option).
 //! In the GPL build (feature `gpl`), a recording with x264 and B-frames.
 
-use onair_testkit::{ffmpeg, output_timeout, require_tools};
+use onair_testkit::output_timeout;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -41,7 +41,11 @@ fn version_names_the_build_and_its_licence() {
 fn encoders_lists_what_this_machine_can_use() {
     let out = onair(&["encoders"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stderr), "", "nothing on stderr (no codec banners)");
+    assert_eq!(
+        text(&out.stderr),
+        "",
+        "nothing on stderr (no codec banners)"
+    );
     let list = text(&out.stdout);
     eprintln!("{list}");
     let line = |name: &str| {
@@ -82,8 +86,14 @@ fn encoder_options_are_checked_against_the_build() {
     refused(&["--video-encoder", "qsv"], "not one of");
     refused(&["--video-codec", "vp9"], "not one of h264, hevc, av1");
     refused(&["--bframes", "17"], "more than 16");
-    refused(&["--video-encoder", "openh264", "--bframes", "2"], "bframes");
-    refused(&["--video-encoder", "x265", "--video-codec", "h264"], "video-codec");
+    refused(
+        &["--video-encoder", "openh264", "--bframes", "2"],
+        "bframes",
+    );
+    refused(
+        &["--video-encoder", "x265", "--video-codec", "h264"],
+        "video-codec",
+    );
     if !cfg!(feature = "gpl") {
         refused(&["--video-encoder", "x264"], "GPL build");
     }
@@ -94,6 +104,7 @@ fn encoder_options_are_checked_against_the_build() {
 #[cfg(feature = "gpl")]
 #[test]
 fn gpl_record_x264_bframes_to_mp4() {
+    use onair_testkit::{ffmpeg, require_tools};
     if !require_tools(&["ffmpeg", "ffprobe"]) {
         return;
     }
@@ -101,17 +112,40 @@ fn gpl_record_x264_bframes_to_mp4() {
     let mp4 = dir.path().join("x264.mp4");
     let path = mp4.to_str().expect("utf-8 path");
     let out = onair(&[
-        "record", path, "--video-encoder", "x264", "--bframes", "2", "--preset", "veryfast",
-        "--profile", "high", "--size", "640x360", "--duration", "3", "--quiet",
+        "record",
+        path,
+        "--video-encoder",
+        "x264",
+        "--bframes",
+        "2",
+        "--preset",
+        "veryfast",
+        "--profile",
+        "high",
+        "--size",
+        "640x360",
+        "--duration",
+        "3",
+        "--quiet",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let p = ffmpeg::probe(&mp4).expect("ffprobe");
     let v = p.video().expect("video");
-    assert_eq!((v.codec_name.as_str(), v.profile.as_str()), ("h264", "High"));
+    assert_eq!(
+        (v.codec_name.as_str(), v.profile.as_str()),
+        ("h264", "High")
+    );
     assert_eq!((v.width, v.height), (640, 360));
-    assert!((80..=92).contains(&v.nb_read_frames), "{} frames", v.nb_read_frames);
+    assert!(
+        (80..=92).contains(&v.nb_read_frames),
+        "{} frames",
+        v.nb_read_frames
+    );
     assert_eq!(p.audio().expect("audio").codec_name, "aac");
     assert_eq!(ffmpeg::decode_errors(&mp4).expect("decode"), "");
     let packets = ffmpeg::packet_times(&mp4, "v").expect("packets");
-    assert!(packets.iter().any(|p| p.pts_time > p.dts_time), "no B-frames");
+    assert!(
+        packets.iter().any(|p| p.pts_time > p.dts_time),
+        "no B-frames"
+    );
 }

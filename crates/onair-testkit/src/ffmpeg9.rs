@@ -71,7 +71,10 @@ impl Ffmpeg9Listener {
         if let Err(e) = wait_for_listen_pid(pid, port, Duration::from_secs(10)) {
             child.kill();
             let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            return Err(io::Error::new(e.kind(), format!("{e}; ffmpeg stderr: {err}")));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("{e}; ffmpeg stderr: {err}"),
+            ));
         }
         Ok(Self {
             child,

@@ -103,13 +103,23 @@ pub fn hevc_config(parameter_sets: &[&[u8]]) -> Result<Bytes, ConfigError> {
         let kind = (first >> 1) & 0x3F;
         if let Some(array) = arrays.iter_mut().find(|a| a.nal_unit_type == kind) {
             if nal.len() > usize::from(u16::MAX) {
-                return Err(err(format!("HEVC NAL unit of type {kind} is {} bytes", nal.len())));
+                return Err(err(format!(
+                    "HEVC NAL unit of type {kind} is {} bytes",
+                    nal.len()
+                )));
             }
             array.nalus.push(nal.to_vec());
         }
     }
-    for (kind, name) in [(HEVC_NAL_VPS, "VPS"), (HEVC_NAL_SPS, "SPS"), (HEVC_NAL_PPS, "PPS")] {
-        if arrays.iter().all(|a| a.nal_unit_type != kind || a.nalus.is_empty()) {
+    for (kind, name) in [
+        (HEVC_NAL_VPS, "VPS"),
+        (HEVC_NAL_SPS, "SPS"),
+        (HEVC_NAL_PPS, "PPS"),
+    ] {
+        if arrays
+            .iter()
+            .all(|a| a.nal_unit_type != kind || a.nalus.is_empty())
+        {
             return Err(err(format!("HEVC parameter sets lack a {name}")));
         }
     }
@@ -259,7 +269,9 @@ impl HevcSpsInfo {
         r.ue()?; // sps_seq_parameter_set_id
         let chroma_format_idc = r.ue()?;
         if chroma_format_idc > 3 {
-            return Err(err(format!("HEVC SPS chroma_format_idc {chroma_format_idc}")));
+            return Err(err(format!(
+                "HEVC SPS chroma_format_idc {chroma_format_idc}"
+            )));
         }
         if chroma_format_idc == 3 {
             r.skip(1)?; // separate_colour_plane_flag
@@ -274,7 +286,11 @@ impl HevcSpsInfo {
         let luma = r.ue()?;
         let chroma = r.ue()?;
         if luma > 8 || chroma > 8 {
-            return Err(err(format!("HEVC SPS bit depth {} / {}", luma + 8, chroma + 8)));
+            return Err(err(format!(
+                "HEVC SPS bit depth {} / {}",
+                luma + 8,
+                chroma + 8
+            )));
         }
         Ok(Self {
             ptl,
@@ -290,7 +306,9 @@ impl HevcSpsInfo {
 /// Splits a sequence header OBU into (the OBU with a size field, its
 /// payload).
 fn av1_sequence_header_obu(obu: &[u8]) -> Result<(Vec<u8>, &[u8]), ConfigError> {
-    let header = *obu.first().ok_or_else(|| err("AV1 sequence header OBU is empty"))?;
+    let header = *obu
+        .first()
+        .ok_or_else(|| err("AV1 sequence header OBU is empty"))?;
     let obu_type = (header >> 3) & 0x0F;
     if header & 0x80 != 0 || obu_type != AV1_OBU_SEQUENCE_HEADER {
         return Err(err(format!(
@@ -424,7 +442,7 @@ impl Av1SequenceInfo {
             }
         }
         r.skip(3)?; // superres, cdef, restoration
-        // color_config()
+                    // color_config()
         let high_bitdepth = r.flag()?;
         let twelve_bit = seq_profile == 2 && high_bitdepth && r.flag()?;
         let monochrome = seq_profile != 1 && r.flag()?;
@@ -505,7 +523,10 @@ impl<'a> BitReader<'a> {
     }
 
     fn flag(&mut self) -> Result<bool, ConfigError> {
-        let byte = *self.data.get(self.pos / 8).ok_or_else(|| self.truncated())?;
+        let byte = *self
+            .data
+            .get(self.pos / 8)
+            .ok_or_else(|| self.truncated())?;
         let bit = (byte >> (7 - self.pos % 8)) & 1;
         self.pos += 1;
         Ok(bit == 1)

@@ -16,7 +16,9 @@ use std::io::{self, Write};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::amf0::{self, Value};
-use crate::packet::{AudioParams, EncodedPacket, MediaKind, StreamHeaders, VideoCodec, VideoParams};
+use crate::packet::{
+    AudioParams, EncodedPacket, MediaKind, StreamHeaders, VideoCodec, VideoParams,
+};
 
 /// FLV tag type of an audio tag.
 pub const TAG_AUDIO: u8 = 8;
@@ -442,7 +444,10 @@ pub(crate) mod tests {
         );
         let p = packet(MediaKind::Audio, 0, 0, true, &[0x21, 0x10]);
         assert_eq!(&audio_tag_body(&p)[..], &[0xAF, 0x01, 0x21, 0x10]);
-        assert_eq!(&tag_body(VideoCodec::H264, &p)[..], &[0xAF, 0x01, 0x21, 0x10]);
+        assert_eq!(
+            &tag_body(VideoCodec::H264, &p)[..],
+            &[0xAF, 0x01, 0x21, 0x10]
+        );
     }
 
     #[test]

@@ -115,7 +115,14 @@ pub struct VideoParams {
 impl VideoParams {
     /// H.264 parameters with the `avcC` built from one SPS and one PPS NAL
     /// unit (without start codes).
-    pub fn h264(width: u32, height: u32, fps: u32, bitrate_bps: u32, sps: &[u8], pps: &[u8]) -> Self {
+    pub fn h264(
+        width: u32,
+        height: u32,
+        fps: u32,
+        bitrate_bps: u32,
+        sps: &[u8],
+        pps: &[u8],
+    ) -> Self {
         Self {
             codec: VideoCodec::H264,
             width,

@@ -445,12 +445,7 @@ impl Streamer {
         let interleaver = video_encoder
             .as_ref()
             .filter(|e| e.holds_frames())
-            .map(|e| {
-                Arc::new(Interleaver::new(
-                    fanout.clone(),
-                    e.timeline_offset_ns(),
-                ))
-            });
+            .map(|e| Arc::new(Interleaver::new(fanout.clone(), e.timeline_offset_ns())));
         let encoders_sink: Arc<dyn PacketSink> = match &interleaver {
             Some(i) => i.clone(),
             None => fanout.clone(),

@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{assert_clean, config, config_fixed_bitrate, judge, run_script, serial, FPS, HEIGHT, WIDTH};
+use common::{
+    assert_clean, config, config_fixed_bitrate, judge, run_script, serial, FPS, HEIGHT, WIDTH,
+};
 use onair::video::encoder::{EncoderKind, EncoderSettings};
 use onair::{RecordConfig, Streamer};
 use onair_testkit::ffmpeg::{self, PacketInfo};
@@ -30,10 +32,17 @@ fn x264_with_bframes(n: u32) -> EncoderSettings {
 /// (B-frames), and every pts distinct.
 fn assert_bframe_timestamps(path: &Path, packets: &[PacketInfo]) {
     let label = path.display();
-    assert!(packets.len() > 60, "{label}: {} video packets", packets.len());
+    assert!(
+        packets.len() > 60,
+        "{label}: {} video packets",
+        packets.len()
+    );
     let dts: Vec<f64> = packets.iter().map(|p| p.dts_time.expect("dts")).collect();
     let pts: Vec<f64> = packets.iter().map(|p| p.pts_time.expect("pts")).collect();
-    assert!(dts.windows(2).all(|w| w[1] > w[0]), "{label}: dts not increasing");
+    assert!(
+        dts.windows(2).all(|w| w[1] > w[0]),
+        "{label}: dts not increasing"
+    );
     assert!(
         pts.iter().zip(&dts).all(|(p, d)| p >= d),
         "{label}: a pts before its dts"
@@ -48,7 +57,10 @@ fn assert_bframe_timestamps(path: &Path, packets: &[PacketInfo]) {
     let step = 1.0 / f64::from(FPS);
     for w in sorted.windows(2) {
         let d = w[1] - w[0];
-        assert!(d > step * 0.9 && d < step * 1.1 + 0.0011, "{label}: pts step {d}");
+        assert!(
+            d > step * 0.9 && d < step * 1.1 + 0.0011,
+            "{label}: pts step {d}"
+        );
     }
 }
 
@@ -188,7 +200,9 @@ fn hevc_and_av1_to_enhanced_rtmp_and_mp4() {
         let run = run_script(streamer, 4 * SEC, Vec::new());
         let _ = listener.wait(10 * SEC);
         let s = &run.final_stats;
-        let encoded = s.video_frames_captured.saturating_sub(s.video_frames_skipped);
+        let encoded = s
+            .video_frames_captured
+            .saturating_sub(s.video_frames_skipped);
         eprintln!(
             "{kind}: captured {}, skipped {}, sent {}",
             s.video_frames_captured, s.video_frames_skipped, s.video_packets_sent

@@ -353,8 +353,16 @@ mod tests {
             .args(["-f", "s16le", "-ac", "2", "-"])
             .output()
             .expect("ffmpeg");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Some(
             out.stdout
                 .chunks_exact(2)

@@ -193,8 +193,8 @@ fn publish_and_record(codec: VideoCodec) {
     )
     .expect("output");
     let mp4 = dir.path().join("recorded.mp4");
-    let mut recorder = Recorder::start(1, RecordConfig::new(&mp4), &headers, None, events)
-        .expect("recorder");
+    let mut recorder =
+        Recorder::start(1, RecordConfig::new(&mp4), &headers, None, events).expect("recorder");
     // The first packets wait for the session (the muxer drops video until
     // one is live): give it the time to connect, as a pipeline would.
     let live = onair_testkit::wait_for(Duration::from_secs(5), || {

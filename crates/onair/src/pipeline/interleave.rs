@@ -146,11 +146,25 @@ mod tests {
         il.push(packet(MediaKind::Audio, 63)); // 129: after 108, held
         il.push(packet(MediaKind::Video, 200)); // releases 108, 129
         il.push(packet(MediaKind::Audio, 84)); // 150 <= 200: straight through
-        let got: Vec<_> = out.0.lock().unwrap().iter().map(|&(k, ns)| (k, ns / 1_000_000)).collect();
+        let got: Vec<_> = out
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|&(k, ns)| (k, ns / 1_000_000))
+            .collect();
         use MediaKind::{Audio as A, Video as V};
         assert_eq!(
             got,
-            vec![(A, 66), (A, 87), (V, 90), (A, 108), (A, 129), (V, 200), (A, 150)]
+            vec![
+                (A, 66),
+                (A, 87),
+                (V, 90),
+                (A, 108),
+                (A, 129),
+                (V, 200),
+                (A, 150)
+            ]
         );
     }
 

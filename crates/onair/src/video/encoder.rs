@@ -27,13 +27,13 @@
 //!   from then on every keyframe carries them in-band (decoders take them
 //!   there; the sequence header stays the one sent).
 
-mod choice;
-mod nal;
-mod openh264_backend;
 #[cfg(feature = "avcodec")]
 mod avcodec;
 #[cfg(all(test, feature = "avcodec"))]
 mod avcodec_tests;
+mod choice;
+mod nal;
+mod openh264_backend;
 
 pub use crate::packet::VideoCodec;
 pub use choice::{
@@ -114,9 +114,11 @@ impl VideoEncoderConfig {
 }
 
 enum Backend {
-    OpenH264(openh264_backend::OpenH264Encoder),
+    // Boxed: the backends differ in size (openh264's struct is 7.5 KB) and
+    // live as long as the stream; one allocation at open.
+    OpenH264(Box<openh264_backend::OpenH264Encoder>),
     #[cfg(feature = "avcodec")]
-    Av(avcodec::AvEncoder),
+    Av(Box<avcodec::AvEncoder>),
 }
 
 /// A video encoder of any backend (see the module doc).
@@ -243,11 +245,7 @@ impl VideoEncoder {
     /// Encodes one frame stamped `pts_ns` (the configured size) and returns
     /// the packets that came out, in decode order: one for openh264, zero or
     /// more for encoders that hold frames.
-    pub fn encode(
-        &mut self,
-        frame: &I420Frame,
-        pts_ns: u64,
-    ) -> Result<Vec<EncodedPacket>, Error> {
+    pub fn encode(&mut self, frame: &I420Frame, pts_ns: u64) -> Result<Vec<EncodedPacket>, Error> {
         if frame.width != self.cfg.width || frame.height != self.cfg.height {
             return Err(Error::Encoder {
                 codec: codec_label(self.kind.codec()),
@@ -345,9 +343,9 @@ impl VideoEncoder {
     /// codec for hardware encoders (and, in tests, for an injected failure).
     #[cfg(feature = "avcodec")]
     fn fallback_target(&self) -> Option<EncoderKind> {
-        self.kind.software_fallback().or_else(|| {
-            cfg!(test).then(|| EncoderKind::default_for(self.kind.codec()).ok())?
-        })
+        self.kind
+            .software_fallback()
+            .or_else(|| cfg!(test).then(|| EncoderKind::default_for(self.kind.codec()).ok())?)
     }
 
     #[cfg(feature = "avcodec")]
@@ -403,7 +401,7 @@ impl VideoEncoder {
             self.param_set_changes += 1;
         }
         new.inband_headers = new.headers() != &self.announced;
-        self.backend = Backend::Av(new);
+        self.backend = Backend::Av(Box::new(new));
         self.kind = kind;
         Ok(())
     }
@@ -423,13 +421,15 @@ fn open_backend(
     _offset_frames: Option<i64>,
 ) -> Result<Backend, Error> {
     match kind {
-        EncoderKind::OpenH264 => Ok(Backend::OpenH264(openh264_backend::OpenH264Encoder::new(cfg)?)),
+        EncoderKind::OpenH264 => Ok(Backend::OpenH264(Box::new(
+            openh264_backend::OpenH264Encoder::new(cfg)?,
+        ))),
         #[cfg(feature = "avcodec")]
-        _ => Ok(Backend::Av(avcodec::AvEncoder::open(
+        _ => Ok(Backend::Av(Box::new(avcodec::AvEncoder::open(
             kind,
             cfg,
             _offset_frames,
-        )?)),
+        )?))),
         #[cfg(not(feature = "avcodec"))]
         _ => Err(Error::InvalidConfig {
             option: "video-encoder",
@@ -444,7 +444,9 @@ pub(crate) fn probe_encode(kind: EncoderKind) -> Result<(), String> {
     match kind.hardware() {
         Some(Hardware::Vaapi) => vaapi_device_check().map_err(|e| e.to_string())?,
         Some(Hardware::Nvenc) if !std::path::Path::new(NVIDIA_CONTROL_DEVICE).exists() => {
-            return Err(format!("no NVIDIA driver ({NVIDIA_CONTROL_DEVICE} missing)"));
+            return Err(format!(
+                "no NVIDIA driver ({NVIDIA_CONTROL_DEVICE} missing)"
+            ));
         }
         _ => {}
     }
@@ -585,10 +587,10 @@ mod tests {
     use super::nal::{H264_IDR as NAL_IDR, H264_PPS as NAL_PPS, H264_SPS as NAL_SPS};
     use super::*;
     use crate::packet::MediaKind;
-    use ::openh264::formats::YUVSource;
     use crate::video::source::{
         decode_frame_index, decode_frame_index_strided, TestPattern, VideoSource,
     };
+    use ::openh264::formats::YUVSource;
     use std::sync::atomic::AtomicBool;
     use std::sync::Mutex;
 
@@ -728,7 +730,13 @@ mod tests {
                 enc.force_idr();
             }
             let f = pat.render(i);
-            if enc.encode(&f, i * 33_333_333).unwrap().pop().unwrap().keyframe {
+            if enc
+                .encode(&f, i * 33_333_333)
+                .unwrap()
+                .pop()
+                .unwrap()
+                .keyframe
+            {
                 keys.push(i);
             }
         }

@@ -13,10 +13,10 @@ use super::AAC_FRAME_SAMPLES;
 use crate::avcodec::{self, describe};
 use crate::Error;
 use bytes::Bytes;
-use ffmpeg_next as ff;
 use ff::format::sample::Type as SampleType;
 use ff::format::Sample;
 use ff::ChannelLayout;
+use ffmpeg_next as ff;
 
 /// Name in `onair --version` and errors.
 pub(super) const NAME: &str = "FFmpeg aac";
@@ -111,7 +111,11 @@ impl Opened {
         if input.len() != n * self.channels {
             return Err(Error::Encoder {
                 codec: "AAC",
-                reason: format!("{} samples given, one frame is {}", input.len(), n * self.channels),
+                reason: format!(
+                    "{} samples given, one frame is {}",
+                    input.len(),
+                    n * self.channels
+                ),
             });
         }
         // A new frame each time: the encoder may still hold a reference to
@@ -130,10 +134,7 @@ impl Opened {
             .send_frame(&frame)
             .map_err(|e| err("encoding", e))?;
         match self.enc.receive_packet(&mut self.packet) {
-            Ok(()) => Ok((
-                input.len(),
-                self.packet.data().map(Bytes::copy_from_slice),
-            )),
+            Ok(()) => Ok((input.len(), self.packet.data().map(Bytes::copy_from_slice))),
             Err(ff::Error::Other {
                 errno: ff::util::error::EAGAIN,
             }) => Ok((input.len(), None)),

@@ -20,9 +20,9 @@
 
 use crate::packet::{EncodedPacket, MediaKind, StreamHeaders, VideoCodec, VideoParams};
 use mp4_atom::{
-    Atom, Audio, Av01, Av1c, Avc1, Avcc, Codec, Hvc1, Hvcc, Dinf, Dref, Encode, Esds, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf,
-    Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf,
-    Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
+    Atom, Audio, Av01, Av1c, Avc1, Avcc, Codec, Dinf, Dref, Encode, Esds, FourCC, Ftyp, Hdlr, Hvc1,
+    Hvcc, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz,
+    Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
 };
 use std::io;
 
@@ -128,7 +128,15 @@ impl Fmp4Writer {
             compatible_brands: vec![
                 FourCC::new(b"iso5"),
                 FourCC::new(b"iso6"),
-                FourCC::new(&self.headers.video.as_ref().map(|v| v.codec).unwrap_or_default().fourcc()),
+                FourCC::new(
+                    &self
+                        .headers
+                        .video
+                        .as_ref()
+                        .map(|v| v.codec)
+                        .unwrap_or_default()
+                        .fourcc(),
+                ),
                 FourCC::new(b"mp41"),
             ],
         }

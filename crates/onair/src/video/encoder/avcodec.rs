@@ -42,9 +42,9 @@ use crate::packet::{EncodedPacket, MediaKind, VideoCodec, VideoParams};
 use crate::video::frame::I420Frame;
 use crate::Error;
 use bytes::Bytes;
-use ffmpeg_next as ff;
 use ff::format::Pixel;
 use ff::packet::Ref as _;
+use ffmpeg_next as ff;
 use std::collections::VecDeque;
 
 /// Seconds of media the VBV buffer holds: one, as OBS's x264 CBR.
@@ -378,9 +378,7 @@ impl AvEncoder {
     pub(super) fn flush(&mut self) -> Result<Vec<EncodedPacket>, Error> {
         let codec = self.kind.codec();
         self.flushed = true;
-        self.enc
-            .send_eof()
-            .map_err(|e| err(codec, "flushing", e))?;
+        self.enc.send_eof().map_err(|e| err(codec, "flushing", e))?;
         self.drain()
     }
 
@@ -498,7 +496,7 @@ impl AvEncoder {
                     if t <= 31 {
                         slices += 1;
                         // Sub-layer non-reference: the even types below 16.
-                        referenced |= !(t < 16 && t % 2 == 0);
+                        referenced |= !(t < 16 && t.is_multiple_of(2));
                     }
                 }
             }

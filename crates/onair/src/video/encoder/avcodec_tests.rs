@@ -19,7 +19,13 @@ fn cfg(kind: EncoderKind, w: u32, h: u32, bps: u32) -> VideoEncoderConfig {
 
 /// Encodes frames `from..from+n` of the test pattern at their capture
 /// times; with `flush`, drains the encoder at the end.
-fn encode_range(enc: &mut VideoEncoder, pat: &mut TestPattern, from: u64, n: u64, flush: bool) -> Vec<EncodedPacket> {
+fn encode_range(
+    enc: &mut VideoEncoder,
+    pat: &mut TestPattern,
+    from: u64,
+    n: u64,
+    flush: bool,
+) -> Vec<EncodedPacket> {
     let rate = Rate::per_second(30);
     let mut out = Vec::new();
     for i in from..from + n {
@@ -92,11 +98,19 @@ fn x264_high_with_bframes_gives_every_frame_in_order() {
     assert_eq!(sps[1], 100, "High profile (x264's default)");
     let offset = enc.timeline_offset_ns();
     let rate = Rate::per_second(30);
-    assert_eq!(offset, rate.time_of(2), "B-pyramid: two frames of reorder delay");
+    assert_eq!(
+        offset,
+        rate.time_of(2),
+        "B-pyramid: two frames of reorder delay"
+    );
     let mut pat = TestPattern::new(w, h);
     let n = 75u64;
     let packets = encode_range(&mut enc, &mut pat, 500, n, true);
-    assert_eq!(packets.len() as u64, n, "one packet per frame after the flush");
+    assert_eq!(
+        packets.len() as u64,
+        n,
+        "one packet per frame after the flush"
+    );
     assert_eq!(enc.negative_dts(), 0);
     assert!(packets[0].keyframe);
     // Every capture time comes back once, shifted by the offset.
@@ -109,10 +123,16 @@ fn x264_high_with_bframes_gives_every_frame_in_order() {
         assert!(w2[1].dts_ns > w2[0].dts_ns, "dts not increasing");
     }
     assert!(packets.iter().all(|p| p.dts_ns <= p.pts_ns));
-    let reordered = packets.windows(2).filter(|w2| w2[1].pts_ns < w2[0].pts_ns).count();
+    let reordered = packets
+        .windows(2)
+        .filter(|w2| w2[1].pts_ns < w2[0].pts_ns)
+        .count();
     assert!(reordered > 5, "B-frames expected, {reordered} reorderings");
     let disposable = packets.iter().filter(|p| p.disposable).count();
-    assert!(disposable > 5, "non-reference B-frames expected, got {disposable}");
+    assert!(
+        disposable > 5,
+        "non-reference B-frames expected, got {disposable}"
+    );
     assert!(packets.iter().filter(|p| p.disposable).all(|p| !p.keyframe));
     // Keyframes are IDRs, at most keyint (30 frames) apart; x264 may place
     // one a little early to end a B-frame run (min-keyint 25).
@@ -124,7 +144,10 @@ fn x264_high_with_bframes_gives_every_frame_in_order() {
     keys.sort_unstable();
     assert_eq!(keys.len(), 3, "{keys:?}");
     assert_eq!(keys[0], 500);
-    assert!(keys.windows(2).all(|k| (25..=30).contains(&(k[1] - k[0]))), "{keys:?}");
+    assert!(
+        keys.windows(2).all(|k| (25..=30).contains(&(k[1] - k[0]))),
+        "{keys:?}"
+    );
     for k in packets.iter().filter(|p| p.keyframe) {
         assert!(annexb(&p, std::slice::from_ref(k))
             .windows(5)
@@ -213,7 +236,10 @@ fn injected_failure_falls_back_without_stopping() {
     assert!(why.contains("injected"), "{why}");
     assert_eq!(enc.param_set_changes(), 1);
     for w2 in packets.windows(2) {
-        assert!(w2[1].dts_ns > w2[0].dts_ns, "dts not increasing across the fallback");
+        assert!(
+            w2[1].dts_ns > w2[0].dts_ns,
+            "dts not increasing across the fallback"
+        );
     }
     // Frames held by the "dead" encoder are lost (its look-ahead); from the
     // failed frame on, everything is there.
@@ -223,9 +249,15 @@ fn injected_failure_falls_back_without_stopping() {
     };
     assert!(indices.iter().all(Option::is_some));
     let decoded: Vec<u64> = indices.into_iter().flatten().collect();
-    assert!(decoded.windows(2).all(|w| w[1] > w[0]), "out of order: {decoded:?}");
+    assert!(
+        decoded.windows(2).all(|w| w[1] > w[0]),
+        "out of order: {decoded:?}"
+    );
     for i in 40..80 {
-        assert!(decoded.contains(&i), "frame {i} missing after the fallback: {decoded:?}");
+        assert!(
+            decoded.contains(&i),
+            "frame {i} missing after the fallback: {decoded:?}"
+        );
     }
 }
 
@@ -269,13 +301,19 @@ fn probes_say_what_is_usable() {
             assert!(!s.note.is_empty());
         }
     }
-    let vaapi = list.iter().find(|s| s.kind == EncoderKind::H264Vaapi).expect("listed");
+    let vaapi = list
+        .iter()
+        .find(|s| s.kind == EncoderKind::H264Vaapi)
+        .expect("listed");
     if !std::path::Path::new("/dev/dri").exists() {
         assert!(!vaapi.usable);
         assert!(vaapi.note.contains("/dev/dri"), "{}", vaapi.note);
         eprintln!("SKIP hardware part: no VA-API device (/dev/dri) on this machine");
     }
-    let nvenc = list.iter().find(|s| s.kind == EncoderKind::H264Nvenc).expect("listed");
+    let nvenc = list
+        .iter()
+        .find(|s| s.kind == EncoderKind::H264Nvenc)
+        .expect("listed");
     if !std::path::Path::new(NVIDIA_CONTROL_DEVICE).exists() {
         assert!(!nvenc.usable);
         assert!(nvenc.note.contains("NVIDIA"), "{}", nvenc.note);

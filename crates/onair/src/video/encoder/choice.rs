@@ -245,13 +245,19 @@ impl EncoderSettings {
                 reason: format!("openh264 {what}"),
             };
             if self.preset.is_some() {
-                return Err(refuse("preset", "has no presets (x264's presets need the GPL build)"));
+                return Err(refuse(
+                    "preset",
+                    "has no presets (x264's presets need the GPL build)",
+                ));
             }
             if self.profile.as_deref().is_some_and(|p| p != "baseline") {
                 return Err(refuse("profile", "codes Constrained Baseline only"));
             }
             if self.bframes.is_some_and(|n| n > 0) {
-                return Err(refuse("bframes", "codes no B-frames (Constrained Baseline)"));
+                return Err(refuse(
+                    "bframes",
+                    "codes no B-frames (Constrained Baseline)",
+                ));
             }
         }
         Ok(kind)
@@ -284,7 +290,10 @@ pub fn probe(kind: EncoderKind) -> EncoderStatus {
         return status(false, "GPL build only".into());
     }
     match super::probe_encode(kind) {
-        Ok(()) => status(true, format!("{} ({})", codec_label(kind.codec()), describe(kind))),
+        Ok(()) => status(
+            true,
+            format!("{} ({})", codec_label(kind.codec()), describe(kind)),
+        ),
         Err(e) => status(false, e),
     }
 }
@@ -315,14 +324,23 @@ mod tests {
             ..EncoderSettings::default()
         };
         if cfg!(feature = "avcodec") {
-            assert_eq!(EncoderSettings::default().resolve().ok(), Some(EncoderKind::X264));
-            assert_eq!(by_codec(VideoCodec::Av1).resolve().ok(), Some(EncoderKind::SvtAv1));
+            assert_eq!(
+                EncoderSettings::default().resolve().ok(),
+                Some(EncoderKind::X264)
+            );
+            assert_eq!(
+                by_codec(VideoCodec::Av1).resolve().ok(),
+                Some(EncoderKind::SvtAv1)
+            );
         } else {
             assert_eq!(
                 EncoderSettings::default().resolve().ok(),
                 Some(EncoderKind::OpenH264)
             );
-            let e = by_codec(VideoCodec::Hevc).resolve().unwrap_err().to_string();
+            let e = by_codec(VideoCodec::Hevc)
+                .resolve()
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("GPL build"), "{e}");
         }
         let mixed = EncoderSettings {
@@ -339,8 +357,14 @@ mod tests {
         assert!(oh(|s| s.bframes = Some(2)).is_err());
         assert!(oh(|s| s.preset = Some("fast".into())).is_err());
         assert!(oh(|s| s.bframes = Some(0)).is_ok());
-        assert_eq!(EncoderKind::H264Nvenc.software_fallback(), Some(EncoderKind::X264));
-        assert_eq!(EncoderKind::HevcVaapi.software_fallback(), Some(EncoderKind::X265));
+        assert_eq!(
+            EncoderKind::H264Nvenc.software_fallback(),
+            Some(EncoderKind::X264)
+        );
+        assert_eq!(
+            EncoderKind::HevcVaapi.software_fallback(),
+            Some(EncoderKind::X265)
+        );
         assert_eq!(EncoderKind::X264.software_fallback(), None);
     }
 }
