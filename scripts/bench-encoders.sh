@@ -2,6 +2,8 @@
 # Encoder quality and CPU benchmark (issue 11): onair's encoders vs the FFmpeg CLI with the same
 # encoder and settings, on the same clips, side by side in one run.
 #
+# Needs the file source (`onair record --input FILE`, branch filesrc) in the GPL build.
+#
 # What it does (why: docs/benchmarks.md, "Encoders: quality and CPU"):
 #  1. builds the GPL onair CLI (release; `--input FILE` needs it);
 #  2. makes two clips with FFmpeg's own sources (kept out of git, in $BENCH_DIR), lossless y4m:
