@@ -62,7 +62,7 @@ export declare class NativeStreamer {
 }
 
 /** Where sound comes from. */
-export type AudioSource = 'test' | 'default' | 'none'
+export type AudioSource = 'test' | 'default' | 'file' | 'none'
 
 /** Bounds of the StreamBuffer between the muxer and the network. */
 export interface BufferOptions {
@@ -78,7 +78,7 @@ export interface BufferOptions {
 export type ErrorCode = 'ERR_INVALID_OPTION' | 'ERR_INVALID_URL' | 'ERR_PUBLISH_REJECTED' | 'ERR_CONNECT' | 'ERR_ENCODER' | 'ERR_SOURCE' | 'ERR_IO' | 'ERR_FILE_EXISTS' | 'ERR_INVALID_STATE' | 'ERR_NOT_IMPLEMENTED'
 
 /** Which event a `NativeEvent` is. */
-export type EventKind = 'state' | 'stats' | 'error' | 'reconnecting' | 'reconnected'
+export type EventKind = 'state' | 'stats' | 'error' | 'reconnecting' | 'reconnected' | 'end'
 
 /**
  * An event as the native object hands it to `lib.js`, which re-emits it
@@ -134,6 +134,14 @@ export interface RecorderOptions {
   audio?: AudioSource
   /** A capture device by name (overrides `audio`). */
   audioDevice?: string
+  /**
+   * A media file played in real time as video and audio (unless `video` /
+   * `audio` say otherwise), like the CLI's `--input` (GPL build only).
+   * Without `loop`, the stream ends when the file has played.
+   */
+  input?: string
+  /** Play `input` again from its start at its end, without a gap. */
+  loop?: boolean
   /** `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`. */
   size?: string
   /** Width in pixels (even, 160..=3840; at most 3840x2160 either way). */
@@ -252,6 +260,14 @@ export interface StreamerOptions {
   audio?: AudioSource
   /** A capture device by name (overrides `audio`). */
   audioDevice?: string
+  /**
+   * A media file played in real time as video and audio (unless `video` /
+   * `audio` say otherwise), like the CLI's `--input` (GPL build only).
+   * Without `loop`, the stream ends when the file has played.
+   */
+  input?: string
+  /** Play `input` again from its start at its end, without a gap. */
+  loop?: boolean
   /** `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`. */
   size?: string
   /** Width in pixels (even, 160..=3840; at most 3840x2160 either way). */
@@ -385,4 +401,4 @@ export interface StreamStats {
 }
 
 /** Where pictures come from. */
-export type VideoSource = 'test' | 'screen' | 'window' | 'none'
+export type VideoSource = 'test' | 'screen' | 'window' | 'file' | 'none'

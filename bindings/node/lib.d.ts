@@ -63,6 +63,9 @@ export interface StreamerEvents {
   reconnecting: [event: ReconnectingEvent]
   /** Publishing again after an outage. */
   reconnected: [event: ReconnectedEvent]
+  /** The `input` file played to its end (no `loop`): call `stop()`. A file that cannot be
+   * read to its end is an `error` event with `ERR_SOURCE` instead. */
+  end: []
 }
 
 /** Publishes video (test pattern) and audio over RTMP; survives bad networks. */
@@ -103,8 +106,11 @@ export interface RecorderEvents {
   state: [state: StreamState]
   /** Once a second while recording (coalesced if the JS thread is busy). */
   stats: [stats: RecorderStats]
-  /** Writing failed (`ERR_IO`: disk full, I/O error); the recorder stops writing. */
+  /** Writing failed (`ERR_IO`: disk full, I/O error); the recorder stops writing. Also
+   * `ERR_SOURCE`: the `input` file cannot be read to its end. */
   error: [error: OnairError]
+  /** The `input` file played to its end (no `loop`): call `stop()`. */
+  end: []
 }
 
 /** Records video (test pattern or screen) and audio to a local `.flv` or `.mp4` file. */

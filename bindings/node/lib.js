@@ -133,6 +133,9 @@ function emitNative(emitter, ev) {
     case 'reconnected':
       emitter.emit('reconnected', { downtimeMs: ev.downtimeMs })
       break
+    case 'end':
+      emitter.emit('end')
+      break
   }
 }
 

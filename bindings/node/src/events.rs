@@ -312,6 +312,8 @@ pub enum EventKind {
     Reconnecting,
     /// `downtimeMs` is set.
     Reconnected,
+    /// The `input` file played to its end (no `loop`); nothing is set.
+    End,
 }
 
 /// An event as the native object hands it to `lib.js`, which re-emits it
@@ -388,6 +390,11 @@ impl NativeEvent {
             message: Some(message),
             ..Self::empty(EventKind::Error)
         }
+    }
+
+    /// An `end` event: the input file played to its end.
+    pub fn end() -> Self {
+        Self::empty(EventKind::End)
     }
 
     /// Converts a library event of the object's primary output (index 0);

@@ -14,7 +14,7 @@ use onair::output::record::RecordFormat;
 use onair::output::url::RtmpUrl;
 use onair::video::encoder::{parse_codec, EncoderKind, EncoderSettings};
 use onair::{
-    AudioSettings, AudioSourceSpec, RecordConfig, StreamOutputConfig, StreamerConfig,
+    AudioSettings, AudioSourceSpec, FileSpec, RecordConfig, StreamOutputConfig, StreamerConfig,
     VideoSettings, VideoSourceSpec,
 };
 use std::path::Path;
@@ -33,6 +33,8 @@ pub enum VideoSource {
     Screen,
     /// One X11 window (`window`: its name or id, on `display`).
     Window,
+    /// The pictures of the media file `input` (GPL build only).
+    File,
     /// No video.
     None,
 }
@@ -45,6 +47,8 @@ pub enum AudioSource {
     Test,
     /// The default capture device.
     Default,
+    /// The sound of the media file `input` (GPL build only).
+    File,
     /// No audio.
     None,
 }
@@ -90,6 +94,13 @@ pub struct StreamerOptions {
     pub audio: Option<AudioSource>,
     /// A capture device by name (overrides `audio`).
     pub audio_device: Option<String>,
+    /// A media file played in real time as video and audio (unless `video` /
+    /// `audio` say otherwise), like the CLI's `--input` (GPL build only).
+    /// Without `loop`, the stream ends when the file has played.
+    pub input: Option<String>,
+    /// Play `input` again from its start at its end, without a gap.
+    #[napi(js_name = "loop")]
+    pub looping: Option<bool>,
     /// `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`.
     pub size: Option<String>,
     /// Width in pixels (even, 160..=3840; at most 3840x2160 either way).
@@ -163,6 +174,13 @@ pub struct RecorderOptions {
     pub audio: Option<AudioSource>,
     /// A capture device by name (overrides `audio`).
     pub audio_device: Option<String>,
+    /// A media file played in real time as video and audio (unless `video` /
+    /// `audio` say otherwise), like the CLI's `--input` (GPL build only).
+    /// Without `loop`, the stream ends when the file has played.
+    pub input: Option<String>,
+    /// Play `input` again from its start at its end, without a gap.
+    #[napi(js_name = "loop")]
+    pub looping: Option<bool>,
     /// `'WxH'`, e.g. `'1280x720'` (default); or use `width` and `height`.
     pub size: Option<String>,
     /// Width in pixels (even, 160..=3840; at most 3840x2160 either way).
@@ -199,6 +217,8 @@ struct Media<'a> {
     window: Option<&'a String>,
     audio: Option<AudioSource>,
     audio_device: Option<&'a String>,
+    input: Option<&'a String>,
+    looping: bool,
     size: Option<&'a String>,
     width: Option<f64>,
     height: Option<f64>,
@@ -222,6 +242,8 @@ macro_rules! media_of {
             window: $o.window.as_ref(),
             audio: $o.audio,
             audio_device: $o.audio_device.as_ref(),
+            input: $o.input.as_ref(),
+            looping: $o.looping.unwrap_or(false),
             size: $o.size.as_ref(),
             width: $o.width,
             height: $o.height,
@@ -336,6 +358,31 @@ impl Media<'_> {
         })
     }
 
+    /// `input` as a file source, checked: a path, and a build that has the
+    /// file source.
+    fn file(&self) -> Result<Option<FileSpec>, Failure> {
+        let Some(path) = self.input else {
+            return Ok(None);
+        };
+        if path.trim().is_empty() || path.contains('\0') {
+            return Err(Failure::option("input", "expected a file path"));
+        }
+        if !onair::FILE_SOURCE {
+            return Err(Failure::option("input", onair::pipeline::NO_FILE_SOURCE));
+        }
+        Ok(Some(FileSpec {
+            path: path.into(),
+            looping: self.looping,
+        }))
+    }
+
+    /// The file for a `'file'` source of `kind`, which needs `input`.
+    fn needs_input(&self, kind: &str) -> Result<FileSpec, Failure> {
+        self.file()?.ok_or_else(|| {
+            Failure::option("input", format!("{kind} 'file' needs input: a file path"))
+        })
+    }
+
     /// Video and audio settings; errors name the option.
     fn settings(&self) -> Result<(Option<VideoSettings>, Option<AudioSettings>), Failure> {
         let mut video = VideoSettings::default();
@@ -383,7 +430,10 @@ impl Media<'_> {
             in_limits("keyint", limits::check_keyint(video.keyint_secs))?;
         }
         video.encoder = self.encoder_settings()?;
+        let file = self.file()?;
         video.source = match self.video {
+            None if file.is_some() => VideoSourceSpec::File(self.needs_input("video")?),
+            Some(VideoSource::File) => VideoSourceSpec::File(self.needs_input("video")?),
             None | Some(VideoSource::Test) => VideoSourceSpec::TestPattern,
             Some(VideoSource::Screen) => VideoSourceSpec::Screen(
                 self.display
@@ -418,6 +468,14 @@ impl Media<'_> {
             }
             (Some(d), _) => Some(AudioSettings {
                 source: AudioSourceSpec::Device((*d).clone()),
+                ..audio
+            }),
+            (None, None) if file.is_some() => Some(AudioSettings {
+                source: AudioSourceSpec::File(self.needs_input("audio")?),
+                ..audio
+            }),
+            (None, Some(AudioSource::File)) => Some(AudioSettings {
+                source: AudioSourceSpec::File(self.needs_input("audio")?),
                 ..audio
             }),
             (None, None | Some(AudioSource::Test)) => Some(audio),

@@ -17,7 +17,7 @@
 //!   pipeline on a reaper thread; `shutdown_all` (called by `lib.js` on
 //!   `process.on('exit')`) stops every live pipeline before the process dies.
 
-use crate::errors::{ErrorCode, Failure};
+use crate::errors::{scrub, ErrorCode, Failure};
 use crate::events::{NativeEvent, RecorderStats, StreamState, StreamStats};
 use crate::options::{RecorderOptions, StreamerOptions};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -25,7 +25,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{
     ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
-use onair::{Event, Stats, Streamer, StreamerConfig};
+use onair::{Event, InputState, Stats, Streamer, StreamerConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
@@ -209,6 +209,7 @@ impl Shared {
 fn dispatch(shared: Arc<Shared>, events: Receiver<Event>, listener: Listener) {
     let mut next_stats = Instant::now() + STATS_PERIOD;
     let mut last_state = None;
+    let mut last_input: Option<InputState> = None;
     let send = |e: NativeEvent| {
         let status = listener.call(
             Payload::Event(Box::new(e)),
@@ -252,6 +253,20 @@ fn dispatch(shared: Arc<Shared>, events: Receiver<Event>, listener: Listener) {
                 next_stats += STATS_PERIOD;
                 if shared.quit.load(Ordering::Acquire) {
                     break;
+                }
+                // A file input that ended or failed is told once; the
+                // streams go on until JS calls stop().
+                let input = lock(&shared.streamer).as_ref().map(Streamer::input_state);
+                if input != last_input {
+                    match &input {
+                        Some(InputState::Ended) => send(NativeEvent::end()),
+                        Some(InputState::Failed(why)) => send(NativeEvent::error(
+                            ErrorCode::ERR_SOURCE,
+                            scrub(why, shared.key.as_deref()),
+                        )),
+                        _ => {}
+                    }
+                    last_input = input;
                 }
                 let stats = lock(&shared.streamer).as_ref().map(Streamer::stats);
                 if let Some(stats) = stats.filter(|s| !s.is_empty()) {

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use onair::limits;
 use onair::output::buffer::BufferLimits;
 use onair::video::encoder::{parse_codec, EncoderKind, EncoderSettings, VideoCodec};
-use onair::{AudioSettings, AudioSourceSpec, VideoSettings, VideoSourceSpec};
+use onair::{AudioSettings, AudioSourceSpec, FileSpec, VideoSettings, VideoSourceSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -142,16 +142,28 @@ the file does not have exits 2.";
 /// Options shared by stream and record.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Video source: test | screen[:DISPLAY][+X,Y,WxH] | window:NAME|ID[@DISPLAY] | none (X11;
-    /// e.g. screen::0+0,0,1280x720, window:Firefox; `onair devices` lists screens and windows).
-    #[arg(long, default_value = "test", value_parser = parse_video)]
-    pub video: VideoChoice,
-    /// Audio source: test | none | desktop | mic | pulse:SOURCE | default | ALSA card name,
-    /// mixed with '+' and an optional @volume each (e.g. desktop+mic@0.6). desktop = the
-    /// PulseAudio/PipeWire default sink's monitor, mic = its default source. `onair devices`
-    /// lists the names.
-    #[arg(long, default_value = "test", value_parser = parse_audio)]
-    pub audio: AudioChoice,
+    /// Video source: test | screen[:DISPLAY][+X,Y,WxH] | window:NAME|ID[@DISPLAY] |
+    /// file:PATH | none (X11; e.g. screen::0+0,0,1280x720, window:Firefox; `onair devices`
+    /// lists screens and windows). file:PATH plays a media file in real time, scaled to
+    /// --size (GPL build only). Default: test, or the --input file.
+    #[arg(long, value_parser = parse_video)]
+    pub video: Option<VideoChoice>,
+    /// Audio source: test | none | desktop | mic | pulse:SOURCE | default | ALSA card name |
+    /// file:PATH, mixed with '+' and an optional @volume each (e.g. desktop+mic@0.6). desktop =
+    /// the PulseAudio/PipeWire default sink's monitor, mic = its default source. `onair
+    /// devices` lists the names. file:PATH plays a file's sound (GPL build only). Default:
+    /// test, or the --input file.
+    #[arg(long, value_parser = parse_audio)]
+    pub audio: Option<AudioChoice>,
+    /// Play this media file as both video and audio (unless --video / --audio say otherwise),
+    /// in real time, like `--video file:PATH --audio file:PATH` (one reader for both). At its
+    /// end the run stops cleanly (exit 0) unless --loop; a file that cannot be read to its end
+    /// (truncated, corrupt) stops the run with exit 1 naming the file. GPL build only.
+    #[arg(long, value_name = "PATH", value_parser = parse_input)]
+    pub input: Option<PathBuf>,
+    /// Play file sources again from the start at their end, without a gap (timestamps go on).
+    #[arg(long = "loop")]
+    pub looping: bool,
     /// Output size WxH (even, 160..=3840 per side, at most 3840x2160 either way).
     #[arg(long, default_value = "1280x720", value_parser = parse_size)]
     pub size: (u32, u32),
@@ -268,7 +280,30 @@ pub enum AudioChoice {
     None,
 }
 
+/// `file:PATH` -> the path (looping is set later from --loop), refused by a
+/// build without the file source.
+fn parse_file(s: &str) -> Option<Result<FileSpec, String>> {
+    let path = s.strip_prefix("file:")?;
+    Some(parse_input(path).map(|path| FileSpec {
+        path,
+        looping: false,
+    }))
+}
+
+fn parse_input(path: &str) -> Result<PathBuf, String> {
+    if !onair::FILE_SOURCE {
+        return Err(onair::pipeline::NO_FILE_SOURCE.into());
+    }
+    if path.is_empty() {
+        return Err("empty file name".into());
+    }
+    Ok(PathBuf::from(path))
+}
+
 fn parse_video(s: &str) -> Result<VideoChoice, String> {
+    if let Some(file) = parse_file(s) {
+        return file.map(|f| VideoChoice::Some(VideoSourceSpec::File(f)));
+    }
     match s {
         "test" => Ok(VideoChoice::Some(VideoSourceSpec::TestPattern)),
         "none" => Ok(VideoChoice::None),
@@ -281,13 +316,16 @@ fn parse_video(s: &str) -> Result<VideoChoice, String> {
                 Ok(VideoChoice::Some(VideoSourceSpec::Window(window.into())))
             }
             _ => Err(format!(
-                "'{s}' is not one of test, screen, screen:DISPLAY, window:NAME|ID[@DISPLAY], none"
+                "'{s}' is not one of test, screen, screen:DISPLAY, window:NAME|ID[@DISPLAY], file:PATH, none"
             )),
         },
     }
 }
 
 fn parse_audio(s: &str) -> Result<AudioChoice, String> {
+    if let Some(file) = parse_file(s) {
+        return file.map(|f| AudioChoice::Some(AudioSourceSpec::File(f)));
+    }
     match s {
         "test" => Ok(AudioChoice::Some(AudioSourceSpec::Tone)),
         "none" => Ok(AudioChoice::None),
@@ -418,12 +456,49 @@ fn parse_max_retries(s: &str) -> Result<u32, String> {
 }
 
 impl CommonArgs {
+    /// A file source as the options say: --input's when no explicit choice,
+    /// --loop applied.
+    fn file(&self) -> Option<FileSpec> {
+        self.input.as_ref().map(|path| FileSpec {
+            path: path.clone(),
+            looping: self.looping,
+        })
+    }
+
+    fn video_choice(&self) -> VideoChoice {
+        match (&self.video, self.file()) {
+            (Some(VideoChoice::Some(VideoSourceSpec::File(f))), _) => {
+                VideoChoice::Some(VideoSourceSpec::File(FileSpec {
+                    looping: self.looping,
+                    ..f.clone()
+                }))
+            }
+            (Some(choice), _) => choice.clone(),
+            (None, Some(f)) => VideoChoice::Some(VideoSourceSpec::File(f)),
+            (None, None) => VideoChoice::Some(VideoSourceSpec::TestPattern),
+        }
+    }
+
+    fn audio_choice(&self) -> AudioChoice {
+        match (&self.audio, self.file()) {
+            (Some(AudioChoice::Some(AudioSourceSpec::File(f))), _) => {
+                AudioChoice::Some(AudioSourceSpec::File(FileSpec {
+                    looping: self.looping,
+                    ..f.clone()
+                }))
+            }
+            (Some(choice), _) => choice.clone(),
+            (None, Some(f)) => AudioChoice::Some(AudioSourceSpec::File(f)),
+            (None, None) => AudioChoice::Some(AudioSourceSpec::Tone),
+        }
+    }
+
     /// Video settings, if any video.
     pub fn video_settings(&self) -> Option<VideoSettings> {
-        match &self.video {
+        match self.video_choice() {
             VideoChoice::None => None,
             VideoChoice::Some(source) => Some(VideoSettings {
-                source: source.clone(),
+                source,
                 width: self.size.0,
                 height: self.size.1,
                 fps: self.fps,
@@ -444,10 +519,10 @@ impl CommonArgs {
 
     /// Audio settings, if any audio.
     pub fn audio_settings(&self) -> Option<AudioSettings> {
-        match &self.audio {
+        match self.audio_choice() {
             AudioChoice::None => None,
             AudioChoice::Some(source) => Some(AudioSettings {
-                source: source.clone(),
+                source,
                 bitrate_bps: self.audio_bitrate,
                 ..AudioSettings::default()
             }),
@@ -554,7 +629,58 @@ mod tests {
             )))
         );
         assert!(parse_video("window:").is_err());
+        assert!(parse_video("file:").is_err());
         assert!(parse_video("webcam").is_err());
         assert_eq!(parse_audio("none"), Ok(AudioChoice::None));
+    }
+
+    /// `file:PATH`, `--input` and `--loop`: a file source in the GPL build,
+    /// a usage error naming the build otherwise.
+    #[test]
+    fn file_sources_need_the_gpl_build_and_take_loop() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["onair", "record", "x.flv"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        if !onair::FILE_SOURCE {
+            for a in [
+                &["--input", "c.mp4"][..],
+                &["--video", "file:c.mp4"],
+                &["--audio", "file:c.mp4"],
+            ] {
+                let e = parse(a).expect_err("refused");
+                assert_eq!(e.exit_code(), 2);
+                assert!(e.to_string().contains("GPL build"), "{e}");
+            }
+            return;
+        }
+        let common = |extra: &[&str]| match parse(extra).expect("parses").command {
+            Command::Record(r) => r.common,
+            other => panic!("{other:?}"),
+        };
+        let file = |path: &str, looping| FileSpec {
+            path: path.into(),
+            looping,
+        };
+        let c = common(&["--input", "c.mp4", "--loop", "--audio", "none"]);
+        let v = c.video_settings().expect("video");
+        assert_eq!(v.source, VideoSourceSpec::File(file("c.mp4", true)));
+        assert!(c.audio_settings().is_none());
+        let c = common(&["--video", "file:a.mkv", "--audio", "file:b.wav"]);
+        let v = c.video_settings().expect("video");
+        let a = c.audio_settings().expect("audio");
+        assert_eq!(v.source, VideoSourceSpec::File(file("a.mkv", false)));
+        assert_eq!(a.source, AudioSourceSpec::File(file("b.wav", false)));
+        // --input fills only what is not chosen.
+        let c = common(&["--input", "c.mp4", "--video", "test"]);
+        let v = c.video_settings().expect("video");
+        let a = c.audio_settings().expect("audio");
+        assert_eq!(v.source, VideoSourceSpec::TestPattern);
+        assert_eq!(a.source, AudioSourceSpec::File(file("c.mp4", false)));
+        // Without any file the defaults stay.
+        let c = common(&[]);
+        let v = c.video_settings().expect("video");
+        assert_eq!(v.source, VideoSourceSpec::TestPattern);
     }
 }

@@ -13,7 +13,7 @@ use args::{Cli, Command, CommonArgs, NetArgs};
 use clap::Parser;
 use onair::output::server::LocalReceiver;
 use onair::output::url::RtmpUrl;
-use onair::{Error, RecordConfig, Stats, StreamOutputConfig, Streamer, StreamerConfig};
+use onair::{Error, InputState, RecordConfig, Stats, StreamOutputConfig, Streamer, StreamerConfig};
 use status::StatsSink;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -301,6 +301,19 @@ fn run_streamer(config: StreamerConfig, common: &CommonArgs) -> Result<(), Failu
         }
         if common.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
+        }
+        match streamer.input_state() {
+            InputState::Live => {}
+            // A file without --loop played to its end: a clean stop.
+            InputState::Ended => {
+                sink.clear_line();
+                eprintln!("onair: the input file played to its end");
+                break;
+            }
+            InputState::Failed(why) => {
+                failure = Some(why);
+                break;
+            }
         }
         if streamer.all_outputs_failed() {
             failure = Some(

@@ -654,3 +654,72 @@ mod tests {
         assert!(frame_num_gaps(&cut).expect("gaps") >= 1);
     }
 }
+
+/// A media file made by the FFmpeg CLI for a file-source test: raw I420 pictures given by
+/// the test (e.g. onair's test pattern, which carries its frame number) and a sine tone.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    /// Picture size.
+    pub width: u32,
+    /// Picture size.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Number of pictures.
+    pub frames: u32,
+    /// A sine of this frequency as the sound (none: no audio stream).
+    pub tone_hz: Option<u32>,
+    /// Sample rate of the sound.
+    pub sample_rate: u32,
+    /// Channels of the sound (the sine on each).
+    pub channels: u32,
+    /// Extra output options before the file name (codecs, `-movflags +faststart`, ...).
+    pub output_args: Vec<String>,
+}
+
+/// Encodes `clip` into `path`: `picture(i)` gives picture `i` as I420 bytes (tightly
+/// packed planes), the sound lasts exactly as long as the pictures. Why FFmpeg: a file
+/// source must read what real encoders and muxers write, not a file made by onair.
+pub fn make_clip(path: &Path, clip: &Clip, picture: impl Fn(u32) -> Vec<u8>) -> io::Result<()> {
+    use std::io::Write;
+    let duration = f64::from(clip.frames) / f64::from(clip.fps);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+    ])
+    .args(["-s", &format!("{}x{}", clip.width, clip.height)])
+    .args(["-r", &clip.fps.to_string(), "-i", "pipe:0"]);
+    if let Some(hz) = clip.tone_hz {
+        cmd.args(["-f", "lavfi", "-i"]).arg(format!(
+            "sine=frequency={hz}:sample_rate={}:duration={duration}",
+            clip.sample_rate
+        ));
+        cmd.args(["-ac", &clip.channels.to_string()]);
+    }
+    cmd.args(&clip.output_args).arg(path);
+    let child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut child = ChildGuard::new("ffmpeg-clip", child);
+    let mut stdin = child
+        .child_mut()
+        .and_then(|c| c.stdin.take())
+        .ok_or_else(|| io::Error::other("no stdin"))?;
+    for i in 0..clip.frames {
+        stdin.write_all(&picture(i))?;
+    }
+    drop(stdin);
+    let status = child
+        .wait_timeout(Duration::from_secs(60))?
+        .ok_or_else(|| io::Error::other("ffmpeg did not finish the clip in 60 s"))?;
+    let mut err = String::new();
+    if let Some(mut e) = child.child_mut().and_then(|c| c.stderr.take()) {
+        let _ = e.read_to_string(&mut err);
+    }
+    if !status.success() {
+        return Err(io::Error::other(format!("ffmpeg made no clip: {err}")));
+    }
+    Ok(())
+}

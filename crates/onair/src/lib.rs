@@ -59,7 +59,7 @@ pub use output::record::{RecordConfig, RecordFormat, Recorder};
 pub use output::stream::StreamOutputConfig;
 pub use output::Event;
 pub use pipeline::{
-    AudioSettings, AudioSourceSpec, OutputId, Streamer, StreamerConfig, VideoSettings,
-    VideoSourceSpec,
+    AudioSettings, AudioSourceSpec, FileSpec, InputState, OutputId, Streamer, StreamerConfig,
+    VideoSettings, VideoSourceSpec, FILE_SOURCE,
 };
 pub use stats::{LinkState, Stats};

@@ -64,6 +64,8 @@ pub enum VideoSourceSpec {
     Screen(String),
     /// One X11 window: `NAME|ID[@DISPLAY]`, see `video::window::WindowSpec`.
     Window(String),
+    /// A media file played in real time (GPL build only: `video::file`).
+    File(FileSpec),
 }
 
 /// Where sound comes from.
@@ -74,6 +76,39 @@ pub enum AudioSourceSpec {
     /// Capture devices: `default`, `desktop`, `mic`, a device name, or a mix
     /// such as `desktop+mic@0.5` (see `audio::device`).
     Device(String),
+    /// The sound of a media file played in real time (GPL build only).
+    File(FileSpec),
+}
+
+/// A media file as a source: what `file:PATH` and `--loop` say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSpec {
+    /// The file (any container and codecs FFmpeg reads).
+    pub path: std::path::PathBuf,
+    /// Start again from the beginning at the end, without a gap (else the
+    /// input ends, see [`InputState::Ended`]).
+    pub looping: bool,
+}
+
+/// True when this build has the file source (the GPL build, with libavcodec).
+pub const FILE_SOURCE: bool = cfg!(feature = "avcodec");
+
+/// Why a build without libavcodec refuses a file source.
+pub const NO_FILE_SOURCE: &str =
+    "this build has no file source: it needs the GPL build with libavcodec (see the README's Licences)";
+
+/// How the pipeline's inputs are doing. Live capture and the test sources
+/// are always `Live`; a file without loop ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputState {
+    /// Producing (or waiting for a device to come back).
+    Live,
+    /// Every file input played to its end (no loop): a run should stop
+    /// cleanly, as `ffmpeg -re -i clip` does.
+    Ended,
+    /// A file input failed (truncated, corrupt, unreadable): why, naming
+    /// the file. A run should stop with this error.
+    Failed(String),
 }
 
 /// Video settings.
@@ -362,6 +397,8 @@ pub struct Streamer {
     audio_encoder_thread: Option<JoinHandle<()>>,
     interleaver: Option<Arc<Interleaver>>,
     stopped: bool,
+    /// The file inputs' states (the demuxer threads own everything else).
+    files: Vec<InputProbe>,
 }
 
 impl Streamer {
@@ -400,6 +437,7 @@ impl Streamer {
         };
         // The engines' counters: the audio devices count into them too.
         let engine = Arc::new(EngineCounters::default());
+        let (mut file_video, mut file_audio, files) = open_files(&config)?;
         let video_source: Option<Box<dyn VideoSource>> = match &config.video {
             None => None,
             Some(v) => Some(match &v.source {
@@ -414,6 +452,8 @@ impl Streamer {
                     let window = crate::video::window::open_window(spec, v.width, v.height)?;
                     grab_thread(Box::new(window), v.fps)?
                 }
+                // Decoded on the file's own demuxer thread (video::file).
+                VideoSourceSpec::File(f) => file_video.take().ok_or_else(|| no_file_source(f))?,
             }),
         };
         let audio_source: Option<Box<dyn AudioSource>> = match &config.audio {
@@ -423,6 +463,7 @@ impl Streamer {
                 AudioSourceSpec::Device(spec) => {
                     crate::audio::device::open_audio(spec, a.sample_rate, a.channels, &engine)?
                 }
+                AudioSourceSpec::File(f) => file_audio.take().ok_or_else(|| no_file_source(f))?,
             }),
         };
 
@@ -572,6 +613,7 @@ impl Streamer {
             audio_encoder_thread,
             interleaver,
             stopped: false,
+            files,
         })
     }
 
@@ -718,6 +760,20 @@ impl Streamer {
             .and_then(OutputSlot::last_error)
     }
 
+    /// How the inputs are doing: `Failed` as soon as a file input failed,
+    /// `Ended` once every file input played to its end (no loop), else
+    /// `Live` (always, without file inputs).
+    pub fn input_state(&self) -> InputState {
+        let states: Vec<InputState> = self.files.iter().map(|f| f()).collect();
+        if let Some(failed) = states.iter().find(|s| matches!(s, InputState::Failed(_))) {
+            return failed.clone();
+        }
+        if !states.is_empty() && states.iter().all(|s| *s == InputState::Ended) {
+            return InputState::Ended;
+        }
+        InputState::Live
+    }
+
     /// Stops engines, encoders and outputs (draining them), and returns the
     /// final stats of each output.
     pub fn stop(mut self) -> Vec<Stats> {
@@ -762,6 +818,53 @@ impl Streamer {
 impl Drop for Streamer {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Asks one file input how it is doing.
+type InputProbe = Box<dyn Fn() -> InputState + Send + Sync>;
+
+/// Sources a file input gave, and its probes.
+type OpenedFiles = (
+    Option<Box<dyn VideoSource>>,
+    Option<Box<dyn AudioSource>>,
+    Vec<InputProbe>,
+);
+
+/// Opens the files `config` names (one demuxer thread per file, see
+/// `video::file`): the GPL build only.
+#[cfg(feature = "avcodec")]
+fn open_files(config: &StreamerConfig) -> Result<OpenedFiles> {
+    let opened = crate::video::file::open_file_sources(
+        config.video.as_ref().and_then(|v| match &v.source {
+            VideoSourceSpec::File(f) => Some((f, v.width, v.height)),
+            _ => None,
+        }),
+        config.audio.as_ref().and_then(|a| match &a.source {
+            AudioSourceSpec::File(f) => Some((f, a.sample_rate, a.channels)),
+            _ => None,
+        }),
+    )?;
+    let probes = opened
+        .statuses
+        .into_iter()
+        .map(|s| Box::new(move || s.state()) as InputProbe)
+        .collect();
+    Ok((opened.video, opened.audio, probes))
+}
+
+/// Without libavcodec there is no file to open: a `File` source is refused
+/// by the caller ([`no_file_source`]).
+#[cfg(not(feature = "avcodec"))]
+fn open_files(_config: &StreamerConfig) -> Result<OpenedFiles> {
+    Ok((None, None, Vec::new()))
+}
+
+/// The error for a file source this build cannot open (the feature is off).
+fn no_file_source(f: &FileSpec) -> Error {
+    Error::Source {
+        name: format!("file:{}", f.path.display()),
+        reason: NO_FILE_SOURCE.into(),
     }
 }
 

@@ -4,4 +4,6 @@
 pub mod device;
 pub mod encoder;
 pub mod engine;
+#[cfg(feature = "avcodec")]
+pub mod file;
 pub mod source;

@@ -4,6 +4,8 @@ pub mod bitrate;
 pub mod capture;
 pub mod convert;
 pub mod encoder;
+#[cfg(feature = "avcodec")]
+pub mod file;
 pub mod frame;
 pub mod grab;
 pub mod screen;
