@@ -76,11 +76,11 @@ make_clip() {
 drawbox=x=0:y=0:w=iw:h=32:c=0x3c3c3c:t=fill,\
 drawbox=x=0:y=32:w=220:h=ih-56:c=0x252526:t=fill,\
 drawbox=x=0:y=ih-24:w=iw:h=24:c=0x007acc:t=fill,\
-drawtext=textfile=${text}:fontcolor=0xd4d4d4:fontsize=18:x=236:y=40-2*n:line_spacing=4,\
+drawtext=textfile=${text}:expansion=none:fontcolor=0xd4d4d4:fontsize=18:x=236:y=40-2*n:line_spacing=4,\
 drawtext=text='onair  bench-encoders.sh':fontcolor=white:fontsize=16:x=12:y=8,\
 drawtext=text='EXPLORER':fontcolor=0xbbbbbb:fontsize=14:x=16:y=44,\
 drawtext=text='frame %{n}':fontcolor=white:fontsize=14:x=w-140:y=h-20,\
-drawbox=x=236+mod(n*7\,600):y=ih-60:w=2:h=20:c=white@0.8:t=fill:enable='lt(mod(n\,30)\,15)'" \
+drawtext=text='_':fontcolor=white:fontsize=20:x=236+mod(n*7\,600):y=h-64:enable='lt(mod(n\,30)\,15)'" \
             -pix_fmt yuv420p "$out"
         ;;
     camera)
