@@ -57,6 +57,31 @@ cargo build --workspace --release --bins
 cargo test --workspace --release --no-run
 cargo test --workspace --release --doc
 
+# The GPL build (README, "Licences"): libavcodec's encoders, FFmpeg's AAC and
+# the file source, no fdk-aac. --no-default-features, so no member brings
+# fdk-aac back through feature unification (onair's lib.rs refuses both at
+# once). It shares target/ with the default build: only onair and what
+# depends on it compile again. Its own tests run here, before the lanes,
+# because they use the GPL `onair` binary, which shares its path with the
+# default one: the default binaries are linked again after them.
+GPL=(--no-default-features --features onair-cli/gpl)
+GPL_PKGS=(-p onair -p onair-cli)
+GPL_TESTS=(--test encoders --test encoders_cli --test file_source)
+step "GPL build: clippy, its test binaries, its tests"
+gpl_started=$SECONDS
+cargo clippy --workspace --all-targets --release "${GPL[@]}" -- -D warnings
+cargo test --release "${GPL_PKGS[@]}" "${GPL[@]}" --lib "${GPL_TESTS[@]}" --no-run
+echo "==> the GPL build took $((SECONDS - gpl_started)) s" >&2
+gpl_tests_started=$SECONDS
+cargo test --release "${GPL_PKGS[@]}" "${GPL[@]}" --lib "$@" -- \
+    video::encoder audio::encoder pipeline::interleave video::file
+cargo test --release "${GPL_PKGS[@]}" "${GPL[@]}" "${GPL_TESTS[@]}" "$@"
+echo "==> the GPL build's tests took $((SECONDS - gpl_tests_started)) s" >&2
+# The default build's binaries back in place: cargo links the fresh
+# artifacts again, it compiles nothing.
+cargo build --workspace --release --bins
+cargo test --workspace --release --no-run
+
 # The tests run in three lanes at once. Lane A: the library's integration tests
 # (the fault tests, one pipeline at a time behind their serial() lock: the
 # longest run). Lane B: the CLI's end-to-end tests (one onair process at a time

@@ -156,6 +156,20 @@ export interface RecorderOptions {
   audioBitrate?: number | string
   /** Keyframe interval, seconds (0.1..=20, default 2). */
   keyint?: number
+  /**
+   * Video encoder, as `onair --video-encoder`: `'openh264'` (this addon's build) or, in a
+   * GPL build, `'x264'`, `'x265'`, `'svtav1'`, `'h264_vaapi'`, `'hevc_vaapi'`, `'h264_nvenc'`,
+   * `'hevc_nvenc'`.
+   */
+  videoEncoder?: string
+  /** Video codec when no `videoEncoder` is named: `'h264'` (default), `'hevc'`, `'av1'`. */
+  videoCodec?: string
+  /** Encoder preset, as FFmpeg's `-preset` (x264: `'veryfast'`...; openh264 has none). */
+  preset?: string
+  /** Encoder profile, as FFmpeg's `-profile` (x264: `'baseline'`, `'main'`, `'high'`). */
+  profile?: string
+  /** B-frames between reference frames (0..=16; openh264: 0 only). */
+  bframes?: number
 }
 
 /**
@@ -268,6 +282,20 @@ export interface StreamerOptions {
   audioBitrate?: number | string
   /** Keyframe interval, seconds (0.1..=20, default 2). */
   keyint?: number
+  /**
+   * Video encoder, as `onair --video-encoder`: `'openh264'` (this addon's build) or, in a
+   * GPL build, `'x264'`, `'x265'`, `'svtav1'`, `'h264_vaapi'`, `'hevc_vaapi'`, `'h264_nvenc'`,
+   * `'hevc_nvenc'`.
+   */
+  videoEncoder?: string
+  /** Video codec when no `videoEncoder` is named: `'h264'` (default), `'hevc'`, `'av1'`. */
+  videoCodec?: string
+  /** Encoder preset, as FFmpeg's `-preset` (x264: `'veryfast'`...; openh264 has none). */
+  preset?: string
+  /** Encoder profile, as FFmpeg's `-profile` (x264: `'baseline'`, `'main'`, `'high'`). */
+  profile?: string
+  /** B-frames between reference frames (0..=16; openh264: 0 only). */
+  bframes?: number
   /** StreamBuffer bounds. */
   buffer?: BufferOptions
   /** No progress on the socket for this long = link down, ms (100..=3600000, default 5000). */
@@ -325,6 +353,8 @@ export interface StreamStats {
   video_packets_sent: number
   /** Video dropped for congestion. */
   video_dropped_congestion: number
+  /** Of those, disposable (non-reference) frames dropped alone, the first to go. */
+  video_dropped_disposable: number
   /** Video dropped while disconnected. */
   video_dropped_disconnected: number
   /** Audio frames written to the network. */

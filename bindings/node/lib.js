@@ -46,7 +46,7 @@ const native = loadNative()
 const STREAMER_OPTIONS = new Set([
   'url', 'streamKey', 'video', 'display', 'window', 'audio', 'audioDevice', 'size', 'width', 'height',
   'fps', 'videoBitrate', 'audioBitrate', 'keyint', 'buffer', 'stallTimeoutMs', 'reconnect', 'record',
-  'adaptiveBitrate', 'minVideoBitrate', 'caFile',
+  'adaptiveBitrate', 'minVideoBitrate', 'caFile', 'videoEncoder', 'videoCodec', 'preset', 'profile', 'bframes', 'input', 'loop',
 ])
 const NESTED_OPTIONS = {
   buffer: new Set(['packets', 'ms', 'bytes']),
@@ -56,7 +56,7 @@ const NESTED_OPTIONS = {
 }
 const RECORDER_OPTIONS = new Set([
   'path', 'overwrite', 'video', 'display', 'window', 'audio', 'audioDevice', 'size', 'width', 'height', 'fps',
-  'videoBitrate', 'audioBitrate', 'keyint',
+  'videoBitrate', 'audioBitrate', 'keyint', 'videoEncoder', 'videoCodec', 'preset', 'profile', 'bframes',
 ])
 
 /** Builds an `Error` with a `code`, as the native side does. */

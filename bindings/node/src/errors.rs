@@ -136,6 +136,8 @@ fn js_option_name(cli: &str) -> &str {
         "reconnect-max-delay" => "reconnect.maxDelayMs",
         "max-retries" => "reconnect.maxRetries",
         "ca-file" => "caFile",
+        "video-encoder" => "videoEncoder",
+        "video-codec" => "videoCodec",
         other => other,
     }
 }

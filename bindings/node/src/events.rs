@@ -82,6 +82,9 @@ pub struct StreamStats {
     /// Video dropped for congestion.
     #[napi(js_name = "video_dropped_congestion")]
     pub video_dropped_congestion: f64,
+    /// Of those, disposable (non-reference) frames dropped alone, the first to go.
+    #[napi(js_name = "video_dropped_disposable")]
+    pub video_dropped_disposable: f64,
     /// Video dropped while disconnected.
     #[napi(js_name = "video_dropped_disconnected")]
     pub video_dropped_disconnected: f64,
@@ -267,6 +270,7 @@ impl StreamStats {
             video_frames_skipped: s.video_frames_skipped as f64,
             video_packets_sent: s.video_packets_sent as f64,
             video_dropped_congestion: s.video_dropped_congestion as f64,
+            video_dropped_disposable: s.video_dropped_disposable as f64,
             video_dropped_disconnected: s.video_dropped_disconnected as f64,
             audio_frames_sent: s.audio_frames_sent as f64,
             audio_frames_dropped: s.audio_frames_dropped as f64,

@@ -12,6 +12,7 @@ use onair::limits;
 use onair::output::buffer::BufferLimits;
 use onair::output::record::RecordFormat;
 use onair::output::url::RtmpUrl;
+use onair::video::encoder::{parse_codec, EncoderKind, EncoderSettings};
 use onair::{
     AudioSettings, AudioSourceSpec, FileSpec, RecordConfig, StreamOutputConfig, StreamerConfig,
     VideoSettings, VideoSourceSpec,
@@ -114,6 +115,18 @@ pub struct StreamerOptions {
     pub audio_bitrate: Option<Either<f64, String>>,
     /// Keyframe interval, seconds (0.1..=20, default 2).
     pub keyint: Option<f64>,
+    /// Video encoder, as `onair --video-encoder`: `'openh264'` (this addon's build) or, in a
+    /// GPL build, `'x264'`, `'x265'`, `'svtav1'`, `'h264_vaapi'`, `'hevc_vaapi'`, `'h264_nvenc'`,
+    /// `'hevc_nvenc'`.
+    pub video_encoder: Option<String>,
+    /// Video codec when no `videoEncoder` is named: `'h264'` (default), `'hevc'`, `'av1'`.
+    pub video_codec: Option<String>,
+    /// Encoder preset, as FFmpeg's `-preset` (x264: `'veryfast'`...; openh264 has none).
+    pub preset: Option<String>,
+    /// Encoder profile, as FFmpeg's `-profile` (x264: `'baseline'`, `'main'`, `'high'`).
+    pub profile: Option<String>,
+    /// B-frames between reference frames (0..=16; openh264: 0 only).
+    pub bframes: Option<f64>,
     /// StreamBuffer bounds.
     pub buffer: Option<BufferOptions>,
     /// No progress on the socket for this long = link down, ms (100..=3600000, default 5000).
@@ -186,6 +199,18 @@ pub struct RecorderOptions {
     pub audio_bitrate: Option<Either<f64, String>>,
     /// Keyframe interval, seconds (0.1..=20, default 2).
     pub keyint: Option<f64>,
+    /// Video encoder, as `onair --video-encoder`: `'openh264'` (this addon's build) or, in a
+    /// GPL build, `'x264'`, `'x265'`, `'svtav1'`, `'h264_vaapi'`, `'hevc_vaapi'`, `'h264_nvenc'`,
+    /// `'hevc_nvenc'`.
+    pub video_encoder: Option<String>,
+    /// Video codec when no `videoEncoder` is named: `'h264'` (default), `'hevc'`, `'av1'`.
+    pub video_codec: Option<String>,
+    /// Encoder preset, as FFmpeg's `-preset` (x264: `'veryfast'`...; openh264 has none).
+    pub preset: Option<String>,
+    /// Encoder profile, as FFmpeg's `-profile` (x264: `'baseline'`, `'main'`, `'high'`).
+    pub profile: Option<String>,
+    /// B-frames between reference frames (0..=16; openh264: 0 only).
+    pub bframes: Option<f64>,
 }
 
 /// The capture and encoder options both classes take, borrowed, so one
@@ -205,6 +230,11 @@ struct Media<'a> {
     video_bitrate: Option<&'a Either<f64, String>>,
     audio_bitrate: Option<&'a Either<f64, String>>,
     keyint: Option<f64>,
+    video_encoder: Option<&'a String>,
+    video_codec: Option<&'a String>,
+    preset: Option<&'a String>,
+    profile: Option<&'a String>,
+    bframes: Option<f64>,
 }
 
 /// Borrows the shared capture/encoder fields of an options struct.
@@ -225,6 +255,11 @@ macro_rules! media_of {
             video_bitrate: $o.video_bitrate.as_ref(),
             audio_bitrate: $o.audio_bitrate.as_ref(),
             keyint: $o.keyint,
+            video_encoder: $o.video_encoder.as_ref(),
+            video_codec: $o.video_codec.as_ref(),
+            preset: $o.preset.as_ref(),
+            profile: $o.profile.as_ref(),
+            bframes: $o.bframes,
         }
     };
 }
@@ -293,7 +328,40 @@ impl StreamerOptions {
     }
 }
 
+/// Most B-frames accepted (x264's and x265's own maximum), as the CLI.
+const MAX_BFRAMES: f64 = 16.0;
+
 impl Media<'_> {
+    /// `videoEncoder`, `videoCodec`, `preset`, `profile`, `bframes`; checked
+    /// against this build by `onair::StreamerConfig::validate`.
+    fn encoder_settings(&self) -> Result<EncoderSettings, Failure> {
+        let encoder = self
+            .video_encoder
+            .map(|s| EncoderKind::parse(s).map_err(|e| Failure::option("videoEncoder", e)))
+            .transpose()?;
+        let codec = self
+            .video_codec
+            .map(|s| parse_codec(s).map_err(|e| Failure::option("videoCodec", e)))
+            .transpose()?;
+        let bframes = match self.bframes {
+            None => None,
+            Some(n) if (0.0..=MAX_BFRAMES).contains(&n) => Some(whole("bframes", n)? as u32),
+            Some(n) => {
+                return Err(Failure::option(
+                    "bframes",
+                    format!("{n} is not a whole number in 0..=16"),
+                ))
+            }
+        };
+        Ok(EncoderSettings {
+            encoder,
+            codec,
+            preset: self.preset.cloned(),
+            profile: self.profile.cloned(),
+            bframes,
+        })
+    }
+
     /// `input` as a file source, checked: a path, and a build that has the
     /// file source.
     fn file(&self) -> Result<Option<FileSpec>, Failure> {
@@ -365,6 +433,7 @@ impl Media<'_> {
             video.keyint_secs = k as f32;
             in_limits("keyint", limits::check_keyint(video.keyint_secs))?;
         }
+        video.encoder = self.encoder_settings()?;
         let file = self.file()?;
         video.source = match self.video {
             None if file.is_some() => VideoSourceSpec::File(self.needs_input("video")?),

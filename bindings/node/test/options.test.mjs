@@ -54,6 +54,18 @@ test('bad options throw from the constructor, naming the option', () => {
   assert.throws(() => new VideoAudioStreamer(null), { code: 'ERR_INVALID_OPTION' })
 })
 
+test('encoder options are checked against this build (the default one: openh264 only)', () => {
+  throwsWith({ url: URL, videoEncoder: 'qsv' }, 'ERR_INVALID_OPTION', 'videoEncoder')
+  throwsWith({ url: URL, videoEncoder: 'x264' }, 'ERR_INVALID_OPTION', 'videoEncoder')
+  throwsWith({ url: URL, videoCodec: 'vp9' }, 'ERR_INVALID_OPTION', 'videoCodec')
+  throwsWith({ url: URL, videoCodec: 'hevc' }, 'ERR_INVALID_OPTION', 'videoEncoder')
+  throwsWith({ url: URL, bframes: 2 }, 'ERR_INVALID_OPTION', 'bframes')
+  throwsWith({ url: URL, bframes: 17 }, 'ERR_INVALID_OPTION', 'bframes')
+  throwsWith({ url: URL, preset: 'veryfast' }, 'ERR_INVALID_OPTION', 'preset')
+  const s = new VideoAudioStreamer({ url: URL, videoEncoder: 'openh264', videoCodec: 'h264', bframes: 0 })
+  assert.ok(s)
+})
+
 test('good options construct without starting anything', () => {
   const s = new VideoAudioStreamer({
     url: URL, video: 'test', audio: 'test', width: 640, height: 360, fps: 25,

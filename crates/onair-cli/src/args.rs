@@ -7,6 +7,7 @@
 use clap::{Args, Parser, Subcommand};
 use onair::limits;
 use onair::output::buffer::BufferLimits;
+use onair::video::encoder::{parse_codec, EncoderKind, EncoderSettings, VideoCodec};
 use onair::{AudioSettings, AudioSourceSpec, FileSpec, VideoSettings, VideoSourceSpec};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,15 +24,35 @@ pub struct Cli {
 /// `onair --version`: the version, the commit it was built from (build.rs),
 /// and what this build can encode and publish, so a bug report or a package
 /// says exactly what it runs. The licence follows from the encoders (README).
+#[cfg(not(feature = "gpl"))]
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     "\ncommit: ",
     env!("ONAIR_COMMIT"),
+    "\nbuild: default (no GPL code)",
     "\nvideo encoders: openh264 (H.264 Constrained Baseline)",
     "\naudio encoders: fdk-aac (AAC-LC)",
     "\noutputs: RTMP and RTMPS (own socket, rustls, adaptive bitrate), FLV and fragmented MP4 files, built-in local receiver",
     "\nsources: test pattern, X11 screen (MIT-SHM), ALSA/PulseAudio devices, test tone",
-    "\nlicence: MIT OR Apache-2.0 for onair's code; the binary includes fdk-aac (Fraunhofer FDK AAC licence)",
+    "\nlicence: MIT OR Apache-2.0 for onair's code; the binary includes openh264 (BSD-2-Clause) and \
+     fdk-aac (Fraunhofer FDK AAC licence, not GPL-compatible); no GPL code",
+);
+
+/// `onair --version` of the GPL build (feature `gpl`): libavcodec's encoders
+/// and FFmpeg's AAC, no fdk-aac; the binary as a whole is GPL.
+#[cfg(feature = "gpl")]
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("ONAIR_COMMIT"),
+    "\nbuild: GPL (libavcodec)",
+    "\nvideo encoders: openh264, x264, x265, SVT-AV1, VA-API, NVENC (libavcodec; `onair encoders` \
+     lists what this machine can use)",
+    "\naudio encoders: FFmpeg aac (AAC-LC)",
+    "\noutputs: RTMP (own socket, adaptive bitrate), FLV and fragmented MP4 files, built-in local receiver",
+    "\nsources: test pattern, X11 screen (MIT-SHM), ALSA/PulseAudio devices, test tone",
+    "\nlicence: GPL-2.0-or-later for this binary as a whole (it links libx264, libx265 and Debian's \
+     libavcodec, which are GPL); onair's own code is MIT OR Apache-2.0; no fdk-aac",
 );
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure (one-line reason on stderr), 2 usage error \
@@ -49,6 +70,9 @@ pub enum Command {
     Stream(StreamArgs),
     /// List the screens, audio inputs and PulseAudio sinks, with the names the options accept.
     Devices,
+    /// List the video encoders --video-encoder accepts and whether this machine can use
+    /// each now (each is opened and given a frame; hardware ones need their device).
+    Encoders,
     /// Record to a file only (.flv, or .mp4 written as fragmented MP4 so a
     /// crash leaves a playable file), no network.
     Record(RecordArgs),
@@ -164,6 +188,26 @@ pub struct CommonArgs {
     /// AAC bitrate, e.g. 160k (32k..=512k).
     #[arg(long, default_value = "160k", value_parser = parse_audio_bitrate)]
     pub audio_bitrate: u32,
+    /// Video encoder: openh264 | x264 | x265 | svtav1 | h264_vaapi | hevc_vaapi | h264_nvenc |
+    /// hevc_nvenc (all but openh264 need the GPL build; `onair encoders` lists what this machine
+    /// can use). Default: the one --video-codec picks.
+    #[arg(long, value_parser = EncoderKind::parse, value_name = "NAME")]
+    pub video_encoder: Option<EncoderKind>,
+    /// Video codec when no --video-encoder is named: h264 (x264 in the GPL build, openh264 in
+    /// the default one), hevc (x265), av1 (SVT-AV1).
+    #[arg(long, value_parser = parse_codec, value_name = "h264|hevc|av1")]
+    pub video_codec: Option<VideoCodec>,
+    /// Encoder preset, as FFmpeg's -preset: x264/x265 ultrafast..placebo (default veryfast),
+    /// SVT-AV1 0..13 (default 10), NVENC p1..p7.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Encoder profile, as FFmpeg's -profile (x264: baseline, main, high; x265: main).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// B-frames between reference frames (0..=16; default: the preset's, 3 for x264
+    /// veryfast; openh264 has none).
+    #[arg(long, value_parser = parse_bframes)]
+    pub bframes: Option<u32>,
     /// Keyframe interval in seconds (0.1..=20).
     #[arg(long, default_value_t = 2.0, value_parser = parse_keyint)]
     pub keyint: f32,
@@ -379,6 +423,17 @@ fn parse_bytes(s: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
+/// Most B-frames accepted: x264's and x265's own maximum.
+const MAX_BFRAMES: u32 = 16;
+
+fn parse_bframes(s: &str) -> Result<u32, String> {
+    let n: u32 = number(s, "a whole number of B-frames")?;
+    if n > MAX_BFRAMES {
+        return Err(format!("{n} is more than {MAX_BFRAMES}"));
+    }
+    Ok(n)
+}
+
 fn parse_keyint(s: &str) -> Result<f32, String> {
     let v: f32 = number(s, "a number of seconds")?;
     limits::check_keyint(v)?;
@@ -466,6 +521,13 @@ impl CommonArgs {
                 keyint_secs: self.keyint,
                 adaptive_bitrate: self.adaptive_bitrate,
                 min_bitrate_bps: self.min_video_bitrate,
+                encoder: EncoderSettings {
+                    encoder: self.video_encoder,
+                    codec: self.video_codec,
+                    preset: self.preset.clone(),
+                    profile: self.profile.clone(),
+                    bframes: self.bframes,
+                },
             }),
         }
     }

@@ -48,7 +48,20 @@ impl From<Error> for Failure {
     }
 }
 
+/// SVT-AV1 prints its banner and settings ("Svt[info]: ...") to stderr with
+/// its own logger, which only the `SVT_LOG` environment variable controls
+/// (1 = errors). The CLI's stderr is for onair's own lines, so the GPL build
+/// sets it, unless the user did, before any thread exists.
+#[cfg(feature = "gpl")]
+fn quiet_svt_av1() {
+    if std::env::var_os("SVT_LOG").is_none() {
+        std::env::set_var("SVT_LOG", "1");
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(feature = "gpl")]
+    quiet_svt_av1();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
@@ -81,6 +94,10 @@ fn main() -> ExitCode {
         Command::Report(a) => run_report(&a),
         Command::Devices => {
             print_devices();
+            Ok(())
+        }
+        Command::Encoders => {
+            print_encoders();
             Ok(())
         }
         Command::Completions { shell } => {
@@ -219,6 +236,17 @@ fn print_devices() {
             println!("  {:<24} {}", d.name, d.description);
         }
     }
+}
+
+/// `onair encoders`: one line per encoder, usable ones marked; stdout, so a
+/// script can grep it.
+fn print_encoders() {
+    println!("video encoders (--video-encoder):");
+    for e in onair::video::encoder::list_encoders() {
+        let mark = if e.usable { "yes" } else { "no " };
+        println!("  {:<12} {} {}", e.kind.name(), mark, e.note);
+    }
+    println!("audio encoder: {} (AAC-LC)", onair::audio::encoder::BACKEND);
 }
 
 fn record_config(path: &std::path::Path, common: &CommonArgs) -> RecordConfig {

@@ -17,7 +17,7 @@
 //! times real time one core would encode at this rate: frame interval / CPU
 //! per frame, render included).
 
-use onair::video::encoder::{VideoEncoder, VideoEncoderConfig};
+use onair::video::encoder::{EncoderKind, EncoderSettings, VideoEncoder, VideoEncoderConfig};
 use onair::video::source::TestPattern;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -41,6 +41,7 @@ fn parse() -> Result<(VideoEncoderConfig, u64), String> {
         fps: 30,
         bitrate_bps: 2_500_000,
         keyint_secs: 2.0,
+        encoder: EncoderSettings::named(EncoderKind::OpenH264),
     };
     let mut frames = 600u64;
     let mut it = std::env::args().skip(1);
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut enc = match VideoEncoder::new(cfg) {
+    let mut enc = match VideoEncoder::new(cfg.clone()) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("encode_speed: {e}");
@@ -86,8 +87,7 @@ fn main() -> ExitCode {
         let frame = pattern.render(index);
         let t1 = thread_cpu_s();
         match enc.encode(&frame, index * frame_ns) {
-            Ok(Some(p)) => bytes += p.data.len() as u64,
-            Ok(None) => {}
+            Ok(packets) => bytes += packets.iter().map(|p| p.data.len() as u64).sum::<u64>(),
             Err(e) => {
                 eprintln!("encode_speed: frame {index}: {e}");
                 return ExitCode::FAILURE;

@@ -27,13 +27,18 @@ use crate::packet::{EncodedPacket, PacketSink, StreamHeaders};
 use crate::stats::{EngineCounters, LinkState, Stats};
 use crate::video::bitrate::{default_floor_bps, VideoBitrate};
 use crate::video::capture::CaptureThread;
-use crate::video::encoder::{self as venc, VideoControl, VideoEncoder, VideoEncoderConfig};
+use crate::video::encoder::{
+    self as venc, EncoderSettings, VideoControl, VideoEncoder, VideoEncoderConfig,
+};
 use crate::video::source::{TestPattern, VideoSource};
 use crate::{Error, Result};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
+
+mod interleave;
+pub use interleave::{Interleaver, MAX_AUDIO_HOLD_NS};
 
 /// Frames waiting between the CaptureThread and the VideoEncoder: one. A
 /// frame the encoder cannot take is skipped (counted), never queued.
@@ -117,7 +122,7 @@ pub struct VideoSettings {
     pub height: u32,
     /// Frames per second.
     pub fps: u32,
-    /// H.264 bitrate, bit/s.
+    /// Video bitrate, bit/s.
     pub bitrate_bps: u32,
     /// Keyframe interval, seconds.
     pub keyint_secs: f32,
@@ -127,6 +132,9 @@ pub struct VideoSettings {
     /// The lowest bitrate adaptation may choose; below it frames are
     /// dropped instead. `None` = `video::bitrate::default_floor_bps`.
     pub min_bitrate_bps: Option<u32>,
+    /// Which encoder (`--video-encoder`, `--video-codec`, `--preset`,
+    /// `--profile`, `--bframes`); default: this build's H.264 encoder.
+    pub encoder: EncoderSettings,
 }
 
 impl VideoSettings {
@@ -148,6 +156,7 @@ impl Default for VideoSettings {
             keyint_secs: 2.0,
             adaptive_bitrate: true,
             min_bitrate_bps: None,
+            encoder: EncoderSettings::default(),
         }
     }
 }
@@ -197,6 +206,7 @@ impl StreamerConfig {
             r.map_err(|reason| Error::InvalidConfig { option, reason })
         }
         if let Some(v) = &self.video {
+            v.encoder.resolve()?;
             check("size", limits::check_size(v.width, v.height))?;
             check("fps", limits::check_fps(v.fps))?;
             check("video-bitrate", limits::check_video_bitrate(v.bitrate_bps))?;
@@ -383,7 +393,9 @@ pub struct Streamer {
     stop: Arc<AtomicBool>,
     capture: Option<CaptureThread>,
     audio_engine: Option<AudioEngine>,
-    encoders: Vec<JoinHandle<()>>,
+    video_encoder_thread: Option<JoinHandle<()>>,
+    audio_encoder_thread: Option<JoinHandle<()>>,
+    interleaver: Option<Arc<Interleaver>>,
     stopped: bool,
     /// The file inputs' states (the demuxer threads own everything else).
     files: Vec<InputProbe>,
@@ -409,6 +421,7 @@ impl Streamer {
                     fps: v.fps,
                     bitrate_bps: v.bitrate_bps,
                     keyint_secs: v.keyint_secs,
+                    encoder: v.encoder.clone(),
                 })
             })
             .transpose()?;
@@ -468,6 +481,16 @@ impl Streamer {
         };
         let (events_tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
         let fanout = Arc::new(Fanout::default());
+        // Encoders that hold frames need audio on their timeline and in
+        // decode order (interleave.rs); openh264 returns each frame at once.
+        let interleaver = video_encoder
+            .as_ref()
+            .filter(|e| e.holds_frames())
+            .map(|e| Arc::new(Interleaver::new(fanout.clone(), e.timeline_offset_ns())));
+        let encoders_sink: Arc<dyn PacketSink> = match &interleaver {
+            Some(i) => i.clone(),
+            None => fanout.clone(),
+        };
         // Stream outputs come first in the list (the first is the primary
         // output of the stats line); files are opened first so that a bad
         // path fails before any connection starts.
@@ -519,18 +542,19 @@ impl Streamer {
 
         let clock = MasterClock::start();
         let stop = Arc::new(AtomicBool::new(false));
-        let mut encoders = Vec::new();
+        let mut video_encoder_thread = None;
+        let mut audio_encoder_thread = None;
         let mut capture = None;
         if let (Some(enc), Some(source), Some(control), Some(v)) =
             (video_encoder, video_source, &video_control, &config.video)
         {
             let (tx, rx) = crossbeam_channel::bounded(VIDEO_SLOT);
-            encoders.push(
+            video_encoder_thread = Some(
                 venc::spawn_encoder_thread(
                     enc,
                     rx,
                     control.clone(),
-                    fanout.clone(),
+                    encoders_sink.clone(),
                     engine.clone(),
                 )
                 .map_err(|e| Error::io("spawning the video encoder thread", e))?,
@@ -552,8 +576,8 @@ impl Streamer {
         if let (Some(enc), Some(source), Some(a)) = (audio_encoder, audio_source, &config.audio) {
             audio_frame_samples = u64::from(enc.params().frame_samples);
             let (tx, rx) = crossbeam_channel::bounded(AUDIO_QUEUE_CHUNKS);
-            encoders.push(
-                aenc::spawn_encoder_thread(enc, rx, fanout.clone(), engine.clone())
+            audio_encoder_thread = Some(
+                aenc::spawn_encoder_thread(enc, rx, encoders_sink.clone(), engine.clone())
                     .map_err(|e| Error::io("spawning the audio encoder thread", e))?,
             );
             audio_engine = Some(
@@ -585,7 +609,9 @@ impl Streamer {
             stop,
             capture,
             audio_engine,
-            encoders,
+            video_encoder_thread,
+            audio_encoder_thread,
+            interleaver,
             stopped: false,
             files,
         })
@@ -767,9 +793,19 @@ impl Streamer {
         if let Some(a) = self.audio_engine.take() {
             a.join();
         }
-        for handle in self.encoders.drain(..) {
+        // Video first: it drains what its encoder held, then the audio the
+        // interleaver kept for it is released.
+        if let Some(handle) = self.video_encoder_thread.take() {
             if handle.join().is_err() {
-                tracing::error!("an encoder thread panicked");
+                tracing::error!("the video encoder thread panicked");
+            }
+        }
+        if let Some(i) = &self.interleaver {
+            i.video_ended();
+        }
+        if let Some(handle) = self.audio_encoder_thread.take() {
+            if handle.join().is_err() {
+                tracing::error!("the audio encoder thread panicked");
             }
         }
         let mut slots = self.outputs.lock().unwrap_or_else(|e| e.into_inner());

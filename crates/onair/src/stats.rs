@@ -203,6 +203,9 @@ pub struct OutputCounters {
     pub audio_frames_sent: AtomicU64,
     /// StreamMuxer: video dropped for backpressure (incl. the wait for a keyframe).
     pub video_dropped_congestion: AtomicU64,
+    /// StreamMuxer: of those, disposable (non-reference) frames dropped
+    /// alone, the first to go (the picture stays intact).
+    pub video_dropped_disposable: AtomicU64,
     /// StreamMuxer: video dropped while not connected.
     pub video_dropped_disconnected: AtomicU64,
     /// StreamMuxer / StreamBuffer: audio frames dropped (only while down, or at the byte cap).
@@ -248,6 +251,7 @@ impl Default for OutputCounters {
             video_packets_sent: AtomicU64::new(0),
             audio_frames_sent: AtomicU64::new(0),
             video_dropped_congestion: AtomicU64::new(0),
+            video_dropped_disposable: AtomicU64::new(0),
             video_dropped_disconnected: AtomicU64::new(0),
             audio_frames_dropped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
@@ -290,6 +294,8 @@ pub struct Stats {
     pub video_packets_sent: u64,
     /// Video dropped for congestion.
     pub video_dropped_congestion: u64,
+    /// Of those, disposable (non-reference) frames dropped alone, the first to go.
+    pub video_dropped_disposable: u64,
     /// Video dropped while disconnected.
     pub video_dropped_disconnected: u64,
     /// Audio frames written to the network.
@@ -392,6 +398,7 @@ impl Stats {
         self.video_packets_sent = ld(&out.video_packets_sent);
         self.audio_frames_sent = ld(&out.audio_frames_sent);
         self.video_dropped_congestion = ld(&out.video_dropped_congestion);
+        self.video_dropped_disposable = ld(&out.video_dropped_disposable);
         self.video_dropped_disconnected = ld(&out.video_dropped_disconnected);
         self.audio_frames_dropped = ld(&out.audio_frames_dropped);
         self.reconnects = ld(&out.reconnects);

@@ -25,7 +25,7 @@ use onair::output::server::LocalReceiver;
 use onair::packet::{EncodedPacket, MediaKind, PacketSink, StreamHeaders};
 use onair::stats::{EngineCounters, OutputCounters};
 use onair::video::capture::CaptureThread;
-use onair::video::encoder::{VideoEncoder, VideoEncoderConfig};
+use onair::video::encoder::{EncoderKind, EncoderSettings, VideoEncoder, VideoEncoderConfig};
 use onair::video::frame::I420Frame;
 use onair::video::source::{decode_frame_index, TestPattern, VideoSource};
 use onair::{LinkState, Streamer};
@@ -466,6 +466,8 @@ fn forged_session(
         fps: FPS,
         bitrate_bps: 500_000,
         keyint_secs: 10.0,
+        // The forged sessions are Constrained Baseline in both builds.
+        encoder: EncoderSettings::named(EncoderKind::OpenH264),
     })
     .expect("encoder");
     let headers = StreamHeaders {
@@ -483,7 +485,7 @@ fn forged_session(
     for (n, index) in frames.enumerate() {
         let frame = pattern.render(index);
         let pts = n as u64 * 33_333_333;
-        let Some(p) = enc.encode(&frame, pts).expect("encode") else {
+        let Some(p) = enc.encode(&frame, pts).expect("encode").pop() else {
             continue;
         };
         if n == 0 && skip_first_idr {

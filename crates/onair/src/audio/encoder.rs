@@ -1,4 +1,9 @@
-//! The AudioEncoder: PCM in, raw AAC-LC frames out (fdk-aac).
+//! The AudioEncoder: PCM in, raw AAC-LC frames out.
+//!
+//! Two backends behind one interface, one per build (README, "Licences"):
+//! fdk-aac in the default build (`fdk.rs`, afterburner on) and FFmpeg's own
+//! `aac` in the GPL build (`avcodec.rs`), because fdk-aac's licence is not
+//! GPL-compatible and no binary may mix them. [`BACKEND`] names the one built.
 //!
 //! Why "bytes only": the encoder knows nothing about time or I/O, so it can be
 //! tested on its own and can never stall the clock. Timing is applied by the
@@ -6,18 +11,13 @@
 //! AudioEngine put in each [`PcmChunk`]: the k-th AAC frame out of the encoder
 //! is stamped with the time of the k-th block of 1024 *input* samples.
 //!
-//! Encoder delay: fdk-aac's output is delayed by its look-ahead (`nDelay`,
-//! 2048 samples, 42.7 ms, for LC at 48 kHz), i.e. the decoded signal starts with
-//! that much priming before the first input sample. Stamping by input sample
-//! count is the standard convention (ffmpeg and OBS do the same; FLV has no
-//! edit list), so a player's audio sits ~43 ms late relative to video;
-//! [`AudioEncoder::delay_samples`] exposes the figure should an output want to
-//! compensate.
-//!
-//! Why direct FFI (fdk-aac-sys) instead of the `fdk_aac::enc` wrapper: the
-//! wrapper cannot enable the afterburner (fdk's better-quality search, which
-//! every serious streamer turns on) nor open a mono-only instance. The unsafe
-//! surface is kept to one small handle type below.
+//! Encoder delay: the output is delayed by the codec's look-ahead
+//! ([`AudioEncoder::delay_samples`]: fdk-aac's `nDelay`, 2048 samples for LC
+//! at 48 kHz; FFmpeg's `initial_padding`, 1024), i.e. the decoded signal
+//! starts with that much priming before the first input sample. Stamping by
+//! input sample count is the standard convention (ffmpeg and OBS do the same;
+//! FLV has no edit list), so a player's audio sits that much late relative to
+//! video; the figure is exposed should an output want to compensate.
 
 use crate::audio::engine::PcmChunk;
 use crate::clock::Rate;
@@ -26,11 +26,21 @@ use crate::stats::{bump, EngineCounters};
 use crate::Error;
 use bytes::Bytes;
 use crossbeam_channel::Receiver;
-use fdk_aac_sys as sys;
 use std::collections::VecDeque;
-use std::os::raw::{c_int, c_void};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+
+#[cfg(feature = "avcodec")]
+mod avcodec;
+#[cfg(feature = "avcodec")]
+use avcodec as backend;
+#[cfg(all(feature = "fdk-aac", not(feature = "avcodec")))]
+mod fdk;
+#[cfg(all(feature = "fdk-aac", not(feature = "avcodec")))]
+use fdk as backend;
+
+/// The AAC encoder this build carries ("fdk-aac" or "FFmpeg aac").
+pub const BACKEND: &str = backend::NAME;
 
 /// Samples per channel in one AAC-LC frame.
 pub const AAC_FRAME_SAMPLES: u32 = 1024;
@@ -38,152 +48,21 @@ pub const AAC_FRAME_SAMPLES: u32 = 1024;
 /// Thread name of the encoder thread.
 pub const THREAD_NAME: &str = "onair-audio-enc";
 
-/// fdk-aac's AOT value for MPEG-4 AAC-LC.
-const AOT_AAC_LC: u32 = 2;
-/// fdk-aac bitrate mode 0: constant bitrate at `AACENC_BITRATE`.
-const BITRATE_MODE_CBR: u32 = 0;
-/// fdk-aac transport 0: raw access units (no ADTS/LATM), as FLV carries them.
-const TRANSMUX_RAW: u32 = 0;
-/// Afterburner on: better quality for some more CPU (still far below real time).
-const AFTERBURNER_ON: u32 = 1;
-
-fn aac_error(what: &str, code: sys::AACENC_ERROR) -> Error {
-    Error::Encoder {
-        codec: "AAC",
-        reason: format!("{what} failed (fdk-aac error {code:#x})"),
-    }
-}
-
-fn check(what: &str, code: sys::AACENC_ERROR) -> Result<(), Error> {
-    if code == sys::AACENC_ERROR_AACENC_OK {
-        Ok(())
-    } else {
-        Err(aac_error(what, code))
-    }
-}
-
-/// Owns one fdk-aac encoder instance; closes it on drop.
-struct FdkHandle(sys::HANDLE_AACENCODER);
-
-// SAFETY: an fdk-aac encoder instance has no thread affinity; `FdkHandle` is
-// owned by exactly one `AudioEncoder` and only used through `&mut self`, so it
-// is never touched from two threads at once.
-unsafe impl Send for FdkHandle {}
-
-impl FdkHandle {
-    fn open(channels: u32) -> Result<Self, Error> {
-        let mut ptr: sys::HANDLE_AACENCODER = std::ptr::null_mut();
-        // SAFETY: `ptr` is a valid out-pointer; fdk allocates the instance and
-        // writes its handle there (0 = all modules).
-        check("aacEncOpen", unsafe {
-            sys::aacEncOpen(&mut ptr, 0, channels)
-        })?;
-        if ptr.is_null() {
-            return Err(Error::Encoder {
-                codec: "AAC",
-                reason: "aacEncOpen returned no instance".into(),
-            });
-        }
-        Ok(Self(ptr))
-    }
-
-    fn set(&mut self, what: &str, param: sys::AACENC_PARAM, value: u32) -> Result<(), Error> {
-        // SAFETY: `self.0` is a live handle from aacEncOpen (closed only in Drop).
-        check(what, unsafe {
-            sys::aacEncoder_SetParam(self.0, param, value)
-        })
-    }
-
-    fn info(&self) -> Result<sys::AACENC_InfoStruct, Error> {
-        let mut info = std::mem::MaybeUninit::<sys::AACENC_InfoStruct>::uninit();
-        // SAFETY: live handle; `info` is a valid out-pointer that fdk fills
-        // completely on success (we only read it after checking the result).
-        check("aacEncInfo", unsafe {
-            sys::aacEncInfo(self.0, info.as_mut_ptr())
-        })?;
-        // SAFETY: initialised by the successful aacEncInfo call above.
-        Ok(unsafe { info.assume_init() })
-    }
-
-    /// Encodes `input` (interleaved, whole sample frames) into `output`.
-    /// Returns (samples consumed, bytes written).
-    fn encode(&mut self, input: &[i16], output: &mut [u8]) -> Result<(usize, usize), Error> {
-        let in_len = c_int::try_from(input.len()).map_err(|_| aac_error("input too long", 0))?;
-        let out_len = c_int::try_from(output.len()).map_err(|_| aac_error("output too long", 0))?;
-        let mut in_ptr = input.as_ptr() as *mut c_void;
-        let mut in_id = sys::AACENC_BufferIdentifier_IN_AUDIO_DATA as c_int;
-        let mut in_size = in_len * std::mem::size_of::<i16>() as c_int;
-        let mut in_el = std::mem::size_of::<i16>() as c_int;
-        let in_desc = sys::AACENC_BufDesc {
-            numBufs: 1,
-            bufs: &mut in_ptr,
-            bufferIdentifiers: &mut in_id,
-            bufSizes: &mut in_size,
-            bufElSizes: &mut in_el,
-        };
-        let mut out_ptr = output.as_mut_ptr() as *mut c_void;
-        let mut out_id = sys::AACENC_BufferIdentifier_OUT_BITSTREAM_DATA as c_int;
-        let mut out_size = out_len;
-        let mut out_el: c_int = 1;
-        let out_desc = sys::AACENC_BufDesc {
-            numBufs: 1,
-            bufs: &mut out_ptr,
-            bufferIdentifiers: &mut out_id,
-            bufSizes: &mut out_size,
-            bufElSizes: &mut out_el,
-        };
-        let in_args = sys::AACENC_InArgs {
-            numInSamples: in_len,
-            numAncBytes: 0,
-        };
-        let mut out_args = sys::AACENC_OutArgs {
-            numOutBytes: 0,
-            numInSamples: 0,
-            numAncBytes: 0,
-            bitResState: 0,
-        };
-        // SAFETY: live handle; every descriptor points at locals that outlive
-        // the call; the input buffer is only read (fdk's API takes `void*`
-        // without const), sizes are in bytes as documented, and the output
-        // buffer is `output.len()` writable bytes (>= maxOutBufBytes).
-        check("aacEncEncode", unsafe {
-            sys::aacEncEncode(self.0, &in_desc, &out_desc, &in_args, &mut out_args)
-        })?;
-        let consumed = usize::try_from(out_args.numInSamples).unwrap_or(0);
-        let written = usize::try_from(out_args.numOutBytes)
-            .unwrap_or(0)
-            .min(output.len());
-        Ok((consumed, written))
-    }
-}
-
-impl Drop for FdkHandle {
-    fn drop(&mut self) {
-        // SAFETY: `self.0` came from aacEncOpen and is closed exactly once here.
-        unsafe {
-            sys::aacEncClose(&mut self.0);
-        }
-    }
-}
-
-/// AAC-LC encoder (fdk-aac): raw transport, CBR, afterburner on. Accepts PCM
+/// AAC-LC encoder ([`BACKEND`]): raw frames, constant bitrate. Accepts PCM
 /// of any length, buffers it, and emits one payload per complete AAC frame.
 pub struct AudioEncoder {
-    handle: FdkHandle,
+    backend: backend::Opened,
     params: AudioParams,
     channels: usize,
-    delay_samples: u32,
-    /// Interleaved PCM not yet handed to fdk (less than one frame between calls).
+    /// Interleaved PCM not yet handed to the codec (less than one frame between calls).
     pending: Vec<i16>,
-    /// Scratch for one encoded frame.
-    out_buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for AudioEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AudioEncoder")
             .field("params", &self.params)
-            .field("delay_samples", &self.delay_samples)
+            .field("delay_samples", &self.delay_samples())
             .field("pending", &self.pending.len())
             .finish()
     }
@@ -205,67 +84,19 @@ impl AudioEncoder {
                 reason: "must be positive".into(),
             });
         }
-        let mut h = FdkHandle::open(channels)?;
-        h.set("set AOT", sys::AACENC_PARAM_AACENC_AOT, AOT_AAC_LC)?;
-        h.set(
-            "set sample rate",
-            sys::AACENC_PARAM_AACENC_SAMPLERATE,
-            sample_rate,
-        )?;
-        h.set(
-            "set channel mode",
-            sys::AACENC_PARAM_AACENC_CHANNELMODE,
-            channels,
-        )?;
-        h.set(
-            "set bitrate mode",
-            sys::AACENC_PARAM_AACENC_BITRATEMODE,
-            BITRATE_MODE_CBR,
-        )?;
-        h.set("set bitrate", sys::AACENC_PARAM_AACENC_BITRATE, bitrate_bps)?;
-        h.set(
-            "set transport",
-            sys::AACENC_PARAM_AACENC_TRANSMUX,
-            TRANSMUX_RAW,
-        )?;
-        h.set(
-            "set afterburner",
-            sys::AACENC_PARAM_AACENC_AFTERBURNER,
-            AFTERBURNER_ON,
-        )?;
-        // SAFETY: live handle; an all-null call is fdk's documented way to
-        // apply the parameters and initialise the instance.
-        check("encoder init", unsafe {
-            sys::aacEncEncode(
-                h.0,
-                std::ptr::null(),
-                std::ptr::null(),
-                std::ptr::null(),
-                std::ptr::null_mut(),
-            )
-        })?;
-        let info = h.info()?;
-        if info.frameLength != AAC_FRAME_SAMPLES {
-            return Err(Error::Encoder {
-                codec: "AAC",
-                reason: format!("unexpected frame length {}", info.frameLength),
-            });
-        }
-        let conf_len = (info.confSize as usize).min(info.confBuf.len());
+        let backend = backend::Opened::open(sample_rate, channels, bitrate_bps)?;
         let params = AudioParams {
             sample_rate,
             channels,
             bitrate_bps,
-            asc: Bytes::copy_from_slice(&info.confBuf[..conf_len]),
+            asc: backend.asc.clone(),
             frame_samples: AAC_FRAME_SAMPLES,
         };
         Ok(Self {
-            handle: h,
+            backend,
             params,
             channels: channels as usize,
-            delay_samples: info.nDelay,
             pending: Vec::with_capacity(2 * AAC_FRAME_SAMPLES as usize * channels as usize),
-            out_buf: vec![0; (info.maxOutBufBytes as usize).max(8192)],
         })
     }
 
@@ -274,10 +105,10 @@ impl AudioEncoder {
         &self.params
     }
 
-    /// fdk-aac's codec delay in samples per channel (priming before the
-    /// first input sample in the decoded output).
+    /// The codec's delay in samples per channel (priming before the first
+    /// input sample in the decoded output).
     pub fn delay_samples(&self) -> u32 {
-        self.delay_samples
+        self.backend.delay_samples
     }
 
     /// Feeds interleaved PCM of any length (a partial sample frame at the end
@@ -304,17 +135,15 @@ impl AudioEncoder {
         let mut offset = 0;
         while self.pending.len() - offset >= frame_len {
             let input = &self.pending[offset..offset + frame_len];
-            let (consumed, written) = self.handle.encode(input, &mut self.out_buf)?;
-            if consumed == 0 && written == 0 {
+            let (consumed, frame) = self.backend.encode(input)?;
+            if consumed == 0 && frame.is_none() {
                 return Err(Error::Encoder {
                     codec: "AAC",
                     reason: "encoder made no progress".into(),
                 });
             }
             offset += consumed.min(frame_len);
-            if written > 0 {
-                frames.push(Bytes::copy_from_slice(&self.out_buf[..written]));
-            }
+            frames.extend(frame);
         }
         self.pending.drain(..offset);
         Ok(frames)
@@ -439,12 +268,14 @@ mod tests {
 
     #[test]
     fn asc_for_48k_stereo_lc() {
+        // The LC config comes first; FFmpeg's encoder appends the
+        // backward-compatible SBR signalling (3 bytes), fdk-aac does not.
         let enc = AudioEncoder::new(48_000, 2, 160_000).expect("encoder");
-        assert_eq!(&enc.params().asc[..], &[0x11, 0x90]);
+        assert_eq!(&enc.params().asc[..2], &[0x11, 0x90]);
         assert_eq!(enc.params().frame_samples, 1024);
         assert_eq!(enc.params().channels, 2);
         let mono = AudioEncoder::new(44_100, 1, 96_000).expect("mono encoder");
-        assert_eq!(&mono.params().asc[..], &[0x12, 0x08]);
+        assert_eq!(&mono.params().asc[..2], &[0x12, 0x08]);
     }
 
     #[test]
@@ -489,27 +320,64 @@ mod tests {
         assert_eq!(a, b);
     }
 
-    /// Decodes raw AAC frames with fdk's decoder; returns interleaved stereo.
-    fn decode(asc: &[u8], frames: &[Bytes]) -> Vec<i16> {
-        use fdk_aac::dec::{Decoder, Transport};
-        let mut dec = Decoder::new(Transport::Raw);
-        dec.config_raw(asc).expect("asc");
-        let mut out = Vec::new();
-        let mut buf = vec![0i16; 8192];
-        for f in frames {
-            let used = dec.fill(f).expect("fill");
-            assert_eq!(used, f.len());
-            dec.decode_frame(&mut buf).expect("decode");
-            out.extend_from_slice(&buf[..dec.decoded_frame_size()]);
+    /// Decodes raw AAC frames with the FFmpeg CLI (the judge of every build:
+    /// each frame behind a 7-byte ADTS header built from the ASC); returns
+    /// interleaved stereo. `None` when FFmpeg is missing (outside CI).
+    fn decode(asc: &[u8], frames: &[Bytes]) -> Option<Vec<i16>> {
+        if !onair_testkit::require_tools(&["ffmpeg"]) {
+            return None;
         }
-        out
+        let profile = (asc[0] >> 3) - 1; // AOT 2 (LC) -> ADTS profile 1
+        let freq_index = ((asc[0] & 0x07) << 1) | (asc[1] >> 7);
+        let channels = (asc[1] >> 3) & 0x0f;
+        let mut adts = Vec::new();
+        for f in frames {
+            let len = f.len() + 7;
+            adts.extend_from_slice(&[
+                0xFF,
+                0xF1,
+                (profile << 6) | (freq_index << 2) | (channels >> 2),
+                ((channels & 3) << 6) | ((len >> 11) as u8 & 0x03),
+                (len >> 3) as u8,
+                (((len & 7) as u8) << 5) | 0x1F,
+                0xFC,
+            ]);
+            adts.extend_from_slice(f);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.aac");
+        std::fs::write(&input, &adts).expect("write");
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "aac", "-i"])
+            .arg(&input)
+            .args(["-f", "s16le", "-ac", "2", "-"])
+            .output()
+            .expect("ffmpeg");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(
+            out.stdout
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+        )
     }
 
     #[test]
     fn round_trip_keeps_tone_beep_and_timing() {
         let mut enc = AudioEncoder::new(48_000, 2, 160_000).expect("encoder");
         let frames = enc.encode(&tone_pcm(3)).expect("encode");
-        let pcm = decode(&enc.params().asc, &frames);
+        let Some(pcm) = decode(&enc.params().asc, &frames) else {
+            return;
+        };
         let left: Vec<i16> = pcm.iter().step_by(2).copied().collect();
         assert!(left.len() >= 2 * 48_000);
         // 440 Hz part (0.3..0.8 s): ~440 zero crossings, RMS of a 0.1 sine.
@@ -528,9 +396,9 @@ mod tests {
             "beep onset delay {delay} samples, encoder reports {}",
             enc.delay_samples()
         );
-        // Measured: 3795 = 2048 (encoder priming) + ~1024 + ~720 added by fdk's
-        // own decoder (one frame of output delay and its PCM limiter's look-ahead);
-        // other decoders (ffmpeg's) add none of the latter. Bound: up to two frames.
+        // FFmpeg's decoder adds no delay of its own, so the onset sits at the
+        // encoder's priming, plus up to two frames for the beep's own attack
+        // and the MDCT's spreading.
         let enc_delay = i64::from(enc.delay_samples());
         assert!((enc_delay..=enc_delay + 2048).contains(&delay), "{delay}");
     }

@@ -127,6 +127,8 @@ struct Verdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DropReason {
     Congestion,
+    /// Congestion, a disposable frame alone (counted in both).
+    Disposable,
     Disconnected,
 }
 
@@ -166,7 +168,7 @@ fn admit_video(a: &mut Admission<'_>, tag: QueuedTag, disposable: bool) -> Verdi
     }
     if disposable && worst >= DISPOSABLE_DROP_WATER {
         // Nothing references it: dropping it alone is harmless.
-        v.dropped = Some(DropReason::Congestion);
+        v.dropped = Some(DropReason::Disposable);
         return v;
     }
     if a.push(tag).is_err() {
@@ -271,6 +273,10 @@ impl StreamMuxer {
             bump(match (kind, reason) {
                 (MediaKind::Audio, _) => &c.audio_frames_dropped,
                 (MediaKind::Video, DropReason::Congestion) => &c.video_dropped_congestion,
+                (MediaKind::Video, DropReason::Disposable) => {
+                    bump(&c.video_dropped_disposable);
+                    &c.video_dropped_congestion
+                }
                 (MediaKind::Video, DropReason::Disconnected) => &c.video_dropped_disconnected,
             });
         }

@@ -1,87 +1,69 @@
-//! VideoEncoder: I420 frames in, H.264 access units (AVCC) out.
+//! VideoEncoder: I420 frames in, encoded access units out (H.264/HEVC
+//! length-prefixed, AV1 OBUs), whichever encoder does the work.
 //!
 //! Why it looks like this:
 //! - Bytes only (the seed's rule): no timing, no I/O. The pts given with a
-//!   frame is copied to the packet; there are no B-frames, so dts == pts.
-//! - SPS/PPS are known right after `new()` (one black frame is encoded inside
-//!   it), because outputs build their AVC sequence header before the first
-//!   packet and again on every reconnect. They are stripped from packets: they
-//!   travel only in that header, and `ConstantId` keeps them identical for the
-//!   whole life of the encoder (a bitrate change never alters them).
+//!   frame is copied to its packet (shifted by [`VideoEncoder::timeline_offset_ns`],
+//!   0 without B-frames); dts follows the encoder's decode order.
+//! - One interface, several backends: openh264 (`openh264.rs`, both builds,
+//!   the default build's only one) and libavcodec's encoders (`avcodec.rs`,
+//!   the GPL build: x264, x265, SVT-AV1, NVENC, VA-API). [`EncoderSettings`]
+//!   names one (`--video-encoder`, `--video-codec`, `--preset`, `--profile`,
+//!   `--bframes`); `choice.rs` holds the table and `onair encoders`.
+//! - Parameter sets are known right after `new()`, because outputs build their
+//!   sequence header before the first packet and again on every reconnect;
+//!   packets carry none (unless the encoder had to be replaced, see below).
 //! - Outputs on other threads ask for an IDR after congestion or a reconnect,
 //!   and the bitrate may be changed live; both go through [`VideoControl`]
 //!   (atomics only), read by the encoder thread before each frame, so no output
-//!   ever touches the encoder or waits for it.
-//! - Rate control is openh264's bitrate mode with frame skipping disabled:
-//!   every captured frame yields exactly one access unit, which keeps the
-//!   frame cadence (and the pattern's frame indices) intact for the muxer.
-//!   The price (openh264 warns about it) is that the rate control can only
-//!   move the QP, so it overshoots a little on hard content: measured
-//!   2.67 Mbit/s for a 2.5 Mbit/s target over 8 s of the noisy test pattern
-//!   (`long_run_bitrate_follows_target`). Congestion is the muxer's job.
-//! - One slice per frame, one encoder thread (openh264 only parallelises
-//!   across slices), Baseline profile (no B-frames, so dts == pts), the
-//!   lowest level >= 4.2 that fits the size and rate (1080p60 is 4.2, 2160p30
-//!   5.1), and no scene-change detection so IDRs come only from the period
-//!   (`round(keyint_secs * fps)` frames, restarting at a forced IDR) or a request.
-//! - Every frame is a reference frame (one temporal layer), so `disposable`
-//!   is always false for now.
+//!   ever touches the encoder or waits for it. Every backend honours both.
+//! - One frame in gives zero or more packets out (libavcodec's encoders hold
+//!   frames for look-ahead and B-frames); [`VideoEncoder::flush`] drains them
+//!   when the input ends, so every frame given is a packet in the end.
+//! - A hardware encoder that fails mid-stream is replaced by the software
+//!   encoder of the same codec ([`EncoderKind::software_fallback`]) at once,
+//!   with the same settings and timeline, and a warning says so; the stream
+//!   does not stop. Its parameter sets differ from the announced ones, so
+//!   from then on every keyframe carries them in-band (decoders take them
+//!   there; the sequence header stays the one sent).
+
+#[cfg(feature = "avcodec")]
+mod avcodec;
+#[cfg(all(test, feature = "avcodec"))]
+mod avcodec_tests;
+mod choice;
+mod nal;
+mod openh264_backend;
+
+pub use crate::packet::VideoCodec;
+pub use choice::{
+    codec_label, list_encoders, parse_codec, probe, EncoderKind, EncoderSettings, EncoderStatus,
+    Hardware,
+};
 
 use super::bitrate::VideoBitrate;
 use super::capture::CapturedFrame;
 use super::frame::I420Frame;
 use crate::limits;
-use crate::packet::{EncodedPacket, MediaKind, PacketSink, VideoParams};
+use crate::packet::{EncodedPacket, PacketSink, VideoParams};
 use crate::stats::{bump, EngineCounters};
 use crate::Error;
-use bytes::Bytes;
-use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Level,
-    Profile, RateControlMode, SpsPpsStrategy, UsageType,
-};
-use openh264::formats::YUVSource;
-use openh264::{OpenH264API, Timestamp};
-use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Codec name used in errors.
-const CODEC: &str = "H.264";
+const CODEC_H264: &str = "H.264";
 /// Lowest accepted bitrate (bit/s): [`limits::VIDEO_BITRATE_BPS`].
 pub const MIN_BITRATE_BPS: u32 = *limits::VIDEO_BITRATE_BPS.start();
 /// Highest accepted bitrate (bit/s): [`limits::VIDEO_BITRATE_BPS`].
 pub const MAX_BITRATE_BPS: u32 = *limits::VIDEO_BITRATE_BPS.end();
-/// Encoder threads: one slice per frame keeps openh264 single-threaded anyway,
-/// and the other core belongs to capture, audio and the network.
-const ENCODER_THREADS: u16 = 1;
-/// NAL unit types we look at.
-const NAL_SLICE: u8 = 1;
-const NAL_IDR: u8 = 5;
-const NAL_SPS: u8 = 7;
-const NAL_PPS: u8 = 8;
-/// openh264's `ENCODER_OPTION_BITRATE` and `ENCODER_OPTION_MAX_BITRATE`
-/// (codec_app_def.h), and `SPATIAL_LAYER_ALL` / `SPATIAL_LAYER_0`.
-const ENCODER_OPTION_BITRATE: c_int = 5;
-const ENCODER_OPTION_MAX_BITRATE: c_int = 6;
-const SPATIAL_LAYER_ALL: c_int = 4;
-const SPATIAL_LAYER_0: c_int = 0;
-/// openh264's `ENCODER_OPTION_TRACE_LEVEL` and `WELS_LOG_ERROR`: set before
-/// initialisation so its stderr warnings (e.g. about frame skipping being
-/// off, which is deliberate) do not pollute the CLI's output.
-const ENCODER_OPTION_TRACE_LEVEL: c_int = 25;
-const WELS_LOG_ERROR: c_int = 1;
-
-/// Mirror of openh264's `SBitrateInfo` (`{ LAYER_NUM iLayer; int iBitrate; }`,
-/// `LAYER_NUM` being a C enum, i.e. an `int`).
-#[repr(C)]
-struct SBitrateInfo {
-    layer: c_int,
-    bitrate: c_int,
-}
+/// Frame size and rate `onair encoders` probes with: small enough to open
+/// in milliseconds, large enough for every hardware encoder's minimum.
+const PROBE_SIZE: (u32, u32) = (256, 144);
 
 /// Settings of a [`VideoEncoder`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VideoEncoderConfig {
     /// Width in pixels (even, [`limits::ENCODER_SIDE_MIN`]..=3840; see [`limits::check_size`]).
     pub width: u32,
@@ -93,6 +75,8 @@ pub struct VideoEncoderConfig {
     pub bitrate_bps: u32,
     /// Seconds between IDR frames; the IDR period is `round(keyint_secs * fps)` frames.
     pub keyint_secs: f32,
+    /// Which encoder and its knobs (default: this build's H.264 encoder).
+    pub encoder: EncoderSettings,
 }
 
 impl VideoEncoderConfig {
@@ -127,142 +111,79 @@ impl VideoEncoderConfig {
         )?;
         check("keyint", limits::check_keyint(self.keyint_secs))
     }
-
-    /// The lowest H.264 level whose frame-size and macroblock-rate limits hold
-    /// this size and rate (4.2 at least: it also caps the bitrate at 50 Mbit/s,
-    /// which is what lets bitrate changes leave the SPS untouched).
-    fn level(&self) -> Level {
-        let mbs = u64::from(self.width.div_ceil(16)) * u64::from(self.height.div_ceil(16));
-        let mbps = mbs * u64::from(self.fps);
-        if mbs <= 8_704 && mbps <= 522_240 {
-            Level::Level_4_2
-        } else if mbs <= 36_864 && mbps <= 983_040 {
-            Level::Level_5_1
-        } else {
-            Level::Level_5_2
-        }
-    }
 }
 
-/// Lets an `I420Frame` be fed to openh264 without copying.
-struct FrameRef<'a>(&'a I420Frame);
-
-impl YUVSource for FrameRef<'_> {
-    fn dimensions(&self) -> (usize, usize) {
-        (self.0.width as usize, self.0.height as usize)
-    }
-    fn strides(&self) -> (usize, usize, usize) {
-        let w = self.0.width as usize;
-        (w, w / 2, w / 2)
-    }
-    fn y(&self) -> &[u8] {
-        &self.0.y
-    }
-    fn u(&self) -> &[u8] {
-        &self.0.u
-    }
-    fn v(&self) -> &[u8] {
-        &self.0.v
-    }
+enum Backend {
+    // Boxed: the backends differ in size (openh264's struct is 7.5 KB) and
+    // live as long as the stream; one allocation at open.
+    OpenH264(Box<openh264_backend::OpenH264Encoder>),
+    #[cfg(feature = "avcodec")]
+    Av(Box<avcodec::AvEncoder>),
 }
 
-/// An H.264 encoder (openh264, Baseline profile, constant bitrate, no B-frames).
+/// A video encoder of any backend (see the module doc).
 pub struct VideoEncoder {
-    inner: Encoder,
+    backend: Backend,
+    kind: EncoderKind,
     cfg: VideoEncoderConfig,
+    /// What the outputs announced in their sequence header.
     params: VideoParams,
-    /// The SPS and PPS in `params.config`, kept to spot a change mid-stream.
-    sps: Bytes,
-    pps: Bytes,
-    bitrate_bps: u32,
-    /// Size of the last access unit: capacity hint for the next one.
-    last_size: usize,
+    /// The parameter sets (AV1: sequence header) inside `params.config`.
+    #[cfg(feature = "avcodec")]
+    announced: avcodec::GlobalHeaders,
     param_set_changes: u64,
+    /// Packets drained from an encoder that was replaced, not yet returned.
+    pending: Vec<EncodedPacket>,
+    /// The encoder this one replaced after a failure, and why.
+    fallback: Option<(EncoderKind, String)>,
+    /// Test hook: the next encode fails as a dying device would.
+    #[cfg(feature = "avcodec")]
+    inject_failure: bool,
 }
 
 impl VideoEncoder {
-    /// Creates the encoder and encodes one black frame to learn SPS/PPS, so
-    /// [`params`](Self::params) is complete at once. The next encoded frame is
-    /// an IDR.
+    /// Opens the encoder `cfg.encoder` picks. The parameter sets are known
+    /// when it returns ([`params`](Self::params)); the next frame is an IDR.
     pub fn new(cfg: VideoEncoderConfig) -> Result<Self, Error> {
         cfg.validate()?;
-        let config = EncoderConfig::new()
-            .bitrate(BitRate::from_bps(cfg.bitrate_bps))
-            .max_frame_rate(FrameRate::from_hz(cfg.fps as f32))
-            .rate_control_mode(RateControlMode::Bitrate)
-            .skip_frames(false)
-            .usage_type(UsageType::CameraVideoRealTime)
-            .sps_pps_strategy(SpsPpsStrategy::ConstantId)
-            .profile(Profile::Baseline)
-            .level(cfg.level())
-            .complexity(Complexity::Low)
-            .scene_change_detect(false)
-            .intra_frame_period(IntraFramePeriod::from_num_frames(cfg.keyint_frames()))
-            .num_threads(ENCODER_THREADS);
-        let mut inner =
-            Encoder::with_api_config(OpenH264API::from_source(), config).map_err(enc_err)?;
-        let mut level = WELS_LOG_ERROR;
-        // SAFETY: FFI edge. The encoder object exists (created above); trace
-        // level is one of the options openh264 accepts before initialisation,
-        // and it takes a pointer to an `int` that is only read during the call.
-        // The wrapper sets its own trace level (quiet) right after init.
-        unsafe {
-            inner.raw_api().set_option(
-                ENCODER_OPTION_TRACE_LEVEL,
-                std::ptr::addr_of_mut!(level).cast::<c_void>(),
-            );
-        }
-        let mut enc = Self {
-            inner,
+        let kind = cfg.encoder.resolve()?;
+        let backend = open_backend(kind, &cfg, None)?;
+        let params = match &backend {
+            Backend::OpenH264(e) => e.params().clone(),
+            #[cfg(feature = "avcodec")]
+            Backend::Av(e) => e.params()?,
+        };
+        #[cfg(feature = "avcodec")]
+        let announced = match &backend {
+            Backend::Av(e) => e.headers().clone(),
+            Backend::OpenH264(_) => avcodec::GlobalHeaders::default(),
+        };
+        Ok(Self {
+            backend,
+            kind,
             cfg,
-            params: VideoParams::h264(cfg.width, cfg.height, cfg.fps, cfg.bitrate_bps, &[], &[]),
-            sps: Bytes::new(),
-            pps: Bytes::new(),
-            bitrate_bps: cfg.bitrate_bps,
-            last_size: 0,
+            params,
+            #[cfg(feature = "avcodec")]
+            announced,
             param_set_changes: 0,
-        };
-        let black = I420Frame::black(cfg.width, cfg.height);
-        let (sps, pps) = {
-            let bs = enc
-                .inner
-                .encode_at(&FrameRef(&black), Timestamp::from_millis(0))
-                .map_err(enc_err)?;
-            let mut sps = None;
-            let mut pps = None;
-            for l in 0..bs.num_layers() {
-                let Some(layer) = bs.layer(l) else { continue };
-                for n in 0..layer.nal_count() {
-                    let Some(nal) = layer.nal_unit(n).map(strip_start_code) else {
-                        continue;
-                    };
-                    match nal.first().map(|b| b & 0x1f) {
-                        Some(NAL_SPS) if sps.is_none() => sps = Some(Bytes::copy_from_slice(nal)),
-                        Some(NAL_PPS) if pps.is_none() => pps = Some(Bytes::copy_from_slice(nal)),
-                        _ => {}
-                    }
-                }
-            }
-            (sps, pps)
-        };
-        match (sps, pps) {
-            (Some(sps), Some(pps)) => {
-                enc.params.config = crate::codec_config::avc_config(&sps, &pps);
-                enc.sps = sps;
-                enc.pps = pps;
-            }
-            _ => {
-                return Err(Error::Encoder {
-                    codec: CODEC,
-                    reason: "first frame carried no SPS/PPS".into(),
-                })
-            }
-        }
-        enc.force_idr();
-        Ok(enc)
+            pending: Vec::new(),
+            fallback: None,
+            #[cfg(feature = "avcodec")]
+            inject_failure: false,
+        })
     }
 
-    /// Codec parameters, SPS and PPS included (complete right after `new`).
+    /// The encoder at work now (after a fallback, the software one).
+    pub fn kind(&self) -> EncoderKind {
+        self.kind
+    }
+
+    /// The encoder that failed and why, if this one took over mid-stream.
+    pub fn fell_back_from(&self) -> Option<&(EncoderKind, String)> {
+        self.fallback.as_ref()
+    }
+
+    /// Codec parameters, parameter sets included (complete right after `new`).
     pub fn params(&self) -> &VideoParams {
         &self.params
     }
@@ -272,30 +193,62 @@ impl VideoEncoder {
         &self.cfg
     }
 
-    /// How many times the encoder emitted an SPS/PPS differing from
-    /// [`params`](Self::params). Always 0 by design (`ConstantId`, level
-    /// fixed); nonzero would mean outputs' sequence headers are stale.
+    /// How many times the encoder emitted parameter sets differing from
+    /// [`params`](Self::params): 0 unless an encoder was replaced (a bitrate
+    /// change on an encoder that cannot reconfigure, a hardware fallback)
+    /// with different ones, which then travel in-band on keyframes.
     pub fn param_set_changes(&self) -> u64 {
-        self.param_set_changes
+        match &self.backend {
+            Backend::OpenH264(e) => self.param_set_changes + e.param_set_changes(),
+            #[cfg(feature = "avcodec")]
+            Backend::Av(_) => self.param_set_changes,
+        }
     }
 
     /// The bitrate currently asked of the rate control, bit/s.
     pub fn bitrate_bps(&self) -> u32 {
-        self.bitrate_bps
+        match &self.backend {
+            Backend::OpenH264(e) => e.bitrate_bps(),
+            #[cfg(feature = "avcodec")]
+            Backend::Av(e) => e.bitrate_bps(),
+        }
     }
 
-    /// Encodes one frame stamped `pts_ns`. Returns the access unit as AVCC
-    /// (4-byte big-endian length before each NAL unit, SPS/PPS removed), or
-    /// `None` if the encoder produced no picture for it (not expected: frame
-    /// skipping is off). The frame must have the configured size.
-    pub fn encode(
-        &mut self,
-        frame: &I420Frame,
-        pts_ns: u64,
-    ) -> Result<Option<EncodedPacket>, Error> {
+    /// How much every packet's pts and dts are shifted from the capture
+    /// time: the encoder's reorder delay (B-frames), so that no dts is
+    /// negative. The pipeline shifts audio by the same amount.
+    pub fn timeline_offset_ns(&self) -> u64 {
+        match &self.backend {
+            Backend::OpenH264(_) => 0,
+            #[cfg(feature = "avcodec")]
+            Backend::Av(e) => e.timeline_offset_ns(),
+        }
+    }
+
+    /// Packets whose dts came out negative even after the timeline offset
+    /// and were clamped (0 unless an encoder reorders more than it reports).
+    pub fn negative_dts(&self) -> u64 {
+        match &self.backend {
+            Backend::OpenH264(_) => 0,
+            #[cfg(feature = "avcodec")]
+            Backend::Av(e) => e.negative_dts(),
+        }
+    }
+
+    /// True if packets can come out later than their frame went in
+    /// (look-ahead, B-frames, frame threads): outputs then need the
+    /// pipeline's interleaving. openh264 returns each frame's packet at once.
+    pub fn holds_frames(&self) -> bool {
+        !matches!(self.backend, Backend::OpenH264(_))
+    }
+
+    /// Encodes one frame stamped `pts_ns` (the configured size) and returns
+    /// the packets that came out, in decode order: one for openh264, zero or
+    /// more for encoders that hold frames.
+    pub fn encode(&mut self, frame: &I420Frame, pts_ns: u64) -> Result<Vec<EncodedPacket>, Error> {
         if frame.width != self.cfg.width || frame.height != self.cfg.height {
             return Err(Error::Encoder {
-                codec: CODEC,
+                codec: codec_label(self.kind.codec()),
                 reason: format!(
                     "frame is {}x{}, encoder is {}x{}",
                     frame.width, frame.height, self.cfg.width, self.cfg.height
@@ -305,133 +258,237 @@ impl VideoEncoder {
         let luma = (frame.width as usize) * (frame.height as usize);
         if frame.y.len() < luma || frame.u.len() < luma / 4 || frame.v.len() < luma / 4 {
             return Err(Error::Encoder {
-                codec: CODEC,
+                codec: codec_label(self.kind.codec()),
                 reason: "frame planes are shorter than its size".into(),
             });
         }
-        let bs = self
-            .inner
-            .encode_at(&FrameRef(frame), Timestamp::from_millis(pts_ns / 1_000_000))
-            .map_err(enc_err)?;
-        if matches!(bs.frame_type(), FrameType::Skip | FrameType::Invalid) {
-            return Ok(None);
-        }
-        let mut out = Vec::with_capacity(self.last_size + self.last_size / 4 + 64);
-        let mut keyframe = false;
-        let mut slices = 0usize;
-        let mut referenced = false;
-        for l in 0..bs.num_layers() {
-            let Some(layer) = bs.layer(l) else { continue };
-            for n in 0..layer.nal_count() {
-                let Some(nal) = layer.nal_unit(n).map(strip_start_code) else {
-                    continue;
+        let mut out = std::mem::take(&mut self.pending);
+        match &mut self.backend {
+            Backend::OpenH264(e) => out.extend(e.encode(frame, pts_ns)?),
+            #[cfg(feature = "avcodec")]
+            Backend::Av(e) => {
+                let result = if std::mem::take(&mut self.inject_failure) {
+                    Err(Error::Encoder {
+                        codec: codec_label(self.kind.codec()),
+                        reason: "injected device failure".into(),
+                    })
+                } else {
+                    e.encode(frame, pts_ns)
                 };
-                let Some(&header) = nal.first() else { continue };
-                let kind = header & 0x1f;
-                if kind == NAL_SPS || kind == NAL_PPS {
-                    let known = if kind == NAL_SPS {
-                        &self.sps
-                    } else {
-                        &self.pps
-                    };
-                    if nal != &known[..] {
-                        self.param_set_changes += 1;
-                        tracing::warn!(kind, "H.264 parameter set changed mid-stream");
+                match result {
+                    Ok(p) => out.extend(p),
+                    Err(err) => {
+                        let Some(to) = self.fallback_target() else {
+                            return Err(err);
+                        };
+                        self.fall_back(to, &err)?;
+                        if let Backend::Av(e) = &mut self.backend {
+                            out.extend(e.encode(frame, pts_ns)?);
+                        }
                     }
-                    continue;
                 }
-                if kind == NAL_IDR || kind == NAL_SLICE {
-                    slices += 1;
-                    keyframe |= kind == NAL_IDR;
-                    referenced |= header & 0x60 != 0;
-                }
-                let len = u32::try_from(nal.len()).map_err(|_| Error::Encoder {
-                    codec: CODEC,
-                    reason: "NAL unit larger than 4 GiB".into(),
-                })?;
-                out.extend_from_slice(&len.to_be_bytes());
-                out.extend_from_slice(nal);
             }
         }
-        if slices == 0 {
-            return Ok(None);
+        Ok(out)
+    }
+
+    /// Drains the packets the encoder still holds (the input ended).
+    pub fn flush(&mut self) -> Result<Vec<EncodedPacket>, Error> {
+        #[allow(unused_mut)] // nothing to add without the avcodec backend
+        let mut out = std::mem::take(&mut self.pending);
+        match &mut self.backend {
+            Backend::OpenH264(_) => {}
+            #[cfg(feature = "avcodec")]
+            Backend::Av(e) => out.extend(e.flush()?),
         }
-        self.last_size = out.len();
-        Ok(Some(EncodedPacket {
-            kind: MediaKind::Video,
-            pts_ns,
-            dts_ns: pts_ns,
-            keyframe,
-            disposable: !referenced,
-            data: Bytes::from(out),
-        }))
+        Ok(out)
     }
 
     /// Makes the next encoded frame an IDR; the IDR period restarts from it
     /// (next periodic IDR `keyint_frames()` later).
     pub fn force_idr(&mut self) {
-        self.inner.force_intra_frame();
+        match &mut self.backend {
+            Backend::OpenH264(e) => e.force_idr(),
+            #[cfg(feature = "avcodec")]
+            Backend::Av(e) => e.force_idr(),
+        }
     }
 
     /// Changes the target bitrate from the next frame on. Clamped to
-    /// [`MIN_BITRATE_BPS`]..=[`MAX_BITRATE_BPS`]; SPS/PPS do not change.
+    /// [`MIN_BITRATE_BPS`]..=[`MAX_BITRATE_BPS`]. Encoders that cannot
+    /// change it while open (x265, SVT-AV1, VA-API) are drained and opened
+    /// again at the new rate, starting with an IDR.
     pub fn set_bitrate(&mut self, bps: u32) -> Result<(), Error> {
         let bps = bps.clamp(MIN_BITRATE_BPS, MAX_BITRATE_BPS);
-        if bps == self.bitrate_bps {
+        match &mut self.backend {
+            Backend::OpenH264(e) => e.set_bitrate(bps),
+            #[cfg(feature = "avcodec")]
+            Backend::Av(e) => {
+                if bps == e.bitrate_bps() {
+                    return Ok(());
+                }
+                if e.reconfigures_live() {
+                    e.set_bitrate(bps);
+                    return Ok(());
+                }
+                let mut cfg = e.config().clone();
+                cfg.bitrate_bps = bps;
+                let kind = e.kind();
+                self.replace(kind, &cfg)
+            }
+        }
+    }
+
+    /// Where a failing encoder falls back to: the software encoder of its
+    /// codec for hardware encoders (and, in tests, for an injected failure).
+    #[cfg(feature = "avcodec")]
+    fn fallback_target(&self) -> Option<EncoderKind> {
+        self.kind
+            .software_fallback()
+            .or_else(|| cfg!(test).then(|| EncoderKind::default_for(self.kind.codec()).ok())?)
+    }
+
+    #[cfg(feature = "avcodec")]
+    fn fall_back(&mut self, to: EncoderKind, why: &Error) -> Result<(), Error> {
+        tracing::warn!(
+            from = %self.kind,
+            to = %to,
+            error = %why,
+            "video encoder failed mid-stream; continuing with the software encoder"
+        );
+        let mut cfg = self.cfg.clone();
+        cfg.bitrate_bps = self.bitrate_bps();
+        // Knobs of the hardware encoder (preset names, profiles) mean
+        // something else to the software one: keep only the B-frames.
+        cfg.encoder = EncoderSettings {
+            encoder: Some(to),
+            bframes: cfg.encoder.bframes,
+            ..EncoderSettings::default()
+        };
+        self.fallback = Some((self.kind, why.to_string()));
+        // The failed encoder's held frames are lost with its device.
+        self.replace_unflushed(to, &cfg)
+    }
+
+    /// Drains the current encoder and opens `kind` for `cfg` on the same timeline.
+    #[cfg(feature = "avcodec")]
+    fn replace(&mut self, kind: EncoderKind, cfg: &VideoEncoderConfig) -> Result<(), Error> {
+        if let Backend::Av(e) = &mut self.backend {
+            let drained = e.flush()?;
+            self.pending.extend(drained);
+        }
+        self.replace_unflushed(kind, cfg)
+    }
+
+    #[cfg(feature = "avcodec")]
+    fn replace_unflushed(
+        &mut self,
+        kind: EncoderKind,
+        cfg: &VideoEncoderConfig,
+    ) -> Result<(), Error> {
+        let Backend::Av(old) = &self.backend else {
             return Ok(());
+        };
+        let delay = old.delay_frames();
+        let mut new = avcodec::AvEncoder::open(kind, cfg, Some(delay))?;
+        if new.delay_frames() != delay {
+            // More reorder delay than the timeline allows: no B-frames then.
+            let mut no_b = cfg.clone();
+            no_b.encoder.bframes = Some(0);
+            new = avcodec::AvEncoder::open(kind, &no_b, Some(delay))?;
         }
-        // openh264 rejects a target above the max, so order the two updates.
-        if bps > self.bitrate_bps {
-            self.set_option_bitrate(ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0, bps)?;
-            self.set_option_bitrate(ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL, bps)?;
-        } else {
-            self.set_option_bitrate(ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL, bps)?;
-            self.set_option_bitrate(ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0, bps)?;
+        if new.headers() != &self.announced && new.headers() != old.headers() {
+            self.param_set_changes += 1;
         }
-        self.bitrate_bps = bps;
+        new.inband_headers = new.headers() != &self.announced;
+        self.backend = Backend::Av(Box::new(new));
+        self.kind = kind;
         Ok(())
     }
 
-    fn set_option_bitrate(&mut self, option: c_int, layer: c_int, bps: u32) -> Result<(), Error> {
-        let mut info = SBitrateInfo {
-            layer,
-            bitrate: c_int::try_from(bps).unwrap_or(c_int::MAX),
-        };
-        // SAFETY: FFI edge. The encoder is initialised (new() encoded a frame).
-        // Both options take a pointer to an `SBitrateInfo`, which our
-        // `#[repr(C)]` mirror matches (two C ints); openh264 only reads it
-        // during the call, and `info` outlives the call. We set no parameter
-        // the Rust wrapper relies on (it caches nothing about bitrates).
-        let rc = unsafe {
-            self.inner
-                .raw_api()
-                .set_option(option, std::ptr::addr_of_mut!(info).cast::<c_void>())
-        };
-        if rc != 0 {
-            return Err(Error::Encoder {
-                codec: CODEC,
-                reason: format!("SetOption({option}) for {bps} bit/s failed: {rc}"),
-            });
+    /// Makes the next `encode` fail as a dying hardware device would, so
+    /// tests exercise the fallback where there is no hardware.
+    #[cfg(feature = "avcodec")]
+    #[doc(hidden)]
+    pub fn inject_failure(&mut self) {
+        self.inject_failure = true;
+    }
+}
+
+fn open_backend(
+    kind: EncoderKind,
+    cfg: &VideoEncoderConfig,
+    _offset_frames: Option<i64>,
+) -> Result<Backend, Error> {
+    match kind {
+        EncoderKind::OpenH264 => Ok(Backend::OpenH264(Box::new(
+            openh264_backend::OpenH264Encoder::new(cfg)?,
+        ))),
+        #[cfg(feature = "avcodec")]
+        _ => Ok(Backend::Av(Box::new(avcodec::AvEncoder::open(
+            kind,
+            cfg,
+            _offset_frames,
+        )?))),
+        #[cfg(not(feature = "avcodec"))]
+        _ => Err(Error::InvalidConfig {
+            option: "video-encoder",
+            reason: format!("{kind} needs the GPL build"),
+        }),
+    }
+}
+
+/// Opens `kind` on a small frame, encodes one frame and drains it: what
+/// `onair encoders` calls usable. The error says why not, for a human.
+pub(crate) fn probe_encode(kind: EncoderKind) -> Result<(), String> {
+    match kind.hardware() {
+        Some(Hardware::Vaapi) => vaapi_device_check().map_err(|e| e.to_string())?,
+        Some(Hardware::Nvenc) if !std::path::Path::new(NVIDIA_CONTROL_DEVICE).exists() => {
+            return Err(format!(
+                "no NVIDIA driver ({NVIDIA_CONTROL_DEVICE} missing)"
+            ));
         }
+        _ => {}
+    }
+    let cfg = VideoEncoderConfig {
+        width: PROBE_SIZE.0,
+        height: PROBE_SIZE.1,
+        fps: 30,
+        bitrate_bps: 500_000,
+        keyint_secs: 1.0,
+        encoder: EncoderSettings::named(kind),
+    };
+    let mut enc = VideoEncoder::new(cfg).map_err(|e| e.to_string())?;
+    let mut packets = enc
+        .encode(&I420Frame::black(PROBE_SIZE.0, PROBE_SIZE.1), 0)
+        .map_err(|e| e.to_string())?;
+    packets.extend(enc.flush().map_err(|e| e.to_string())?);
+    if packets.is_empty() {
+        return Err("opened, but gave no packet for a frame".into());
+    }
+    Ok(())
+}
+
+/// The device node whose presence says the NVIDIA driver is loaded.
+const NVIDIA_CONTROL_DEVICE: &str = "/dev/nvidiactl";
+/// Where DRM render nodes (VA-API devices) live.
+const DRI_DIR: &str = "/dev/dri";
+
+/// A VA-API encoder needs a DRM render node; says clearly when there is none.
+pub(crate) fn vaapi_device_check() -> Result<(), Error> {
+    let has_render_node = std::fs::read_dir(DRI_DIR)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+        })
+        .unwrap_or(false);
+    if has_render_node {
         Ok(())
-    }
-}
-
-fn enc_err(e: openh264::Error) -> Error {
-    Error::Encoder {
-        codec: CODEC,
-        reason: e.to_string(),
-    }
-}
-
-/// Removes an Annex B start code (`00 00 01` or `00 00 00 01`) if present.
-fn strip_start_code(nal: &[u8]) -> &[u8] {
-    if let Some(rest) = nal.strip_prefix(&[0, 0, 0, 1]) {
-        rest
-    } else if let Some(rest) = nal.strip_prefix(&[0, 0, 1]) {
-        rest
     } else {
-        nal
+        Err(Error::Encoder {
+            codec: "VA-API",
+            reason: format!("no VA-API device ({DRI_DIR}/renderD* missing)"),
+        })
     }
 }
 
@@ -486,8 +543,9 @@ impl VideoControl {
 }
 
 /// Runs `enc` on its own thread ("onair-video-enc"): takes frames from
-/// `frames` until the channel disconnects, applies `control` before each
-/// frame, pushes packets to `sink`, counts `video_packets_encoded`. An
+/// `frames` until the channel disconnects (then drains the encoder), applies
+/// `control` before each frame, pushes packets to `sink`, counts
+/// `video_packets_encoded`. An
 /// encoding error is logged and the frame counted in `video_frames_skipped`;
 /// the thread never panics on it.
 pub fn spawn_encoder_thread(
@@ -500,19 +558,25 @@ pub fn spawn_encoder_thread(
     std::thread::Builder::new()
         .name("onair-video-enc".into())
         .spawn(move || {
+            let push = |packets: Vec<EncodedPacket>| {
+                for packet in packets {
+                    bump(&counters.video_packets_encoded);
+                    sink.push(packet);
+                }
+            };
             while let Ok(captured) = frames.recv() {
                 control.apply(&mut enc);
                 match enc.encode(&captured.frame, captured.pts_ns) {
-                    Ok(Some(packet)) => {
-                        bump(&counters.video_packets_encoded);
-                        sink.push(packet);
-                    }
-                    Ok(None) => bump(&counters.video_frames_skipped),
+                    Ok(packets) => push(packets),
                     Err(e) => {
                         tracing::warn!(index = captured.index, error = %e, "video frame not encoded");
                         bump(&counters.video_frames_skipped);
                     }
                 }
+            }
+            match enc.flush() {
+                Ok(packets) => push(packets),
+                Err(e) => tracing::warn!(error = %e, "video encoder not drained"),
             }
             tracing::debug!("video encoder thread: input closed, exiting");
         })
@@ -520,10 +584,13 @@ pub fn spawn_encoder_thread(
 
 #[cfg(test)]
 mod tests {
+    use super::nal::{H264_IDR as NAL_IDR, H264_PPS as NAL_PPS, H264_SPS as NAL_SPS};
     use super::*;
+    use crate::packet::MediaKind;
     use crate::video::source::{
         decode_frame_index, decode_frame_index_strided, TestPattern, VideoSource,
     };
+    use ::openh264::formats::YUVSource;
     use std::sync::atomic::AtomicBool;
     use std::sync::Mutex;
 
@@ -534,6 +601,7 @@ mod tests {
             fps: 30,
             bitrate_bps,
             keyint_secs: 1.0,
+            encoder: EncoderSettings::named(EncoderKind::OpenH264),
         }
     }
 
@@ -552,7 +620,7 @@ mod tests {
     }
 
     /// SPS and PPS out of the parameters' `avcC`.
-    fn sps_pps(params: &VideoParams) -> (Bytes, Bytes) {
+    fn sps_pps(params: &VideoParams) -> (bytes::Bytes, bytes::Bytes) {
         crate::codec_config::avc_parameter_sets(&params.config).expect("avcC with SPS and PPS")
     }
 
@@ -630,6 +698,7 @@ mod tests {
             let pkt = enc
                 .encode(&f, fps.time_of(i))
                 .unwrap()
+                .pop()
                 .expect("no frame skipping");
             assert_eq!(pkt.kind, MediaKind::Video);
             assert_eq!(pkt.pts_ns, fps.time_of(i));
@@ -661,7 +730,13 @@ mod tests {
                 enc.force_idr();
             }
             let f = pat.render(i);
-            if enc.encode(&f, i * 33_333_333).unwrap().unwrap().keyframe {
+            if enc
+                .encode(&f, i * 33_333_333)
+                .unwrap()
+                .pop()
+                .unwrap()
+                .keyframe
+            {
                 keys.push(i);
             }
         }
@@ -703,6 +778,7 @@ mod tests {
                 let f = pat.render(i);
                 enc.encode(&f, i * 1_000_000_000 / 30)
                     .unwrap()
+                    .pop()
                     .unwrap()
                     .data
                     .len()
@@ -735,11 +811,11 @@ mod tests {
         let (w, h) = (640u32, 360u32);
         let mut enc = VideoEncoder::new(cfg(w, h, 1_000_000)).unwrap();
         let mut pat = TestPattern::new(w, h);
-        let mut dec = openh264::decoder::Decoder::new().unwrap();
+        let mut dec = ::openh264::decoder::Decoder::new().unwrap();
         let mut decoded = Vec::new();
         for i in 0..40u64 {
             let f = pat.render(i + 1000);
-            let pkt = enc.encode(&f, i * 33_333_333).unwrap().unwrap();
+            let pkt = enc.encode(&f, i * 33_333_333).unwrap().pop().unwrap();
             if let Some(yuv) = dec.decode(&annexb(enc.params(), &pkt)).unwrap() {
                 let (dw, dh) = yuv.dimensions();
                 assert_eq!((dw as u32, dh as u32), (w, h));
@@ -770,7 +846,7 @@ mod tests {
             let mut stream = Vec::new();
             for i in 0..n {
                 let f = pat.render(i + 5000);
-                let pkt = enc.encode(&f, i * 33_333_333).unwrap().unwrap();
+                let pkt = enc.encode(&f, i * 33_333_333).unwrap().pop().unwrap();
                 stream.extend(annexb(enc.params(), &pkt));
             }
             let dir = tempfile::tempdir().unwrap();
@@ -907,7 +983,7 @@ mod tests {
         let packets = sink.0.lock().unwrap();
         assert!(packets.len() >= 30, "{} packets", packets.len());
         assert!(packets[0].keyframe);
-        let mut dec = openh264::decoder::Decoder::new().unwrap();
+        let mut dec = ::openh264::decoder::Decoder::new().unwrap();
         for pkt in packets.iter() {
             // time_of rounds down, so look 1 ns later to land inside the slot.
             let index = fps.expected_frames(pkt.pts_ns + 1);

@@ -1,0 +1,322 @@
+//! Tests of the libavcodec backends through the VideoEncoder interface
+//! (GPL build). FFmpeg's CLI judges what a viewer would decode.
+
+use super::nal::{H264_IDR, H264_PPS, H264_SPS};
+use super::*;
+use crate::clock::Rate;
+use crate::video::source::{decode_frame_index, TestPattern};
+
+fn cfg(kind: EncoderKind, w: u32, h: u32, bps: u32) -> VideoEncoderConfig {
+    VideoEncoderConfig {
+        width: w,
+        height: h,
+        fps: 30,
+        bitrate_bps: bps,
+        keyint_secs: 1.0,
+        encoder: EncoderSettings::named(kind),
+    }
+}
+
+/// Encodes frames `from..from+n` of the test pattern at their capture
+/// times; with `flush`, drains the encoder at the end.
+fn encode_range(
+    enc: &mut VideoEncoder,
+    pat: &mut TestPattern,
+    from: u64,
+    n: u64,
+    flush: bool,
+) -> Vec<EncodedPacket> {
+    let rate = Rate::per_second(30);
+    let mut out = Vec::new();
+    for i in from..from + n {
+        out.extend(enc.encode(&pat.render(i), rate.time_of(i)).expect("encode"));
+    }
+    if flush {
+        out.extend(enc.flush().expect("flush"));
+    }
+    out
+}
+
+/// Length-prefixed H.264 to Annex B, parameter sets before the first packet.
+fn annexb(params: &VideoParams, packets: &[EncodedPacket]) -> Vec<u8> {
+    let mut v = Vec::new();
+    let (sps, pps) = sps_pps(params);
+    for ps in [&sps, &pps] {
+        v.extend_from_slice(&[0, 0, 0, 1]);
+        v.extend_from_slice(ps);
+    }
+    for p in packets {
+        let mut rest = &p.data[..];
+        while rest.len() >= 4 {
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            v.extend_from_slice(&[0, 0, 0, 1]);
+            v.extend_from_slice(&rest[4..4 + len]);
+            rest = &rest[4 + len..];
+        }
+        assert!(rest.is_empty(), "bad length prefix");
+    }
+    v
+}
+
+/// FFmpeg decodes the stream to grey frames; returns each frame's index
+/// (in presentation order) and asserts it printed no error.
+fn ffmpeg_frame_indices(stream: &[u8], w: u32, h: u32) -> Option<Vec<Option<u64>>> {
+    if !onair_testkit::require_tools(&["ffmpeg"]) {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.h264");
+    std::fs::write(&input, stream).expect("write");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "h264", "-i"])
+        .arg(&input)
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("ffmpeg");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.is_empty(), "{stderr}");
+    let frame_len = (w * h) as usize;
+    Some(
+        out.stdout
+            .chunks_exact(frame_len)
+            .map(|l| decode_frame_index(l, w, h))
+            .collect(),
+    )
+}
+
+#[test]
+fn x264_high_with_bframes_gives_every_frame_in_order() {
+    let (w, h) = (640, 360);
+    let mut c = cfg(EncoderKind::X264, w, h, 1_000_000);
+    c.encoder.bframes = Some(3);
+    let mut enc = VideoEncoder::new(c).expect("x264 opens");
+    assert!(enc.holds_frames());
+    let p = enc.params().clone();
+    let (sps, pps) = sps_pps(&p);
+    assert_eq!(sps[0] & 0x1f, H264_SPS);
+    assert_eq!(pps[0] & 0x1f, H264_PPS);
+    assert_eq!(sps[1], 100, "High profile (x264's default)");
+    let offset = enc.timeline_offset_ns();
+    let rate = Rate::per_second(30);
+    assert_eq!(
+        offset,
+        rate.time_of(2),
+        "B-pyramid: two frames of reorder delay"
+    );
+    let mut pat = TestPattern::new(w, h);
+    let n = 75u64;
+    let packets = encode_range(&mut enc, &mut pat, 500, n, true);
+    assert_eq!(
+        packets.len() as u64,
+        n,
+        "one packet per frame after the flush"
+    );
+    assert_eq!(enc.negative_dts(), 0);
+    assert!(packets[0].keyframe);
+    // Every capture time comes back once, shifted by the offset.
+    let mut pts: Vec<u64> = packets.iter().map(|p| p.pts_ns - offset).collect();
+    pts.sort_unstable();
+    let want: Vec<u64> = (500..500 + n).map(|i| rate.time_of(i)).collect();
+    assert_eq!(pts, want);
+    // Decode order: dts strictly increasing, never after pts; B-frames reorder.
+    for w2 in packets.windows(2) {
+        assert!(w2[1].dts_ns > w2[0].dts_ns, "dts not increasing");
+    }
+    assert!(packets.iter().all(|p| p.dts_ns <= p.pts_ns));
+    let reordered = packets
+        .windows(2)
+        .filter(|w2| w2[1].pts_ns < w2[0].pts_ns)
+        .count();
+    assert!(reordered > 5, "B-frames expected, {reordered} reorderings");
+    let disposable = packets.iter().filter(|p| p.disposable).count();
+    assert!(
+        disposable > 5,
+        "non-reference B-frames expected, got {disposable}"
+    );
+    assert!(packets.iter().filter(|p| p.disposable).all(|p| !p.keyframe));
+    // Keyframes are IDRs, at most keyint (30 frames) apart; x264 may place
+    // one a little early to end a B-frame run (min-keyint 25).
+    let mut keys: Vec<u64> = packets
+        .iter()
+        .filter(|p| p.keyframe)
+        .map(|p| rate.expected_frames(p.pts_ns - offset))
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(keys[0], 500);
+    assert!(
+        keys.windows(2).all(|k| (25..=30).contains(&(k[1] - k[0]))),
+        "{keys:?}"
+    );
+    for k in packets.iter().filter(|p| p.keyframe) {
+        assert!(annexb(&p, std::slice::from_ref(k))
+            .windows(5)
+            .any(|w5| w5[..4] == [0, 0, 0, 1] && w5[4] & 0x1f == H264_IDR));
+    }
+    if let Some(indices) = ffmpeg_frame_indices(&annexb(&p, &packets), w, h) {
+        let want: Vec<_> = (500..500 + n).map(Some).collect();
+        assert_eq!(indices, want);
+    }
+}
+
+fn sps_pps(params: &VideoParams) -> (bytes::Bytes, bytes::Bytes) {
+    assert_eq!(params.codec, VideoCodec::H264);
+    crate::codec_config::avc_parameter_sets(&params.config).expect("avcC")
+}
+
+/// The adaptive bitrate controller's lever: a live change of x264's target
+/// moves the output size without reopening (no new parameter sets).
+#[test]
+fn x264_set_bitrate_while_running() {
+    let (w, h) = (640, 360);
+    let mut enc = VideoEncoder::new(cfg(EncoderKind::X264, w, h, 400_000)).expect("x264");
+    let mut pat = TestPattern::new(w, h);
+    let bytes = |p: &[EncodedPacket]| p.iter().map(|p| p.data.len()).sum::<usize>();
+    encode_range(&mut enc, &mut pat, 0, 30, false);
+    let low = bytes(&encode_range(&mut enc, &mut pat, 30, 60, false));
+    enc.set_bitrate(3_000_000).expect("set");
+    assert_eq!(enc.bitrate_bps(), 3_000_000);
+    encode_range(&mut enc, &mut pat, 90, 30, false);
+    let high = bytes(&encode_range(&mut enc, &mut pat, 120, 60, false));
+    enc.set_bitrate(400_000).expect("set");
+    encode_range(&mut enc, &mut pat, 180, 30, false);
+    let low2 = bytes(&encode_range(&mut enc, &mut pat, 210, 60, false));
+    eprintln!("x264, 2 s at 400k: {low} B, at 3000k: {high} B, back at 400k: {low2} B");
+    assert!(high > 3 * low, "low {low} high {high}");
+    assert!(high > 3 * low2, "low2 {low2} high {high}");
+    assert!(low2 < 2 * 100_000, "back near 400 kbit/s: {low2}");
+    assert_eq!(enc.param_set_changes(), 0);
+}
+
+#[test]
+fn x264_idr_on_request() {
+    let (w, h) = (320, 240);
+    let mut c = cfg(EncoderKind::X264, w, h, 500_000);
+    c.keyint_secs = 10.0;
+    let mut enc = VideoEncoder::new(c).expect("x264");
+    let offset = enc.timeline_offset_ns();
+    let rate = Rate::per_second(30);
+    let mut pat = TestPattern::new(w, h);
+    let mut packets = Vec::new();
+    for i in 0..60u64 {
+        if i == 20 || i == 41 {
+            enc.force_idr();
+        }
+        packets.extend(enc.encode(&pat.render(i), rate.time_of(i)).expect("encode"));
+    }
+    packets.extend(enc.flush().expect("flush"));
+    let mut keys: Vec<u64> = packets
+        .iter()
+        .filter(|p| p.keyframe)
+        .map(|p| rate.expected_frames(p.pts_ns - offset))
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, vec![0, 20, 41]);
+}
+
+/// A failing encoder is replaced mid-stream without a gap in the frames,
+/// on the same timeline; the replacement's different parameter sets travel
+/// in-band, and FFmpeg decodes the whole stream (announced headers first)
+/// without an error. No hardware here: the failure is injected into x264
+/// (Main profile), and the software fallback is x264 (High).
+#[test]
+fn injected_failure_falls_back_without_stopping() {
+    let (w, h) = (320, 240);
+    let mut c = cfg(EncoderKind::X264, w, h, 500_000);
+    c.encoder.profile = Some("main".into());
+    let mut enc = VideoEncoder::new(c).expect("x264");
+    let announced = enc.params().clone();
+    assert_eq!(sps_pps(&announced).0[1], 77, "Main");
+    let mut pat = TestPattern::new(w, h);
+    let mut packets = encode_range(&mut enc, &mut pat, 0, 40, false);
+    enc.inject_failure();
+    packets.extend(encode_range(&mut enc, &mut pat, 40, 40, true));
+    let (from, why) = enc.fell_back_from().expect("fell back").clone();
+    assert_eq!(from, EncoderKind::X264);
+    assert!(why.contains("injected"), "{why}");
+    assert_eq!(enc.param_set_changes(), 1);
+    for w2 in packets.windows(2) {
+        assert!(
+            w2[1].dts_ns > w2[0].dts_ns,
+            "dts not increasing across the fallback"
+        );
+    }
+    // Frames held by the "dead" encoder are lost (its look-ahead); from the
+    // failed frame on, everything is there.
+    let indices = match ffmpeg_frame_indices(&annexb(&announced, &packets), w, h) {
+        Some(i) => i,
+        None => return,
+    };
+    assert!(indices.iter().all(Option::is_some));
+    let decoded: Vec<u64> = indices.into_iter().flatten().collect();
+    assert!(
+        decoded.windows(2).all(|w| w[1] > w[0]),
+        "out of order: {decoded:?}"
+    );
+    for i in 40..80 {
+        assert!(
+            decoded.contains(&i),
+            "frame {i} missing after the fallback: {decoded:?}"
+        );
+    }
+}
+
+#[test]
+fn x265_and_svtav1_open_and_encode() {
+    for kind in [EncoderKind::X265, EncoderKind::SvtAv1] {
+        let mut enc = match VideoEncoder::new(cfg(kind, 320, 240, 500_000)) {
+            Ok(e) => e,
+            Err(e) => panic!("{kind}: {e}"),
+        };
+        assert_eq!(enc.params().codec, kind.codec());
+        let mut pat = TestPattern::new(320, 240);
+        let rate = Rate::per_second(30);
+        let mut packets = Vec::new();
+        for i in 0..30u64 {
+            packets.extend(enc.encode(&pat.render(i), rate.time_of(i)).expect("encode"));
+        }
+        packets.extend(enc.flush().expect("flush"));
+        eprintln!(
+            "{kind}: {} packets, offset {} ns, first key {}",
+            packets.len(),
+            enc.timeline_offset_ns(),
+            packets[0].keyframe
+        );
+        assert_eq!(packets.len(), 30, "{kind}");
+        assert!(packets[0].keyframe, "{kind}");
+    }
+}
+
+/// `onair encoders`: software encoders are usable here; hardware ones are
+/// probed up to their device and say why not when it is missing.
+#[test]
+fn probes_say_what_is_usable() {
+    let list = list_encoders();
+    assert_eq!(list.len(), EncoderKind::ALL.len());
+    for s in &list {
+        eprintln!("{:<12} {} {}", s.kind, s.usable, s.note);
+        if s.kind.hardware().is_none() {
+            assert!(s.usable, "{}: {}", s.kind, s.note);
+        } else if !s.usable {
+            assert!(!s.note.is_empty());
+        }
+    }
+    let vaapi = list
+        .iter()
+        .find(|s| s.kind == EncoderKind::H264Vaapi)
+        .expect("listed");
+    if !std::path::Path::new("/dev/dri").exists() {
+        assert!(!vaapi.usable);
+        assert!(vaapi.note.contains("/dev/dri"), "{}", vaapi.note);
+        eprintln!("SKIP hardware part: no VA-API device (/dev/dri) on this machine");
+    }
+    let nvenc = list
+        .iter()
+        .find(|s| s.kind == EncoderKind::H264Nvenc)
+        .expect("listed");
+    if !std::path::Path::new(NVIDIA_CONTROL_DEVICE).exists() {
+        assert!(!nvenc.usable);
+        assert!(nvenc.note.contains("NVIDIA"), "{}", nvenc.note);
+        eprintln!("SKIP hardware part: no NVIDIA driver on this machine");
+    }
+}

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Encoder quality and CPU benchmark (issue 11): onair's encoders vs the FFmpeg CLI with the same
+# encoder and settings, on the same clips, side by side in one run.
+#
+# Needs the file source (`onair record --input FILE`, branch filesrc) in the GPL build.
+#
+# What it does (why: docs/benchmarks.md, "Encoders: quality and CPU"):
+#  1. builds the GPL onair CLI (release; `--input FILE` needs it);
+#  2. makes two clips with FFmpeg's own sources (kept out of git, in $BENCH_DIR), lossless y4m:
+#       screen  - a UI drawn with drawbox + scrolling monospaced text (drawtext), like a terminal
+#                 or editor being scrolled: flat colours, sharp edges, most of the frame static;
+#       camera  - FFmpeg's mandelbrot zooming in (fine detail moving everywhere) with temporal
+#                 noise (grain, as a camera sensor gives): every pixel changes every frame;
+#  3. for each clip and each encoder row, in turn (never two at once):
+#       onair record OUT.mp4 --input CLIP --audio none --video-encoder E [--preset P]
+#             --video-bitrate B --adaptive-bitrate off --keyint 2   (real time: the file source
+#             plays the clip at its own pace, as a live source)
+#       ffmpeg -re -i CLIP -an -c:v LIBE [-preset P] -b:v B -maxrate B -bufsize B -g 2*fps OUT.mp4
+#             (the same libx264/libx265/libsvtav1 from Debian's FFmpeg 5.1 that onair links)
+#     each under /usr/bin/time (user+sys CPU, whole process);
+#  4. judges every output against the clip with FFmpeg 9's libvmaf (vmaf_v0.6.1) and psnr
+#     (target/tools/ffmpeg9, installed by scripts/install-ffmpeg9.sh), frames aligned by order,
+#     and reports VMAF, PSNR-Y, the video bitrate, frames, CPU seconds per streamed minute,
+#     and the onair/FFmpeg CPU ratio.
+# Rows: openh264 (onair only: FFmpeg 5.1 has no libopenh264 encoder here), x264 veryfast,
+# x264 faster, x265 veryfast, SVT-AV1 preset 10.
+# Environment: BENCH_SIZE (1280x720), BENCH_FPS (30), BENCH_BITRATE (2500k), BENCH_SECONDS (20),
+# BENCH_CLIPS ("screen camera"), BENCH_ROWS (all), BENCH_DIR (fresh /tmp dir, kept).
+# Results: a markdown table on stdout and in $BENCH_DIR/results.md.
+set -euo pipefail
+
+SIZE=${BENCH_SIZE:-1280x720}
+FPS=${BENCH_FPS:-30}
+BITRATE=${BENCH_BITRATE:-2500k}
+SECS=${BENCH_SECONDS:-20}
+CLIPS=${BENCH_CLIPS:-screen camera}
+ROWS=${BENCH_ROWS:-openh264 x264:veryfast x264:faster x265:veryfast svtav1:10}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+W=${BENCH_DIR:-$(mktemp -d /tmp/onair-bench-enc.XXXXXX)}
+mkdir -p "$W"
+TIME=/usr/bin/time
+W_PX=${SIZE%x*}
+H_PX=${SIZE#*x}
+GOP=$((2 * FPS))
+
+log() { echo "bench: $*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+
+for tool in ffmpeg awk jq; do
+    command -v "$tool" >/dev/null || die "$tool missing (scripts/install-deps.sh installs it)"
+done
+[ -x "$TIME" ] || die "$TIME missing (apt-get install time)"
+"$ROOT/scripts/install-ffmpeg9.sh" >&2
+FF9=$ROOT/target/tools/ffmpeg9/ffmpeg
+[ -x "$FF9" ] || die "FFmpeg 9 missing at $FF9"
+
+log "building the GPL CLI (release)"
+(cd "$ROOT" && cargo build --release -q -p onair-cli --no-default-features --features gpl)
+ONAIR=$ROOT/target/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}release/onair
+[ -x "$ONAIR" ] || die "no onair binary at $ONAIR"
+
+make_clip() {
+    local name=$1 out=$W/$1.y4m
+    [ -s "$out" ] && return
+    log "making the $name clip ($SIZE, $FPS fps, $SECS s)"
+    case $name in
+    screen)
+        # A dark editor: title bar, side bar, a text pane whose lines scroll up 2 px per frame,
+        # and a status bar; the caret blinks. Text: this script itself, looped.
+        local text=$W/text.txt
+        for _ in 1 2 3 4 5 6; do cat "$ROOT/scripts/bench-encoders.sh"; done >"$text"
+        ffmpeg -v error -y -f lavfi -i "color=c=0x1e1e1e:s=${SIZE}:r=${FPS}:d=${SECS}" -vf "\
+drawbox=x=0:y=0:w=iw:h=32:c=0x3c3c3c:t=fill,\
+drawbox=x=0:y=32:w=220:h=ih-56:c=0x252526:t=fill,\
+drawbox=x=0:y=ih-24:w=iw:h=24:c=0x007acc:t=fill,\
+drawtext=textfile=${text}:expansion=none:fontcolor=0xd4d4d4:fontsize=18:x=236:y=40-2*n:line_spacing=4,\
+drawtext=text='onair  bench-encoders.sh':fontcolor=white:fontsize=16:x=12:y=8,\
+drawtext=text='EXPLORER':fontcolor=0xbbbbbb:fontsize=14:x=16:y=44,\
+drawtext=text='frame %{n}':fontcolor=white:fontsize=14:x=w-140:y=h-20,\
+drawtext=text='_':fontcolor=white:fontsize=20:x=236+mod(n*7\,600):y=h-64:enable='lt(mod(n\,30)\,15)'" \
+            -pix_fmt yuv420p "$out"
+        ;;
+    camera)
+        ffmpeg -v error -y -f lavfi -i "mandelbrot=s=${SIZE}:r=${FPS}:end_scale=0.5:end_pts=${SECS}" \
+            -t "$SECS" -vf "noise=alls=6:allf=t,format=yuv420p" "$out"
+        ;;
+    *) die "unknown clip $name" ;;
+    esac
+}
+
+# CPU seconds (user + sys) of the last timed command, from /usr/bin/time -f '%U %S'.
+cpu_of() { awk '{ printf "%.2f", $1 + $2 }' "$1"; }
+
+# VMAF mean and PSNR-Y average of DIST against REF, frames aligned by order.
+judge() {
+    local dist=$1 ref=$2 json=$3
+    "$FF9" -v error -nostdin -i "$dist" -i "$ref" -lavfi \
+        "[0:v]setpts=PTS-STARTPTS,format=yuv420p[d];[1:v]setpts=PTS-STARTPTS,format=yuv420p[r];\
+[d]split[d1][d2];[r]split[r1][r2];\
+[d1][r1]libvmaf=log_fmt=json:log_path=${json}:n_threads=2;\
+[d2][r2]psnr=stats_file=${json%.json}.psnr" -f null - 2>"${json%.json}.err" || {
+        cat "${json%.json}.err" >&2
+        die "judging $dist failed"
+    }
+    local vmaf psnr
+    vmaf=$(jq '.pooled_metrics.vmaf.mean' "$json")
+    psnr=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^psnr_y:/) { split($i, a, ":"); if (a[2] != "inf") { s += a[2]; n++ } } }
+        END { printf "%.2f", s / n }' "${json%.json}.psnr")
+    printf '%.2f %s' "$vmaf" "$psnr"
+}
+
+frames_and_kbps() {
+    ffprobe -v error -count_frames -select_streams v:0 \
+        -show_entries stream=nb_read_frames:format=duration,size -of json "$1" |
+        jq -r '[.streams[0].nb_read_frames, ((.format.size | tonumber) * 8 / (.format.duration | tonumber) / 1000 | floor)] | @tsv'
+}
+
+RESULTS=$W/results.md
+{
+    echo "| clip | encoder | who | VMAF | PSNR-Y dB | kbit/s | frames | CPU s / streamed min | onair/ffmpeg CPU | load before |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+} >"$RESULTS"
+
+for clip in $CLIPS; do
+    make_clip "$clip"
+    CLIP=$W/$clip.y4m
+    for row in $ROWS; do
+        enc=${row%%:*}
+        preset=${row#*:}
+        [ "$preset" = "$row" ] && preset=""
+        label=$enc${preset:+ $preset}
+        declare -A lib=([x264]=libx264 [x265]=libx265 [svtav1]=libsvtav1)
+        # onair
+        out=$W/$clip-$enc-$preset-onair.mp4
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        log "$clip / $label: onair (load $load)"
+        rm -f "$out"
+        "$TIME" -f '%U %S' -o "$W/time.onair" "$ONAIR" record "$out" --input "$CLIP" --audio none \
+            --size "$SIZE" --fps "$FPS" --video-encoder "$enc" ${preset:+--preset "$preset"} \
+            --video-bitrate "$BITRATE" --adaptive-bitrate off --keyint 2 --quiet \
+            --stats-json "$W/$clip-$enc-$preset.stats.jsonl" 2>"$W/$clip-$enc-$preset.onair.err" ||
+            { cat "$W/$clip-$enc-$preset.onair.err" >&2; die "onair failed"; }
+        dup=$(tail -n1 "$W/$clip-$enc-$preset.stats.jsonl" | jq '.outputs[0].video_frames_duplicated // .video_frames_duplicated // 0')
+        skip=$(tail -n1 "$W/$clip-$enc-$preset.stats.jsonl" | jq '.outputs[0].video_frames_skipped // .video_frames_skipped // 0')
+        cpu_onair=$(cpu_of "$W/time.onair")
+        read -r vmaf psnr < <(judge "$out" "$CLIP" "$W/$clip-$enc-$preset-onair.json")
+        read -r frames kbps < <(frames_and_kbps "$out")
+        per_min=$(awk -v c="$cpu_onair" -v s="$SECS" 'BEGIN { printf "%.1f", c / s * 60 }')
+        note=""
+        if [ "$dup" != 0 ] || [ "$skip" != 0 ]; then note=" (dup $dup, skipped $skip)"; fi
+        onair_line="| $clip | $label | onair | $vmaf | $psnr | $kbps | $frames$note | $per_min |"
+        if [ -z "${lib[$enc]:-}" ]; then
+            echo "$onair_line | | $load |" >>"$RESULTS"
+            continue
+        fi
+        # FFmpeg CLI, same encoder and settings
+        out=$W/$clip-$enc-$preset-ffmpeg.mp4
+        load2=$(cut -d' ' -f1 /proc/loadavg)
+        log "$clip / $label: ffmpeg (load $load2)"
+        extra=()
+        case $enc in
+        x264 | x265) extra=(-maxrate "$BITRATE" -bufsize "$BITRATE") ;;
+        esac
+        [ "$enc" = x265 ] && extra+=(-x265-params log-level=error)
+        "$TIME" -f '%U %S' -o "$W/time.ffmpeg" ffmpeg -v error -nostdin -y -re -i "$CLIP" -an \
+            -c:v "${lib[$enc]}" ${preset:+-preset "$preset"} -b:v "$BITRATE" "${extra[@]}" \
+            -g "$GOP" "$out"
+        cpu_ff=$(cpu_of "$W/time.ffmpeg")
+        read -r vmaf2 psnr2 < <(judge "$out" "$CLIP" "$W/$clip-$enc-$preset-ffmpeg.json")
+        read -r frames2 kbps2 < <(frames_and_kbps "$out")
+        per_min2=$(awk -v c="$cpu_ff" -v s="$SECS" 'BEGIN { printf "%.1f", c / s * 60 }')
+        ratio=$(awk -v a="$cpu_onair" -v b="$cpu_ff" 'BEGIN { printf "%.2f", a / b }')
+        echo "$onair_line $ratio | $load |" >>"$RESULTS"
+        echo "| $clip | $label | ffmpeg | $vmaf2 | $psnr2 | $kbps2 | $frames2 | $per_min2 | | $load2 |" >>"$RESULTS"
+    done
+done
+echo "clips: $SIZE ${FPS} fps, ${SECS} s; video bitrate $BITRATE; judge: FFmpeg 9 libvmaf + psnr; CPU: user+sys" >>"$RESULTS"
+cat "$RESULTS"
+log "results in $RESULTS"
