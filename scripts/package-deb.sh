@@ -17,7 +17,9 @@ if [[ "${1:-}" != --no-build ]]; then
     # --workspace: the same feature set as every other build (no rebuild of onair).
     cargo build --workspace --release --bins
 fi
-BIN="target/$TRIPLE/release/onair"
+# ONAIR_EXE: the default build's `onair` kept by scripts/test.sh while the GPL
+# build links its own at the shared path.
+BIN="${ONAIR_EXE:-target/$TRIPLE/release/onair}"
 VERSION="$("$BIN" -V | awk '{print $2}')"
 ARCH="$(dpkg --print-architecture)"
 OUT="target/pkg"

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The project's one test command: ./scripts/test.sh [extra cargo test args]
-# Installs the system deps, then format check, clippy (warnings are errors), one
-# release build of every test binary and the Node addon, and the whole test suite
-# in release mode (the encoders must run in real time for the integration tests
-# against real servers), in two lanes. Exits non-zero on any failure.
+# The project's one test command: ./scripts/test.sh [args for every test binary,
+# e.g. a test name filter]
+# Installs the system deps, then format check, one release build of every test
+# binary and the Node addon, and the whole test suite in release mode (the
+# encoders must run in real time for the integration tests against real
+# servers) in two lanes, while clippy (warnings are errors) and the GPL build
+# run beside them in the SCHED_IDLE class. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$PWD"
 
 # A fresh root shell may not have the sbin dirs on PATH.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -38,114 +41,161 @@ export CARGO_BUILD_TARGET
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy"
-# --release: the build scripts (openh264 and fdk-aac, compiled from C and asm)
-# then run once and are shared with the release test build below.
-cargo clippy --workspace --all-targets --release -- -D warnings
-
-step "build: every test binary and the Node addon"
-# Everything is compiled before the real-time tests start: a compiler running
-# next to them (720p30 pipelines, lateness asserted) would starve them. Doc
-# tests compile as they run, so they run here. Every later cargo command says
-# --workspace: with `-p PKG` cargo unifies features over fewer packages and
-# builds onair again, in the middle of the real-time tests.
+step "build: the Node addon, every binary and test binary of the default build"
+# The default build is compiled before any real-time test starts, at full
+# speed. Every cargo command says --workspace: with `-p PKG` cargo unifies
+# features over fewer packages and builds onair again.
 # The addon first: napi's build changes onair-node's build environment, so the
-# test build after it leaves every test binary fresh for the lanes.
+# test build after it leaves every test binary fresh.
 ./scripts/build-node.sh
 # Every binary too: the Node tests drive the test kit's `testkit-peer`.
 cargo build --workspace --release --bins
-cargo test --workspace --release --no-run
+TESTS_DIR="target/tests"
+mkdir -p "$TESTS_DIR"
+# One line per test binary (scripts/test_binaries.py): the lanes run them
+# without cargo, so no cargo command holds target/'s lock while they run.
+cargo test --workspace --release --no-run --message-format=json-render-diagnostics |
+    python3 scripts/test_binaries.py >"$TESTS_DIR/default.tsv"
+# Doc tests compile as they run: here, before the real-time tests.
 cargo test --workspace --release --doc
+# The default build's `onair`, kept where the GPL build below cannot link
+# over it: every CLI test runs ONAIR_EXE (the test kit's `onair_exe`), the .deb
+# packs it (scripts/package-deb.sh).
+cp "target/$CARGO_BUILD_TARGET/release/onair" "$TESTS_DIR/onair"
+DEFAULT_ONAIR="$ROOT/$TESTS_DIR/onair"
 
+# Beside the tests, in the SCHED_IDLE class (it runs only on a core nothing
+# else wants, and a waking test thread preempts it at once; the tests'
+# pipelines use about one of the two cores): the GPL build, then clippy of both
+# builds. target/'s own `onair` is the GPL build's afterwards, as
+# scripts/run.sh builds it.
 # The GPL build (README, "Licences"): libavcodec's encoders, FFmpeg's AAC and
 # the file source, no fdk-aac. --no-default-features, so no member brings
 # fdk-aac back through feature unification (onair's lib.rs refuses both at
-# once). It shares target/ with the default build: only onair and what
-# depends on it compile again. Its own tests run here, before the lanes,
-# because they use the GPL `onair` binary, which shares its path with the
-# default one: the default binaries are linked again after them.
+# once). It shares target/ with the default build: only onair, what depends on
+# it and FFmpeg's bindings compile. Its test binaries get their own file names
+# (the features are in cargo's hash); its `onair` is copied to target/gpl/,
+# and lane A runs the GPL test binaries last, with ONAIR_EXE naming it.
 GPL=(--no-default-features --features onair-cli/gpl)
-GPL_PKGS=(-p onair -p onair-cli)
-GPL_TESTS=(--test encoders --test encoders_cli --test file_source)
-step "GPL build: clippy, its test binaries, its tests"
-gpl_started=$SECONDS
-cargo clippy --workspace --all-targets --release "${GPL[@]}" -- -D warnings
-cargo test --release "${GPL_PKGS[@]}" "${GPL[@]}" --lib "${GPL_TESTS[@]}" --no-run
-echo "==> the GPL build took $((SECONDS - gpl_started)) s" >&2
-gpl_tests_started=$SECONDS
-cargo test --release "${GPL_PKGS[@]}" "${GPL[@]}" --lib "$@" -- \
-    video::encoder audio::encoder pipeline::interleave video::file
-cargo test --release "${GPL_PKGS[@]}" "${GPL[@]}" "${GPL_TESTS[@]}" "$@"
-echo "==> the GPL build's tests took $((SECONDS - gpl_tests_started)) s" >&2
-# The default build's binaries back in place: cargo links the fresh
-# artifacts again, it compiles nothing.
-cargo build --workspace --release --bins
-cargo test --workspace --release --no-run
+GPL_DIR="target/gpl"
+GPL_ONAIR="$ROOT/$GPL_DIR/onair"
+# The GPL build's unit tests that differ from the default build's.
+GPL_LIB_FILTER=(video::encoder audio::encoder pipeline::interleave video::file)
+rm -rf "$GPL_DIR"
+mkdir -p "$GPL_DIR"
+background_builds() {
+    local started=$SECONDS
+    cargo test --release -p onair -p onair-cli "${GPL[@]}" --lib \
+        --test encoders --test encoders_cli --test file_source --no-run \
+        --message-format=json-render-diagnostics |
+        python3 scripts/test_binaries.py >"$GPL_DIR/tests.tsv.part"
+    cp "target/$CARGO_BUILD_TARGET/release/onair" "$GPL_ONAIR"
+    "$GPL_ONAIR" --version | grep -q "build: GPL" || {
+        echo "==> $GPL_ONAIR is not the GPL build" >&2
+        return 1
+    }
+    mv "$GPL_DIR/tests.tsv.part" "$GPL_DIR/tests.tsv"
+    echo "==> the GPL build took $((SECONDS - started)) s" >&2
+    cargo clippy --workspace --all-targets --release "${GPL[@]}" -- -D warnings
+    cargo clippy --workspace --all-targets --release -- -D warnings
+    echo "==> the background builds took $((SECONDS - started)) s" >&2
+}
 
 # The tests run in two lanes at once. Lane A: the library's integration tests
 # (the fault tests, one pipeline at a time behind their serial() lock: the
-# longest run). Lane B: everything else, one binary after the other: unit
-# tests, the CLI's end-to-end tests, the test kit's, the Node addon's and the
-# packages'. A pipeline uses about 0.4 of a core (measured: 6.4 s of CPU for a
-# 15.5 s fault test, nginx and FFmpeg included), so one of each lane fits the
-# 2 cores. A third lane (the CLI tests apart) was tried: 2.5 min shorter, but
-# three pipelines and the unit tests' fuzzing at once made engine ticks late
-# (audio p99 26-43 ms in the capture tests) and the adaptive test's healthy
-# viewer lose frames. ONAIR_TEST_LANES=1 runs the lanes one after the other.
+# longest run), then the GPL build's tests. Lane B: everything else, one
+# binary after the other: unit tests, the CLI's end-to-end tests, the test
+# kit's, the Node addon's and the packages'. A pipeline uses about 0.4 of a
+# core (measured: 6.4 s of CPU for a 15.5 s fault test, nginx and FFmpeg
+# included), so one of each lane fits the 2 cores. A third lane (the CLI tests
+# apart) was tried: 2.5 min shorter, but three pipelines and the unit tests'
+# fuzzing at once made engine ticks late (audio p99 26-43 ms in the capture
+# tests) and the adaptive test's healthy viewer lose frames.
+# ONAIR_TEST_LANES=1 runs the builds, then the lanes, one after the other.
 
-# `--test NAME` for each integration test file of the crates in "$@".
-tests_of() {
-    local f
-    for crate in "$@"; do
-        for f in "$crate"/tests/*.rs; do
-            [[ -e "$f" ]] && printf -- '--test\n%s\n' "$(basename "$f" .rs)"
-        done
+# Runs the test binaries of a list (scripts/test_binaries.py's lines) whose
+# package directory, relative to the root, matches the regex $2 and whose kind
+# matches the regex $3, each from its package's directory as cargo would, with
+# ONAIR_EXE=$4; the rest of the args go to every binary (after the GPL filter
+# of the GPL build's unit tests).
+run_tests() {
+    local list=$1 dirs=$2 kinds=$3 exe=$4 kind dir bin name filter ran=0
+    shift 4
+    while IFS=$'\t' read -r kind dir bin name; do
+        [[ "${dir#"$ROOT"/}" =~ ^($dirs)$ && "$kind" =~ ^($kinds)$ ]] || continue
+        filter=()
+        [[ "$list" == "$GPL_DIR/tests.tsv" && "$kind" == lib ]] && filter=("${GPL_LIB_FILTER[@]}")
+        echo "==> running $name ($kind, ${dir#"$ROOT"/})" >&2
+        (cd "$dir" && ONAIR_EXE="$exe" "$bin" "${filter[@]}" "$@") || return 1
+        ran=$((ran + 1))
+    done <"$list"
+    if ((ran == 0)); then
+        echo "==> no test binary of kind $kinds in $dirs in $list" >&2
+        return 1
+    fi
+}
+
+# Waits for the background GPL build's test list; fails if the builds ended
+# without it.
+wait_for_gpl_build() {
+    while [[ ! -f "$GPL_DIR/tests.tsv" ]]; do
+        if ! kill -0 "$builds_pid" 2>/dev/null; then
+            echo "==> the GPL build failed (target/builds.log)" >&2
+            return 1
+        fi
+        sleep 2
     done
 }
-mapfile -t LANE_A_TESTS < <(tests_of crates/onair)
-mapfile -t LANE_B_TESTS < <(tests_of crates/onair-cli crates/onair-testkit bindings/node)
 
-# Without a --test, cargo would run every target: both lists must be non-empty.
-if ((${#LANE_A_TESTS[@]} == 0 || ${#LANE_B_TESTS[@]} == 0)); then
-    echo "==> no integration tests found for a lane (crates/onair/tests, crates/onair-cli/tests)" >&2
-    exit 1
-fi
 lane_a() {
-    cargo test --workspace --release "${LANE_A_TESTS[@]}" "$@"
+    run_tests "$TESTS_DIR/default.tsv" crates/onair test "$DEFAULT_ONAIR" "$@" &&
+        wait_for_gpl_build &&
+        run_tests "$GPL_DIR/tests.tsv" '.*' 'lib|test' "$GPL_ONAIR" "$@"
 }
 lane_b() {
-    cargo test --workspace --release --lib --bins "$@" &&
-        cargo test --workspace --release "${LANE_B_TESTS[@]}" "$@" &&
-        ./scripts/test-node.sh --no-build &&
-        ./scripts/test-packages.sh --no-build
+    run_tests "$TESTS_DIR/default.tsv" '.*' 'lib|bin' "$DEFAULT_ONAIR" "$@" &&
+        run_tests "$TESTS_DIR/default.tsv" 'crates/onair-.*|bindings/.*' test "$DEFAULT_ONAIR" "$@" &&
+        ONAIR_EXE="$DEFAULT_ONAIR" ./scripts/test-node.sh --no-build &&
+        ONAIR_EXE="$DEFAULT_ONAIR" ./scripts/test-packages.sh --no-build
 }
 
-LANES=(a b)
+mkdir -p target
 if [[ "${ONAIR_TEST_LANES:-2}" == 1 ]]; then
-    for lane in "${LANES[@]}"; do
+    step "builds (GPL, clippy), then lanes A and B, one after the other"
+    background_builds
+    builds_pid=$$
+    for lane in a b; do
         step "tests, lane ${lane^^}"
         "lane_$lane" "$@"
     done
-else
-    step "tests: lanes A (library integration: faults) and B (unit, CLI, test kit, Node, packages) at once, each logged to target/lane-X.log"
-    mkdir -p target
-    declare -A pids
-    for lane in "${LANES[@]}"; do
-        "lane_$lane" "$@" >"target/lane-$lane.log" 2>&1 &
-        pids[$lane]=$!
-    done
-    failed=()
-    for lane in "${LANES[@]}"; do
-        status=0
-        wait "${pids[$lane]}" || status=$?
-        step "lane ${lane^^} output (exit $status)"
-        cat "target/lane-$lane.log" >&2
-        ((status == 0)) || failed+=("${lane^^} (exit $status)")
-    done
-    if ((${#failed[@]} > 0)); then
-        echo "==> FAILED: lane ${failed[*]}" >&2
-        exit 1
-    fi
+    step "all checks passed"
+    exit 0
+fi
+
+step "the GPL build and clippy (SCHED_IDLE, logged to target/builds.log) beside lanes A (library integration: faults; the GPL build) and B (unit, CLI, test kit, Node, packages), each logged to target/lane-X.log"
+chrt --idle 0 bash -c "$(declare -f background_builds); $(declare -p GPL GPL_DIR GPL_ONAIR); set -euo pipefail; background_builds" >target/builds.log 2>&1 &
+builds_pid=$!
+declare -A pids
+for lane in a b; do
+    "lane_$lane" "$@" >"target/lane-$lane.log" 2>&1 &
+    pids[$lane]=$!
+done
+failed=()
+for lane in a b; do
+    status=0
+    wait "${pids[$lane]}" || status=$?
+    step "lane ${lane^^} output (exit $status)"
+    cat "target/lane-$lane.log" >&2
+    ((status == 0)) || failed+=("lane ${lane^^} (exit $status)")
+done
+status=0
+wait "$builds_pid" || status=$?
+step "GPL build and clippy output (exit $status)"
+cat target/builds.log >&2
+((status == 0)) || failed+=("GPL build or clippy (exit $status)")
+if ((${#failed[@]} > 0)); then
+    echo "==> FAILED: ${failed[*]}" >&2
+    exit 1
 fi
 
 step "all checks passed"

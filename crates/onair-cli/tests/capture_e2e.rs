@@ -14,7 +14,9 @@ use std::ffi::OsString;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const ONAIR: &str = env!("CARGO_BIN_EXE_onair");
+/// The `onair` under test: $ONAIR_EXE or the one cargo built (the test kit's `onair_exe`).
+static ONAIR: std::sync::LazyLock<std::path::PathBuf> =
+    std::sync::LazyLock::new(|| onair_testkit::onair_exe(env!("CARGO_BIN_EXE_onair")));
 
 /// Asserts the engines' tick lateness in a run's final stats (see
 /// `stats::check_engines_on_time`) and prints it, labelled, for the report.
@@ -52,7 +54,7 @@ fn screen_and_desktop_audio_reach_the_viewer_and_survive_the_sound_server_dying(
     let nginx = NginxRtmp::start(NginxOptions::default()).expect("nginx");
     let stats_path = dir.path().join("stats.jsonl");
     let mut onair = spawn(
-        Command::new(ONAIR)
+        Command::new(&*ONAIR)
             .args([
                 "stream",
                 &nginx.url("screen"),
@@ -160,7 +162,7 @@ fn desktop_and_mic_are_recorded_at_their_volumes_and_come_back_after_the_server_
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let onair = std::path::Path::new(ONAIR);
+    let onair = ONAIR.as_path();
     let mut pulse = PulseServer::start_with_mic().expect("pulseaudio");
     let mut tones = pulse
         .play_desktop_and_mic(DESKTOP_HZ as f32, MIC_HZ as f32)
@@ -278,13 +280,7 @@ fn a_stream_started_on_a_stopped_sound_server_goes_live_and_gets_both_tones_when
     let args = ["stream", url.as_str(), "--video", "test"];
     let secs = 14;
     let run = pulse
-        .run_onair(
-            std::path::Path::new(ONAIR),
-            dir.path(),
-            &args,
-            "desktop+mic@0.5",
-            secs,
-        )
+        .run_onair(ONAIR.as_path(), dir.path(), &args, "desktop+mic@0.5", secs)
         .expect("onair stream");
     // Stopped for longer than a start may wait: a start that waited for the server
     // would end PAUSE later than one that went live with silence.
@@ -359,7 +355,7 @@ fn devices_lists_pulse_sources_and_sinks_by_the_names_audio_accepts_and_prints_n
     }
     let pulse = PulseServer::start_with_mic().expect("pulseaudio");
     let out = onair_testkit::output_timeout(
-        Command::new(ONAIR)
+        Command::new(&*ONAIR)
             .arg("devices")
             .env("PULSE_SERVER", pulse.server())
             .env_remove("RUST_LOG"),
@@ -411,7 +407,7 @@ fn a_window_is_recorded_wherever_it_moves() {
         dir.path().join("stats.jsonl"),
     );
     let mut child = spawn(
-        Command::new(ONAIR)
+        Command::new(&*ONAIR)
             .args(["record", out.to_str().expect("utf-8")])
             .args(["--video", &format!("window:e2e window@{}", x.display())])
             .args(["--audio", "test", "--size", "320x240", "--duration", "6"])
@@ -500,7 +496,7 @@ fn a_remote_display_that_stalls_repeats_frames_on_time_and_reconnects() {
     let (out, stats_path) = (dir.path().join("x.flv"), dir.path().join("stats.jsonl"));
     let secs = 10;
     let mut child = spawn(
-        Command::new(ONAIR)
+        Command::new(&*ONAIR)
             .args(["record", out.to_str().expect("utf-8")])
             .args(["--video", &format!("screen:{}", display_through(&proxy))])
             .args(["--audio", "test", "--size", "320x240"])
@@ -602,7 +598,7 @@ fn a_remote_display_that_never_answers_fails_the_start_in_bounded_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     let started = std::time::Instant::now();
     let out = onair_testkit::output_timeout(
-        Command::new(ONAIR)
+        Command::new(&*ONAIR)
             .args(["record", dir.path().join("x.flv").to_str().expect("utf-8")])
             .args(["--video", &format!("screen:{}", display_through(&proxy))])
             .args(["--audio", "test", "--duration", "5"])

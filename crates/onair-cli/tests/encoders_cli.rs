@@ -10,7 +10,7 @@ use std::time::Duration;
 
 fn onair(args: &[&str]) -> Output {
     output_timeout(
-        Command::new(env!("CARGO_BIN_EXE_onair")).args(args),
+        Command::new(onair_testkit::onair_exe(env!("CARGO_BIN_EXE_onair"))).args(args),
         Duration::from_secs(60),
     )
     .expect("onair ran")

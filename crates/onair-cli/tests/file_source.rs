@@ -18,7 +18,7 @@ const FPS: u32 = 30;
 const FRAMES: u32 = 45;
 
 fn onair() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_onair"))
+    Command::new(onair_testkit::onair_exe(env!("CARGO_BIN_EXE_onair")))
 }
 
 fn run(cmd: &mut Command) -> (Output, Duration) {

@@ -20,7 +20,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 fn onair() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_onair"))
+    Command::new(onair_testkit::onair_exe(env!("CARGO_BIN_EXE_onair")))
 }
 
 fn run(cmd: &mut Command, timeout_s: u64) -> Output {

@@ -55,7 +55,7 @@ const ALL_SERIES: [&str; 8] = [
 ];
 
 fn onair() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_onair"))
+    Command::new(onair_testkit::onair_exe(env!("CARGO_BIN_EXE_onair")))
 }
 
 fn run(cmd: &mut Command) -> Output {

@@ -11,11 +11,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const ONAIR: &str = env!("CARGO_BIN_EXE_onair");
+/// The `onair` under test: $ONAIR_EXE or the one cargo built (the test kit's `onair_exe`).
+static ONAIR: std::sync::LazyLock<std::path::PathBuf> =
+    std::sync::LazyLock::new(|| onair_testkit::onair_exe(env!("CARGO_BIN_EXE_onair")));
 const KEY: &str = "sekrit-KEY-9f3e";
 
 fn onair(args: &[&str], timeout: Duration) -> Output {
-    output_timeout(Command::new(ONAIR).args(args), timeout).expect("onair runs")
+    output_timeout(Command::new(&*ONAIR).args(args), timeout).expect("onair runs")
 }
 
 fn text(out: &Output) -> String {
@@ -196,7 +198,7 @@ fn publishes_ten_seconds_over_rtmps_and_refuses_a_wrong_name_at_once() {
     let wrong = nginx.rtmps_url(1, "localhost", KEY).expect("front");
     let t0 = Instant::now();
     let out = output_timeout(
-        Command::new(ONAIR)
+        Command::new(&*ONAIR)
             .args(["stream", &wrong, "--duration", "10"])
             .env("SSL_CERT_FILE", &ca),
         Duration::from_secs(30),
@@ -236,7 +238,7 @@ fn publishes_ten_seconds_to_ffmpeg_with_the_key_from_the_environment() {
     let mut listener = FfmpegListener::start_with_key(&rec, KEY).expect("ffmpeg listens");
     let app_url = format!("rtmp://127.0.0.1:{}/live", listener.port());
     let out = output_timeout(
-        Command::new(ONAIR)
+        Command::new(&*ONAIR)
             .args(["stream", &app_url, "--duration", "10"])
             .env("ONAIR_STREAM_KEY", KEY),
         Duration::from_secs(60),
@@ -259,7 +261,7 @@ fn without_url_streams_to_the_built_in_receiver() {
     let _s = serial();
     let dir = tempfile::tempdir().expect("tmp");
     let out = output_timeout(
-        Command::new(ONAIR)
+        Command::new(&*ONAIR)
             .args(["stream", "--duration", "3"])
             .current_dir(dir.path()),
         Duration::from_secs(40),
@@ -409,7 +411,7 @@ fn a_stopped_process_jumps_to_the_present_with_flat_memory() {
     let out = dir.path().join("got.flv");
     let stats_path = dir.path().join("stats.jsonl");
     let mut listener = FfmpegListener::start(&out).expect("ffmpeg listens");
-    let mut child = onair_testkit::spawn(Command::new(ONAIR).args([
+    let mut child = onair_testkit::spawn(Command::new(&*ONAIR).args([
         "stream",
         &listener.url(),
         "--size",

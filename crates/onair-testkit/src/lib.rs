@@ -92,8 +92,8 @@ pub use ffmpeg::{FfmpegListener, FrameInfo, PacketInfo, Probe, StreamInfo};
 pub use netns::{require_netns, NetNs};
 pub use nginx::{HttpStatusServer, NginxOptions, NginxRtmp};
 pub use procs::{
-    cargo_bin, free_port, output_timeout, require_root, require_tool, require_tools, rss_kib,
-    serial, skip, spawn, wait_for, wait_for_port, which, ChildGuard, RefusingPort,
+    cargo_bin, free_port, onair_exe, output_timeout, require_root, require_tool, require_tools,
+    rss_kib, serial, skip, spawn, wait_for, wait_for_port, which, ChildGuard, RefusingPort,
     SCHEDULING_SLACK,
 };
 pub use proxy::FaultProxy;

@@ -185,6 +185,19 @@ pub fn cargo_bin(name: &str) -> Option<PathBuf> {
     is_executable(&p).then_some(p)
 }
 
+/// Environment variable naming the `onair` binary a CLI test drives instead of
+/// the one cargo built beside it. Why: the GPL build's `onair` and the default
+/// build's share one path in `target/`; scripts/test.sh keeps a copy of the GPL
+/// one elsewhere and runs the GPL build's test binaries with this set, beside
+/// the default build's tests.
+pub const ONAIR_EXE_ENV: &str = "ONAIR_EXE";
+
+/// The `onair` binary a CLI test runs: `$ONAIR_EXE` when set (see
+/// [`ONAIR_EXE_ENV`]), else `built`, the test's `env!("CARGO_BIN_EXE_onair")`.
+pub fn onair_exe(built: &str) -> PathBuf {
+    std::env::var_os(ONAIR_EXE_ENV).map_or_else(|| PathBuf::from(built), PathBuf::from)
+}
+
 /// The longest a runnable thread may wait for a core on a busy 2-core machine (builds
 /// and other test binaries running), with margin. Why: a unit test's timing bound must
 /// tell "does not block" from "blocked", never measure speed (benchmarks do that, see
