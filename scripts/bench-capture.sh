@@ -40,8 +40,9 @@ FPS=30
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 W=${BENCH_DIR:-$(mktemp -d /tmp/onair-bench-capture.XXXXXX)}
 mkdir -p "$W"
-TIME=/usr/bin/time
-TFMT='%U %S %e %M'
+# CPU measuring shared with the other benchmarks: $CPU_TIME, cpu_fields, cpu_per_minute, load.
+# shellcheck source=lib/cpu.sh
+. "$ROOT/scripts/lib/cpu.sh"
 
 PIDS=()
 cleanup() {
@@ -60,12 +61,11 @@ trap 'exit 130' INT TERM
 
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
-load() { uptime | sed 's/.*load average: //'; }
 
 for tool in nginx ffmpeg ffprobe ss jq awk Xvfb xsetroot pulseaudio pacat pactl; do
     command -v "$tool" >/dev/null || die "$tool missing (scripts/install-deps.sh installs it)"
 done
-[ -x "$TIME" ] || die "$TIME missing (apt-get install time)"
+cpu_require
 MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
 [ -f "$MODULE" ] || die "$MODULE missing (apt-get install libnginx-mod-rtmp)"
 
@@ -191,14 +191,14 @@ run_one() { # RUN WHO
     local x0 x1
     x0=$(proc_cpu "$XVFB_PID")
     if [ "$who" = onair ]; then
-        DISPLAY= $TIME -f "$TFMT" -o "$base.time" \
+        DISPLAY= "$CPU_TIME" -f "$CPU_TIME_FORMAT" -o "$base.time" \
             "$ONAIR" stream "rtmp://127.0.0.1:$PORT/live/onair" --video "screen::$N" --audio desktop \
             --size "$SIZE" --fps "$FPS" --video-bitrate 2500k --audio-bitrate 160k --keyint 2 \
             --duration "$D" -q --stats-json "$base.stats.jsonl" 2>"$base.log" &
     else
         local tq=()
         [ "$TQS" = 0 ] || tq=(-thread_queue_size "$TQS")
-        $TIME -f "$TFMT" -o "$base.time" \
+        "$CPU_TIME" -f "$CPU_TIME_FORMAT" -o "$base.time" \
             ffmpeg -nostdin -hide_banner -v error -progress "$base.progress" \
             "${tq[@]}" -f x11grab -framerate "$FPS" -video_size 1920x1080 -i ":$N" \
             "${tq[@]}" -f pulse -i onair_null.monitor -t "$D" -vf "scale=${SIZE/x/:}" \
@@ -220,8 +220,8 @@ run_one() { # RUN WHO
     mv "$f" "$base.flv"
 
     local u s e m cpu_min rss vframes aframes dur note
-    read -r u s e m < <(tail -n1 "$base.time")
-    cpu_min=$(awk -v u="$u" -v s="$s" -v d="$D" 'BEGIN {printf "%.2f", (u+s)*60/d}')
+    read -r u s e m < <(cpu_fields "$base.time")
+    cpu_min=$(cpu_per_minute "$u" "$s" "$D")
     rss=$(awk -v m="$m" 'BEGIN {printf "%.0f", m/1024}')
     vframes=$(count_frames "$base.flv" v:0)
     aframes=$(count_frames "$base.flv" a:0)
