@@ -412,16 +412,8 @@ mod tests {
             .args(["-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i"])
             .arg("testsrc2=size=160x120:rate=15")
             .args(["-f", "lavfi", "-i", "sine=f=440:r=48000", "-t", "2"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-g",
-                "15",
-                "-bf",
-                "0",
-            ])
+            .args(X264_ULTRAFAST_GOP15)
+            .args(["-bf", "0"])
             .args(["-c:a", "aac", "-f", "flv", url])
             .output()
             .expect("run ffmpeg publisher")
@@ -560,23 +552,17 @@ pub struct Clip {
     pub output_args: Vec<String>,
 }
 
+/// libx264 at its fastest with a keyframe every 15 frames: the test kit's quick H.264.
+const X264_ULTRAFAST_GOP15: [&str; 6] = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "15"];
+
 impl Clip {
     /// H.264 (libx264 ultrafast, a keyframe every 15 frames, yuv420p) with a 1 kHz tone in
     /// AAC, 48 kHz stereo: the clip the file-source tests play, in the codecs most files
     /// have. Change the fields or add to `output_args` for a variant.
     pub fn h264_aac(width: u32, height: u32, fps: u32, frames: u32) -> Clip {
-        let args = [
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "15",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-        ];
+        let args = X264_ULTRAFAST_GOP15
+            .iter()
+            .chain(&["-pix_fmt", "yuv420p", "-c:a", "aac"]);
         Clip {
             width,
             height,
@@ -585,7 +571,7 @@ impl Clip {
             tone_hz: Some(1000),
             sample_rate: 48_000,
             channels: 2,
-            output_args: args.iter().map(|s| s.to_string()).collect(),
+            output_args: args.map(|s| s.to_string()).collect(),
         }
     }
 }

@@ -83,18 +83,12 @@ fn nginx() -> Result<(), String> {
 /// name, expired), for the RTMPS tests of the Node addon (`caFile`, refused certificates).
 fn nginx_tls() -> Result<(), String> {
     let pki = TestPki::new().map_err(|e| format!("pki: {e}"))?;
-    let names = ["good", "self_signed", "wrong_name", "expired"];
     let opts = NginxOptions {
-        tls: vec![
-            pki.good.clone(),
-            pki.self_signed.clone(),
-            pki.wrong_name.clone(),
-            pki.expired.clone(),
-        ],
+        tls: pki.all(),
         ..NginxOptions::default()
     };
     let nginx = NginxRtmp::start(opts).map_err(|e| format!("nginx: {e}"))?;
-    let tls_ports: serde_json::Map<String, serde_json::Value> = names
+    let tls_ports: serde_json::Map<String, serde_json::Value> = onair_testkit::tls::CERT_NAMES
         .iter()
         .enumerate()
         .map(|(i, name)| (name.to_string(), json!(nginx.tls_port(i))))
