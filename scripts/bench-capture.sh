@@ -124,48 +124,11 @@ ffmpeg -nostdin -hide_banner -v error -f lavfi -i "sine=frequency=1000:sample_ra
 PIDS+=("$!")
 
 # ---- nginx-rtmp ---------------------------------------------------------------------------
-free_port() {
-    local p
-    for _ in $(seq 50); do
-        p=$((20000 + RANDOM % 40000))
-        if [ -z "$(ss -Hltn "sport = :$p")" ]; then echo "$p"; return; fi
-    done
-    die "no free port"
-}
+# shared with bench-stream.sh: free_port, nginx_rtmp_start.
+# shellcheck source=lib/nginx.sh
+. "$ROOT/scripts/lib/nginx.sh"
 NG=$W/nginx
-mkdir -p "$NG/logs" "$NG/rec"
-PORT=$(free_port)
-cat >"$NG/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $NG/logs/nginx.pid;
-error_log $NG/logs/error.log info;
-load_module $MODULE;
-events { worker_connections 64; }
-rtmp {
-    server {
-        listen 127.0.0.1:$PORT;
-        chunk_size 4096;
-        application live {
-            live on;
-            record all;
-            record_path $NG/rec;
-            record_unique on;
-            record_append off;
-        }
-    }
-}
-CONF
-nginx -p "$NG" -e "$NG/logs/error.log" -c "$NG/nginx.conf" &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-for _ in $(seq 100); do
-    [ -n "$(ss -Hltn "sport = :$PORT")" ] && break
-    kill -0 "$NGINX_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$(ss -Hltn "sport = :$PORT")" ] || { cat "$NG/logs/error.log" >&2; die "nginx did not start"; }
+nginx_rtmp_start "$NG"
 log "Xvfb :$N (scene: $SCENE), pulse $PULSE_SERVER, nginx-rtmp 127.0.0.1:$PORT, work dir $W"
 sleep 1
 LOAD_BEFORE=$(load)

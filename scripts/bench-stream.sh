@@ -60,54 +60,9 @@ ONAIR=$ROOT/target/release/onair
 PATREF=$ROOT/target/release/examples/pattern_ref
 ENCSPEED=$ROOT/target/release/examples/encode_speed
 
-# A free loopback port: random candidates, checked against the listening sockets.
-free_port() {
-    local p
-    for _ in $(seq 50); do
-        p=$((20000 + RANDOM % 40000))
-        if [ -z "$(ss -Hltn "sport = :$p")" ]; then echo "$p"; return; fi
-    done
-    die "no free port"
-}
-
-start_nginx() {
-    local n=$W/nginx
-    mkdir -p "$n/logs" "$n/rec"
-    PORT=$(free_port)
-    cat >"$n/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $n/logs/nginx.pid;
-error_log $n/logs/error.log info;
-load_module $MODULE;
-events { worker_connections 64; }
-rtmp {
-    server {
-        listen 127.0.0.1:$PORT;
-        chunk_size 4096;
-        application live {
-            live on;
-            record all;
-            record_path $n/rec;
-            record_unique on;
-            record_append off;
-        }
-    }
-}
-CONF
-    nginx -p "$n" -e "$n/logs/error.log" -c "$n/nginx.conf" &
-    NGINX_PID=$!
-    PIDS+=("$NGINX_PID")
-    for _ in $(seq 100); do
-        if [ -n "$(ss -Hltn "sport = :$PORT")" ]; then return; fi
-        kill -0 "$NGINX_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$n/logs/error.log" >&2 || true
-    die "nginx did not start on 127.0.0.1:$PORT"
-}
-
+# nginx-rtmp shared with bench-capture.sh: free_port, nginx_rtmp_start.
+# shellcheck source=lib/nginx.sh
+. "$ROOT/scripts/lib/nginx.sh"
 
 # Video packet count and byte sum of a file.
 video_stats() {
@@ -155,7 +110,7 @@ TOP="crop=iw:ih*3/4:0:0,"
 ROWS=()
 row() { ROWS+=("$(printf '| %s |' "$(IFS='|'; echo "$*" | sed 's/|/ | /g')")"); }
 
-start_nginx
+nginx_rtmp_start "$W/nginx"
 log "nginx-rtmp pid $NGINX_PID on 127.0.0.1:$PORT, work dir $W"
 LOAD_BEFORE=$(load)
 
