@@ -40,8 +40,9 @@ FPS=30
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 W=${BENCH_DIR:-$(mktemp -d /tmp/onair-bench-capture.XXXXXX)}
 mkdir -p "$W"
-TIME=/usr/bin/time
-TFMT='%U %S %e %M'
+# CPU measuring shared with the other benchmarks: $CPU_TIME, cpu_fields, cpu_per_minute, load.
+# shellcheck source=lib/cpu.sh
+. "$ROOT/scripts/lib/cpu.sh"
 
 PIDS=()
 cleanup() {
@@ -60,12 +61,11 @@ trap 'exit 130' INT TERM
 
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
-load() { uptime | sed 's/.*load average: //'; }
 
 for tool in nginx ffmpeg ffprobe ss jq awk Xvfb xsetroot pulseaudio pacat pactl; do
     command -v "$tool" >/dev/null || die "$tool missing (scripts/install-deps.sh installs it)"
 done
-[ -x "$TIME" ] || die "$TIME missing (apt-get install time)"
+cpu_require
 MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
 [ -f "$MODULE" ] || die "$MODULE missing (apt-get install libnginx-mod-rtmp)"
 
@@ -124,48 +124,11 @@ ffmpeg -nostdin -hide_banner -v error -f lavfi -i "sine=frequency=1000:sample_ra
 PIDS+=("$!")
 
 # ---- nginx-rtmp ---------------------------------------------------------------------------
-free_port() {
-    local p
-    for _ in $(seq 50); do
-        p=$((20000 + RANDOM % 40000))
-        if [ -z "$(ss -Hltn "sport = :$p")" ]; then echo "$p"; return; fi
-    done
-    die "no free port"
-}
+# shared with bench-stream.sh: free_port, nginx_rtmp_start.
+# shellcheck source=lib/nginx.sh
+. "$ROOT/scripts/lib/nginx.sh"
 NG=$W/nginx
-mkdir -p "$NG/logs" "$NG/rec"
-PORT=$(free_port)
-cat >"$NG/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $NG/logs/nginx.pid;
-error_log $NG/logs/error.log info;
-load_module $MODULE;
-events { worker_connections 64; }
-rtmp {
-    server {
-        listen 127.0.0.1:$PORT;
-        chunk_size 4096;
-        application live {
-            live on;
-            record all;
-            record_path $NG/rec;
-            record_unique on;
-            record_append off;
-        }
-    }
-}
-CONF
-nginx -p "$NG" -e "$NG/logs/error.log" -c "$NG/nginx.conf" &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-for _ in $(seq 100); do
-    [ -n "$(ss -Hltn "sport = :$PORT")" ] && break
-    kill -0 "$NGINX_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$(ss -Hltn "sport = :$PORT")" ] || { cat "$NG/logs/error.log" >&2; die "nginx did not start"; }
+nginx_rtmp_start "$NG"
 log "Xvfb :$N (scene: $SCENE), pulse $PULSE_SERVER, nginx-rtmp 127.0.0.1:$PORT, work dir $W"
 sleep 1
 LOAD_BEFORE=$(load)
@@ -191,14 +154,14 @@ run_one() { # RUN WHO
     local x0 x1
     x0=$(proc_cpu "$XVFB_PID")
     if [ "$who" = onair ]; then
-        DISPLAY= $TIME -f "$TFMT" -o "$base.time" \
+        DISPLAY= "$CPU_TIME" -f "$CPU_TIME_FORMAT" -o "$base.time" \
             "$ONAIR" stream "rtmp://127.0.0.1:$PORT/live/onair" --video "screen::$N" --audio desktop \
             --size "$SIZE" --fps "$FPS" --video-bitrate 2500k --audio-bitrate 160k --keyint 2 \
             --duration "$D" -q --stats-json "$base.stats.jsonl" 2>"$base.log" &
     else
         local tq=()
         [ "$TQS" = 0 ] || tq=(-thread_queue_size "$TQS")
-        $TIME -f "$TFMT" -o "$base.time" \
+        "$CPU_TIME" -f "$CPU_TIME_FORMAT" -o "$base.time" \
             ffmpeg -nostdin -hide_banner -v error -progress "$base.progress" \
             "${tq[@]}" -f x11grab -framerate "$FPS" -video_size 1920x1080 -i ":$N" \
             "${tq[@]}" -f pulse -i onair_null.monitor -t "$D" -vf "scale=${SIZE/x/:}" \
@@ -220,8 +183,8 @@ run_one() { # RUN WHO
     mv "$f" "$base.flv"
 
     local u s e m cpu_min rss vframes aframes dur note
-    read -r u s e m < <(tail -n1 "$base.time")
-    cpu_min=$(awk -v u="$u" -v s="$s" -v d="$D" 'BEGIN {printf "%.2f", (u+s)*60/d}')
+    read -r u s e m < <(cpu_fields "$base.time")
+    cpu_min=$(cpu_per_minute "$u" "$s" "$D")
     rss=$(awk -v m="$m" 'BEGIN {printf "%.0f", m/1024}')
     vframes=$(count_frames "$base.flv" v:0)
     aframes=$(count_frames "$base.flv" a:0)

@@ -26,8 +26,9 @@ FPS=30
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 W=${BENCH_DIR:-$(mktemp -d /tmp/onair-bench.XXXXXX)}
 mkdir -p "$W"
-TIME=/usr/bin/time
-TFMT='%U %S %e %M'
+# CPU measuring shared with the other benchmarks: $CPU_TIME, cpu_fields, cpu_per_minute, load.
+# shellcheck source=lib/cpu.sh
+. "$ROOT/scripts/lib/cpu.sh"
 
 PIDS=()
 cleanup() {
@@ -48,7 +49,7 @@ die() { log "$*"; exit 1; }
 for tool in nginx ffmpeg ffprobe ss jq awk; do
     command -v "$tool" >/dev/null || die "$tool missing (scripts/install-deps.sh installs it)"
 done
-[ -x "$TIME" ] || die "$TIME missing (apt-get install time)"
+cpu_require
 MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
 [ -f "$MODULE" ] || die "$MODULE missing (apt-get install libnginx-mod-rtmp)"
 
@@ -59,56 +60,9 @@ ONAIR=$ROOT/target/release/onair
 PATREF=$ROOT/target/release/examples/pattern_ref
 ENCSPEED=$ROOT/target/release/examples/encode_speed
 
-# A free loopback port: random candidates, checked against the listening sockets.
-free_port() {
-    local p
-    for _ in $(seq 50); do
-        p=$((20000 + RANDOM % 40000))
-        if [ -z "$(ss -Hltn "sport = :$p")" ]; then echo "$p"; return; fi
-    done
-    die "no free port"
-}
-
-start_nginx() {
-    local n=$W/nginx
-    mkdir -p "$n/logs" "$n/rec"
-    PORT=$(free_port)
-    cat >"$n/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $n/logs/nginx.pid;
-error_log $n/logs/error.log info;
-load_module $MODULE;
-events { worker_connections 64; }
-rtmp {
-    server {
-        listen 127.0.0.1:$PORT;
-        chunk_size 4096;
-        application live {
-            live on;
-            record all;
-            record_path $n/rec;
-            record_unique on;
-            record_append off;
-        }
-    }
-}
-CONF
-    nginx -p "$n" -e "$n/logs/error.log" -c "$n/nginx.conf" &
-    NGINX_PID=$!
-    PIDS+=("$NGINX_PID")
-    for _ in $(seq 100); do
-        if [ -n "$(ss -Hltn "sport = :$PORT")" ]; then return; fi
-        kill -0 "$NGINX_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$n/logs/error.log" >&2 || true
-    die "nginx did not start on 127.0.0.1:$PORT"
-}
-
-# "U S E M" from a /usr/bin/time output file (its last line).
-time_fields() { tail -n1 "$1"; }
+# nginx-rtmp shared with bench-capture.sh: free_port, nginx_rtmp_start.
+# shellcheck source=lib/nginx.sh
+. "$ROOT/scripts/lib/nginx.sh"
 
 # Video packet count and byte sum of a file.
 video_stats() {
@@ -156,20 +110,20 @@ TOP="crop=iw:ih*3/4:0:0,"
 ROWS=()
 row() { ROWS+=("$(printf '| %s |' "$(IFS='|'; echo "$*" | sed 's/|/ | /g')")"); }
 
-start_nginx
+nginx_rtmp_start "$W/nginx"
 log "nginx-rtmp pid $NGINX_PID on 127.0.0.1:$PORT, work dir $W"
-LOAD_BEFORE=$(uptime | sed 's/.*load average: //')
+LOAD_BEFORE=$(load)
 
 for r in $(seq "$RUNS"); do
-    log "run $r/$RUNS: streaming ${D}s from onair and ffmpeg side by side (load $(uptime | sed 's/.*load average: //'))"
+    log "run $r/$RUNS: streaming ${D}s from onair and ffmpeg side by side (load $(load))"
     rm -f "$W/nginx/rec/"*.flv
-    $TIME -f "$TFMT" -o "$W/run$r-onair.time" \
+    "$CPU_TIME" -f "$CPU_TIME_FORMAT" -o "$W/run$r-onair.time" \
         "$ONAIR" stream "rtmp://127.0.0.1:$PORT/live/onair" --duration "$D" -q \
         --size "$SIZE" --fps "$FPS" --video-bitrate 2500k --audio-bitrate 160k --keyint 2 \
         --stats-json "$W/run$r-onair.stats.jsonl" 2>"$W/run$r-onair.log" &
     P1=$!
     PIDS+=("$P1")
-    $TIME -f "$TFMT" -o "$W/run$r-ffmpeg.time" \
+    "$CPU_TIME" -f "$CPU_TIME_FORMAT" -o "$W/run$r-ffmpeg.time" \
         ffmpeg -nostdin -hide_banner -v error -re \
         -f lavfi -i "testsrc2=size=$SIZE:rate=$FPS" -f lavfi -i sine=frequency=440:sample_rate=48000 \
         -t "$D" -c:v libx264 -preset veryfast -tune zerolatency \
@@ -182,7 +136,7 @@ for r in $(seq "$RUNS"); do
     wait "$P2" || rc2=$?
     [ "$rc1" = 0 ] || { cat "$W/run$r-onair.log" >&2; die "onair exited $rc1"; }
     [ "$rc2" = 0 ] || { cat "$W/run$r-ffmpeg.log" >&2; die "ffmpeg exited $rc2"; }
-    LOAD_AFTER=$(uptime | sed 's/.*load average: //')
+    LOAD_AFTER=$(load)
     # nginx finalises a recording when the publisher's stream closes.
     sleep 1
     for who in onair ffmpeg; do
@@ -193,8 +147,8 @@ for r in $(seq "$RUNS"); do
 
     for who in onair ffmpeg; do
         rec=$W/run$r-$who.flv
-        read -r u s e m < <(time_fields "$W/run$r-$who.time")
-        cpu_min=$(awk -v u="$u" -v s="$s" -v d="$D" 'BEGIN {printf "%.2f", (u+s)*60/d}')
+        read -r u s e m < <(cpu_fields "$W/run$r-$who.time")
+        cpu_min=$(cpu_per_minute "$u" "$s" "$D")
         rss=$(awk -v m="$m" 'BEGIN {printf "%.1f", m/1024}')
         dur=$(duration_of "$rec")
         size=$(stat -c %s "$rec")
@@ -260,31 +214,31 @@ ENC_ROWS=()
 erow() { ENC_ROWS+=("$(printf '| %s |' "$(IFS='|'; echo "$*" | sed 's/|/ | /g')")"); }
 for r in $(seq "$RUNS"); do
     log "encoder-only run $r/$RUNS (600 frames 720p30 2.5 Mbit/s)"
-    $TIME -f "$TFMT" -o "$W/enc$r-onair.time" "$ENCSPEED" --size "$SIZE" --frames 600 --fps "$FPS" \
+    "$CPU_TIME" -f "$CPU_TIME_FORMAT" -o "$W/enc$r-onair.time" "$ENCSPEED" --size "$SIZE" --frames 600 --fps "$FPS" \
         --bitrate 2500000 >"$W/enc$r-onair.out"
-    read -r u s e m < <(time_fields "$W/enc$r-onair.time")
+    read -r u s e m < <(cpu_fields "$W/enc$r-onair.time")
     ms=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", (u+s)*1000/600}')
     inner=$(cat "$W/enc$r-onair.out")
     erow "$r" "onair encode_speed (openh264, 1 thread)" "$u" "$s" "$ms" \
-        "$(awk -v ms="$ms" -v f="$FPS" 'BEGIN {printf "%.1f", 1000/f/ms}')" "$(uptime | sed 's/.*load average: //')" "$inner"
+        "$(awk -v ms="$ms" -v f="$FPS" 'BEGIN {printf "%.1f", 1000/f/ms}')" "$(load)" "$inner"
     # What the x264 rows spend on generating testsrc2 and converting it to yuv420p.
-    $TIME -f "$TFMT" -o "$W/enc$r-testsrc2.time" \
+    "$CPU_TIME" -f "$CPU_TIME_FORMAT" -o "$W/enc$r-testsrc2.time" \
         ffmpeg -nostdin -hide_banner -v error -f lavfi -i "testsrc2=size=$SIZE:rate=$FPS,format=yuv420p" \
         -frames:v 600 -f null -
-    read -r u s e m < <(time_fields "$W/enc$r-testsrc2.time")
+    read -r u s e m < <(cpu_fields "$W/enc$r-testsrc2.time")
     ms=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", (u+s)*1000/600}')
     erow "$r" "ffmpeg testsrc2 -> yuv420p only, no encoder" "$u" "$s" "$ms" "-" \
-        "$(uptime | sed 's/.*load average: //')" "subtract from the x264 rows"
+        "$(load)" "subtract from the x264 rows"
     for threads in auto 1; do
         targs=()
         [ "$threads" = auto ] || targs=(-threads "$threads")
-        $TIME -f "$TFMT" -o "$W/enc$r-x264-$threads.time" \
+        "$CPU_TIME" -f "$CPU_TIME_FORMAT" -o "$W/enc$r-x264-$threads.time" \
             ffmpeg -nostdin -hide_banner -v error -f lavfi -i "testsrc2=size=$SIZE:rate=$FPS" -frames:v 600 \
             -c:v libx264 "${targs[@]}" -preset veryfast -tune zerolatency -b:v 2500k -f null -
-        read -r u s e m < <(time_fields "$W/enc$r-x264-$threads.time")
+        read -r u s e m < <(cpu_fields "$W/enc$r-x264-$threads.time")
         ms=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", (u+s)*1000/600}')
         erow "$r" "ffmpeg libx264 veryfast, threads $threads (incl. testsrc2)" "$u" "$s" "$ms" \
-            "$(awk -v ms="$ms" -v f="$FPS" 'BEGIN {printf "%.1f", 1000/f/ms}')" "$(uptime | sed 's/.*load average: //')" "wall ${e}s"
+            "$(awk -v ms="$ms" -v f="$FPS" 'BEGIN {printf "%.1f", 1000/f/ms}')" "$(load)" "wall ${e}s"
     done
 done
 

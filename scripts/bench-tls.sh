@@ -29,11 +29,12 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TARGET_DIR="$ROOT/target/${CARGO_BUILD_TARGET:-}/release"
 BIN="$TARGET_DIR/onair"
 [ -n "${CARGO_BUILD_TARGET:-}" ] || BIN="$ROOT/target/release/onair"
-TIME=/usr/bin/time
+# shellcheck source=lib/cpu.sh
+. "$ROOT/scripts/lib/cpu.sh"
 PROBE="$ROOT/scripts/bench_tls_first_frame.py"
 
 die() { echo "bench-tls: $*" >&2; exit 1; }
-[ -x "$TIME" ] || die "/usr/bin/time (GNU time) is required"
+cpu_require
 for t in nginx ffmpeg openssl python3; do command -v "$t" >/dev/null || die "$t is required"; done
 RTMP_MODULE="$(ls /usr/lib/nginx/modules/ngx_rtmp_module.so 2>/dev/null || true)"
 STREAM_MODULE="$(ls /usr/lib/nginx/modules/ngx_stream_module.so 2>/dev/null || true)"
@@ -121,7 +122,7 @@ stats() { # values... -> "median (min–max)"
     python3 -c 'import statistics,sys; v=sorted(float(x) for x in sys.argv[1:]); print(f"{statistics.median(v)*1000:.0f} ms ({v[0]*1000:.0f}–{v[-1]*1000:.0f}, n={len(v)})")' "$@"
 }
 
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "load before: $(load)" >&2
 declare -A T
 n=0
 for run in $(seq "$RUNS"); do
@@ -150,13 +151,14 @@ for run in $(seq "$RUNS2"); do
         n=$((n + 1))
         python3 "$ROOT/scripts/bench_thread_cpu.py" "cpu$n" onair-send 10 >"$WORK/send$n" &
         sampler=$!
-        "$TIME" -f "%U %S" -o "$WORK/time" "$BIN" stream "$(url "$scheme" "cpu$n")" \
+        "$CPU_TIME" -f "$CPU_TIME_FORMAT" -o "$WORK/time" "$BIN" stream "$(url "$scheme" "cpu$n")" \
             --duration "$SECONDS_CPU" --video-bitrate 6M --adaptive-bitrate off \
             --ca-file "$WORK/ca.pem" --quiet --stats-json "$WORK/stats$n.jsonl" >/dev/null 2>&1 \
             || die "onair over $scheme failed"
         wait "$sampler" || die "no send thread sampled"
         SEND[$scheme]+="$(awk -v d="$SECONDS_CPU" '{ printf "%.2f", $1 * 60 / d }' "$WORK/send$n") "
-        CPU[$scheme]+="$(awk -v d="$SECONDS_CPU" '{ printf "%.2f", ($1 + $2) * 60 / d }' "$WORK/time") "
+        read -r u s _ _ < <(cpu_fields "$WORK/time")
+        CPU[$scheme]+="$(cpu_per_minute "$u" "$s" "$SECONDS_CPU") "
         KBPS[$scheme]+="$(python3 -c 'import json,sys; l=[json.loads(x) for x in open(sys.argv[1]) if x.strip()]; f=l[-1]; print(round(f["bytes_sent"]*8/f["t_ms"]))' "$WORK/stats$n.jsonl") "
     done
 done
@@ -167,4 +169,4 @@ for scheme in rtmp rtmps; do
     echo "| $scheme:// | ${CPU[$scheme]}| ${SEND[$scheme]}| ${KBPS[$scheme]}|"
 done
 echo
-echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "load after: $(load)" >&2

@@ -75,7 +75,7 @@ export interface BufferOptions {
 }
 
 /** Stable error codes, set as `err.code` on every error the addon throws. */
-export type ErrorCode = 'ERR_INVALID_OPTION' | 'ERR_INVALID_URL' | 'ERR_PUBLISH_REJECTED' | 'ERR_CONNECT' | 'ERR_ENCODER' | 'ERR_SOURCE' | 'ERR_IO' | 'ERR_FILE_EXISTS' | 'ERR_INVALID_STATE' | 'ERR_NOT_IMPLEMENTED'
+export type ErrorCode = 'ERR_INVALID_OPTION' | 'ERR_INVALID_URL' | 'ERR_PUBLISH_REJECTED' | 'ERR_CONNECT' | 'ERR_CERTIFICATE' | 'ERR_ENCODER' | 'ERR_SOURCE' | 'ERR_IO' | 'ERR_FILE_EXISTS' | 'ERR_INVALID_STATE' | 'ERR_NOT_IMPLEMENTED'
 
 /** Which event a `NativeEvent` is. */
 export type EventKind = 'state' | 'stats' | 'error' | 'reconnecting' | 'reconnected' | 'end'
@@ -376,6 +376,11 @@ export interface StreamStats {
   audio_skipped_ms: number
   /** Successful reconnections. */
   reconnects: number
+  /**
+   * Sessions moved on the server's request (Enhanced RTMP reconnect
+   * request) without a gap; not counted in `reconnects`.
+   */
+  redirects: number
   /** Worst capture tick lateness, ms. */
   capture_late_max_ms: number
   /** Worst audio tick lateness, ms. */

@@ -56,7 +56,8 @@ export interface StreamerEvents {
   state: [state: StreamState]
   /** Once a second while running (coalesced if the JS thread is busy). */
   stats: [stats: StreamStats]
-  /** The stream output gave up (`ERR_PUBLISH_REJECTED`, `ERR_CONNECT`). A failure of the
+  /** The stream output gave up (`ERR_PUBLISH_REJECTED`; `ERR_CERTIFICATE`: the server's TLS
+   * certificate failed verification; `ERR_CONNECT`). A failure of the
    * `record` file is not an error event: see `stats.recording.state` / `last_error`. */
   error: [error: OnairError]
   /** A connection attempt failed; another follows after `delayMs`. */
@@ -75,7 +76,7 @@ export declare class VideoAudioStreamer extends EventEmitter {
   /**
    * Starts capture, encoders and the output. Resolves once live (or after
    * 20 s while the output keeps trying); rejects with `ERR_CONNECT`,
-   * `ERR_PUBLISH_REJECTED`, `ERR_ENCODER`, `ERR_FILE_EXISTS` (the `record`
+   * `ERR_PUBLISH_REJECTED`, `ERR_CERTIFICATE`, `ERR_ENCODER`, `ERR_FILE_EXISTS` (the `record`
    * file exists and `overwrite` is not set), ...; rejects with
    * `ERR_INVALID_STATE` when already started or stopped.
    */

@@ -20,6 +20,10 @@ pub enum ErrorCode {
     ERR_PUBLISH_REJECTED,
     /// The server could not be reached, or the link failed for good.
     ERR_CONNECT,
+    /// The server's TLS certificate failed verification (unknown issuer, wrong
+    /// name, expired): the output stops at once, without retrying. Not a network
+    /// fault, and not the server refusing the publish: give its CA with `caFile`.
+    ERR_CERTIFICATE,
     /// An encoder could not be created or failed.
     ERR_ENCODER,
     /// A capture source could not be opened.
@@ -42,6 +46,7 @@ impl ErrorCode {
             Self::ERR_INVALID_URL => "ERR_INVALID_URL",
             Self::ERR_PUBLISH_REJECTED => "ERR_PUBLISH_REJECTED",
             Self::ERR_CONNECT => "ERR_CONNECT",
+            Self::ERR_CERTIFICATE => "ERR_CERTIFICATE",
             Self::ERR_ENCODER => "ERR_ENCODER",
             Self::ERR_SOURCE => "ERR_SOURCE",
             Self::ERR_IO => "ERR_IO",
@@ -95,6 +100,9 @@ impl Failure {
             // `Publish` carries the output's last error as text only; a
             // rejection's text is `RtmpError::Rejected`'s Display.
             E::Publish { rejected: true, .. } => ErrorCode::ERR_PUBLISH_REJECTED,
+            E::Publish { reason, .. } if is_certificate_refusal(reason) => {
+                ErrorCode::ERR_CERTIFICATE
+            }
             E::Publish { .. } => ErrorCode::ERR_CONNECT,
             E::FileExists { .. } => ErrorCode::ERR_FILE_EXISTS,
             E::Io { .. } => ErrorCode::ERR_IO,
@@ -124,6 +132,22 @@ impl Failure {
     }
 }
 
+/// How the library's text for a refused certificate starts: `RtmpError::Certificate`
+/// displays as `TLS certificate of HOST:PORT refused: WHY`.
+const CERTIFICATE_REFUSED_PREFIX: &str = "TLS certificate of ";
+
+/// True when `text` (an output's error, as the library's events and `Publish`
+/// errors carry it) says the server's certificate failed verification.
+///
+/// Why from the text: the library's `Event::Error` and `Error::Publish` carry
+/// only `rejected` (the server refused the publish) and the message; a refused
+/// certificate is neither a rejection nor a network fault, and its message is
+/// the one thing that tells it (pinned by a test against `RtmpError`'s Display).
+pub fn is_certificate_refusal(text: &str) -> bool {
+    text.strip_prefix(CERTIFICATE_REFUSED_PREFIX)
+        .is_some_and(|rest| rest.contains(" refused: "))
+}
+
 /// The library names options as the CLI spells them; JS uses camelCase.
 fn js_option_name(cli: &str) -> &str {
     match cli {
@@ -147,5 +171,45 @@ pub fn scrub(text: &str, key: Option<&str>) -> String {
     match key {
         Some(k) if !k.is_empty() => text.replace(k, onair::output::url::REDACTED_KEY),
         _ => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onair::output::rtmp::RtmpError;
+
+    /// The library's own text for a refused certificate is recognised; a TLS
+    /// failure of another kind, a rejection and a network fault are not.
+    #[test]
+    fn a_refused_certificate_is_told_from_other_failures() {
+        let refused = RtmpError::Certificate {
+            target: "127.0.0.1:4443".into(),
+            reason: "unknown issuer".into(),
+        };
+        assert!(is_certificate_refusal(&refused.to_string()), "{refused}");
+        let others = [
+            RtmpError::Tls {
+                target: "127.0.0.1:4443".into(),
+                reason: "received fatal alert: HandshakeFailure".into(),
+            },
+            RtmpError::Rejected {
+                code: "NetStream.Publish.BadName".into(),
+                description: String::new(),
+            },
+            RtmpError::Protocol("TLS certificate of x refused: y, said the server".into()),
+        ];
+        for e in others {
+            assert!(!is_certificate_refusal(&e.to_string()), "{e}");
+        }
+        let publish = |reason: String| onair::Error::Publish {
+            output: "rtmps://127.0.0.1:4443/live/<key>".into(),
+            reason,
+            rejected: false,
+        };
+        let f = Failure::from_engine(&publish(refused.to_string()), None);
+        assert_eq!(f.code, ErrorCode::ERR_CERTIFICATE, "{}", f.message);
+        let f = Failure::from_engine(&publish("connection refused".into()), None);
+        assert_eq!(f.code, ErrorCode::ERR_CONNECT);
     }
 }

@@ -3,7 +3,7 @@
 //! Why stats keep snake_case names: the SPEC fixes them for the stats JSON
 //! and the Node events alike, so a consumer can treat both the same way.
 
-use crate::errors::{scrub, ErrorCode};
+use crate::errors::{is_certificate_refusal, scrub, ErrorCode};
 use onair::{Event, LinkState, Stats};
 
 /// Link state of the stream (the SPEC's state machine).
@@ -112,6 +112,9 @@ pub struct StreamStats {
     pub audio_skipped_ms: f64,
     /// Successful reconnections.
     pub reconnects: f64,
+    /// Sessions moved on the server's request (Enhanced RTMP reconnect
+    /// request) without a gap; not counted in `reconnects`.
+    pub redirects: f64,
     /// Worst capture tick lateness, ms.
     #[napi(js_name = "capture_late_max_ms")]
     pub capture_late_max_ms: f64,
@@ -280,6 +283,7 @@ impl StreamStats {
             audio_device_reopens: s.audio_device_reopens as f64,
             audio_skipped_ms: s.audio_skipped_ms as f64,
             reconnects: s.reconnects as f64,
+            redirects: s.redirects as f64,
             capture_late_max_ms: s.capture_late_max_ms,
             audio_late_max_ms: s.audio_late_max_ms,
             buffer_bytes: s.buffer_bytes as f64,
@@ -398,7 +402,9 @@ impl NativeEvent {
     }
 
     /// Converts a library event of the object's primary output (index 0);
-    /// `key` is scrubbed. A recorder's failure is `ERR_IO`.
+    /// `key` is scrubbed. A recorder's failure is `ERR_IO`; a stream's is
+    /// `ERR_PUBLISH_REJECTED`, `ERR_CERTIFICATE` (the server's certificate
+    /// failed verification) or `ERR_CONNECT`.
     pub fn from_event(e: &Event, key: Option<&str>, recorder: bool) -> Self {
         match e {
             Event::State { state, .. } => Self {
@@ -427,11 +433,50 @@ impl NativeEvent {
                     ErrorCode::ERR_IO
                 } else if *rejected {
                     ErrorCode::ERR_PUBLISH_REJECTED
+                } else if is_certificate_refusal(message) {
+                    ErrorCode::ERR_CERTIFICATE
                 } else {
                     ErrorCode::ERR_CONNECT
                 },
                 scrub(message, key),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onair::output::rtmp::RtmpError;
+
+    /// A stream output that gave up on a refused certificate is
+    /// `ERR_CERTIFICATE` (the library says `rejected: false`: the server did
+    /// not refuse the publish); other failures keep their codes.
+    #[test]
+    fn error_events_get_the_code_of_their_cause() {
+        let error = |rejected, message: String| Event::Error {
+            output: 0,
+            rejected,
+            message,
+        };
+        let refused = RtmpError::Certificate {
+            target: "localhost:4443".into(),
+            reason: "wrong name: not valid for localhost".into(),
+        }
+        .to_string();
+        let code = |e: &Event, recorder| NativeEvent::from_event(e, None, recorder).code;
+        let cert = error(false, refused);
+        assert_eq!(code(&cert, false), Some(ErrorCode::ERR_CERTIFICATE));
+        assert_eq!(code(&cert, true), Some(ErrorCode::ERR_IO));
+        let rejected = error(
+            true,
+            "server rejected the stream: NetStream.Publish.BadName".into(),
+        );
+        assert_eq!(
+            code(&rejected, false),
+            Some(ErrorCode::ERR_PUBLISH_REJECTED)
+        );
+        let down = error(false, "connect to 127.0.0.1:1: Connection refused".into());
+        assert_eq!(code(&down, false), Some(ErrorCode::ERR_CONNECT));
     }
 }

@@ -77,6 +77,25 @@ export async function startNginx() {
 }
 
 /**
+ * nginx-rtmp behind RTMPS fronts (nginx's stream module, OpenSSL), one per
+ * certificate of a test PKI made for it (the test kit's `TestPki`): `good`
+ * (signed by the test CA, for localhost and 127.0.0.1), `self_signed`,
+ * `wrong_name`, `expired`. `caFile` is the test CA's PEM.
+ */
+export async function startNginxTls() {
+  const peer = await startPeer(['nginx-tls'])
+  const { port, record_dir: recordDir, ca_file: caFile, tls_ports: tlsPorts } = peer.hello
+  return {
+    port,
+    caFile,
+    /** `rtmps://127.0.0.1:PORT/live/KEY` through the front with certificate `cert`. */
+    url: (cert, key) => `rtmps://127.0.0.1:${tlsPorts[cert]}/live/${key}`,
+    recordings: (key) => readdirSync(recordDir).filter((f) => f.startsWith(key)).sort().map((f) => path.join(recordDir, f)),
+    stop: () => peer.stop(),
+  }
+}
+
+/**
  * The test kit's fault proxy to 127.0.0.1:`targetPort`: `cut(ms)` resets
  * every live connection and refuses new ones for `ms` (a link cut, as the
  * streamer sees it).

@@ -42,6 +42,7 @@ test('streams, emits stats with every SPEC field, stops, and nginx records a cle
   assert.equal(last.state, 'live')
   assert.ok(last.bytes_sent > 0 && last.video_packets_sent > 0 && last.audio_frames_sent > 0)
   assert.ok(last.t_ms >= 2000)
+  assert.equal(last.redirects, 0, 'no server asked to move the stream')
   assert.equal(final.state, 'stopped')
   assert.ok(final.video_packets_sent >= last.video_packets_sent)
   assert.equal(s.stats().state, 'stopped')

@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     reconnect: { maxDelayMs: 30_000, maxRetries: 10 },
   })
   s.on('stats', (st: StreamStats) => {
-    const n: number = st.video_frames_captured + st.audio_frames_sent + st.capture_late_max_ms
+    const n: number = st.video_frames_captured + st.audio_frames_sent + st.capture_late_max_ms + st.redirects
     const state: StreamState = st.state
     void n
     void state
@@ -59,6 +59,8 @@ async function main(): Promise<void> {
   void errors
   const fileExists: ErrorCode = 'ERR_FILE_EXISTS'
   void fileExists
+  const certificate: ErrorCode = 'ERR_CERTIFICATE'
+  void certificate
   // @ts-expect-error: path is required
   new VideoAudioRecorder({ size: '1280x720' })
   // @ts-expect-error: a recorder has no url

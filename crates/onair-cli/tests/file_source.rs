@@ -35,32 +35,9 @@ fn stderr(o: &Output) -> String {
 /// cut copy still opens.
 fn make(dir: &Path) -> PathBuf {
     let path = dir.join("clip.mp4");
-    let clip = Clip {
-        width: W,
-        height: H,
-        fps: FPS,
-        frames: FRAMES,
-        tone_hz: Some(1000),
-        sample_rate: 48_000,
-        channels: 2,
-        output_args: [
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "15",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-movflags",
-            "+faststart",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    };
+    let mut clip = Clip::h264_aac(W, H, FPS, FRAMES);
+    clip.output_args
+        .extend(["-movflags".into(), "+faststart".into()]);
     let pattern = std::cell::RefCell::new(TestPattern::new(W, H).without_noise());
     make_clip(&path, &clip, |i| {
         let f = pattern.borrow_mut().render(u64::from(i));

@@ -1,137 +1,19 @@
-//! FFmpeg as a receiver and as the judge.
+//! FFmpeg as the judge.
 //!
-//! Why: onair's output is only correct if a real decoder says so. nginx-rtmp's recorder
-//! drops video until the first keyframe of each file, which hides exactly the bugs we look
-//! for (a stream that starts or resumes mid-GOP), so [`FfmpegListener`] runs
-//! `ffmpeg -listen 1 ... -c copy -copyinkf` to keep what was actually sent. The judges wrap
+//! Why: onair's output is only correct if a real decoder says so. The receiver that keeps
+//! what was actually sent is [`crate::listener::FfmpegListener`]. The judges wrap
 //! ffprobe/ffmpeg: stream shape ([`probe`]), per-frame keyframe flags ([`video_frames`]),
 //! packet timestamps ([`packet_times`]), decode errors ([`decode_errors`]), and the lost
 //! references FFmpeg conceals silently at `-v error` ([`frame_num_gaps`]). [`gray_frames`]
 //! and [`audio_pcm`] give tests the decoded pixels (for the frame index painted in the test
 //! pattern) and PCM (for tone checks).
 
-use crate::procs::{free_port, wait_for_listen_pid, ChildGuard};
+use crate::procs::ChildGuard;
 use serde_json::Value;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{ChildStdout, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{ChildStdout, Command, Stdio};
 use std::time::Duration;
-
-/// A one-shot RTMP server: `ffmpeg -listen 1` copying the first publish into an FLV file.
-///
-/// FFmpeg's RTMP listener only accepts the exact `app/stream` path it was given, and only
-/// one connection; it exits when the publisher disconnects.
-#[derive(Debug)]
-pub struct FfmpegListener {
-    child: ChildGuard,
-    port: u16,
-    key: String,
-    out: PathBuf,
-    stderr_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl FfmpegListener {
-    /// Listens on a free port for `rtmp://127.0.0.1:PORT/live/x`, writing to `out`.
-    pub fn start(out: &Path) -> io::Result<FfmpegListener> {
-        Self::start_with_key(out, "x")
-    }
-
-    /// Like [`FfmpegListener::start`], for `rtmp://127.0.0.1:PORT/live/KEY`.
-    pub fn start_with_key(out: &Path, key: &str) -> io::Result<FfmpegListener> {
-        Self::start_in(out, key, None)
-    }
-
-    /// Like [`FfmpegListener::start_with_key`], inside network namespace `netns` if given
-    /// (see [`crate::netns::NetNs::name`]).
-    pub fn start_in(out: &Path, key: &str, netns: Option<&str>) -> io::Result<FfmpegListener> {
-        let port = free_port()?;
-        let dir = tempfile::Builder::new()
-            .prefix("onair-fflisten-")
-            .tempdir()?;
-        let stderr_path = dir.path().join("stderr.log");
-        let stderr = std::fs::File::create(&stderr_path)?;
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, "ffmpeg"]);
-                c
-            }
-            None => Command::new("ffmpeg"),
-        };
-        let child = cmd
-            .args(["-nostdin", "-y", "-v", "error", "-listen", "1", "-i"])
-            .arg(format!("rtmp://127.0.0.1:{port}/live/{key}"))
-            .args(["-c", "copy", "-copyinkf", "-f", "flv"])
-            .arg(out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()?;
-        let mut child = ChildGuard::new("ffmpeg-listen", child);
-        // Never probe by connecting: the listener would accept the probe and exit.
-        // /proc/PID/net/tcp: the table of the listener's own namespace.
-        let pid = child.pid().unwrap_or(0);
-        if let Err(e) = wait_for_listen_pid(pid, port, Duration::from_secs(10)) {
-            child.kill();
-            let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            return Err(io::Error::new(
-                e.kind(),
-                format!("{e}; ffmpeg stderr: {err}"),
-            ));
-        }
-        Ok(FfmpegListener {
-            child,
-            port,
-            key: key.to_string(),
-            out: out.to_path_buf(),
-            stderr_path,
-            _dir: dir,
-        })
-    }
-
-    /// The URL to publish to.
-    pub fn url(&self) -> String {
-        format!("rtmp://127.0.0.1:{}/live/{}", self.port, self.key)
-    }
-
-    /// The listening port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The output file.
-    pub fn output(&self) -> &Path {
-        &self.out
-    }
-
-    /// Waits up to `timeout` for ffmpeg to exit (it does when the publisher disconnects).
-    /// `Ok(None)` on timeout; the process keeps running until dropped.
-    pub fn wait(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        self.child.wait_timeout(timeout)
-    }
-
-    /// Everything ffmpeg printed on stderr (`-v error`).
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    /// [`FfmpegListener::stderr`] without the `rtmp://...: Input/output error` line that
-    /// FFmpeg 5.1 prints (exit status still 0) whenever the publisher disconnects.
-    pub fn unexpected_stderr(&self) -> String {
-        let url = self.url();
-        self.stderr()
-            .lines()
-            .filter(|l| !(l.starts_with(&url) && l.ends_with("Input/output error")))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    }
-
-    /// Kills the listener now (the receiver-crash fault).
-    pub fn kill(&mut self) {
-        self.child.kill();
-    }
-}
 
 /// One stream as seen by `ffprobe -count_frames`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -521,6 +403,7 @@ pub fn rms(samples: &[i16]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::listener::FfmpegListener;
     use crate::procs::require_tools;
 
     /// Publishes 2 s of 160x120@15 (GOP 15) + 440 Hz tone to `url`.
@@ -529,16 +412,8 @@ mod tests {
             .args(["-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i"])
             .arg("testsrc2=size=160x120:rate=15")
             .args(["-f", "lavfi", "-i", "sine=f=440:r=48000", "-t", "2"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-g",
-                "15",
-                "-bf",
-                "0",
-            ])
+            .args(X264_ULTRAFAST_GOP15)
+            .args(["-bf", "0"])
             .args(["-c:a", "aac", "-f", "flv", url])
             .output()
             .expect("run ffmpeg publisher")
@@ -675,6 +550,30 @@ pub struct Clip {
     pub channels: u32,
     /// Extra output options before the file name (codecs, `-movflags +faststart`, ...).
     pub output_args: Vec<String>,
+}
+
+/// libx264 at its fastest with a keyframe every 15 frames: the test kit's quick H.264.
+const X264_ULTRAFAST_GOP15: [&str; 6] = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "15"];
+
+impl Clip {
+    /// H.264 (libx264 ultrafast, a keyframe every 15 frames, yuv420p) with a 1 kHz tone in
+    /// AAC, 48 kHz stereo: the clip the file-source tests play, in the codecs most files
+    /// have. Change the fields or add to `output_args` for a variant.
+    pub fn h264_aac(width: u32, height: u32, fps: u32, frames: u32) -> Clip {
+        let args = X264_ULTRAFAST_GOP15
+            .iter()
+            .chain(&["-pix_fmt", "yuv420p", "-c:a", "aac"]);
+        Clip {
+            width,
+            height,
+            fps,
+            frames,
+            tone_hz: Some(1000),
+            sample_rate: 48_000,
+            channels: 2,
+            output_args: args.map(|s| s.to_string()).collect(),
+        }
+    }
 }
 
 /// Encodes `clip` into `path`: `picture(i)` gives picture `i` as I420 bytes (tightly

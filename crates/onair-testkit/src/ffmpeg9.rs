@@ -7,11 +7,10 @@
 //! wheel has no ffprobe, so the judges here use `ffmpeg` itself: `-f null` for decode
 //! errors, `-f framecrc` to count decoded frames, the input banner for the codec.
 
-use crate::procs::{free_port, wait_for_listen_pid, ChildGuard};
+use crate::listener::{FfmpegListener, ListenFormat};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 /// Where `scripts/install-ffmpeg9.sh` installs it, relative to the workspace root.
 pub const INSTALL_PATH: &str = "target/tools/ffmpeg9/ffmpeg";
@@ -38,82 +37,21 @@ pub fn require_ffmpeg9() -> Option<PathBuf> {
     found
 }
 
-/// `ffmpeg -listen 1` (FFmpeg 9) copying the first publish of `rtmp://127.0.0.1:PORT/live/KEY`
-/// into a Matroska file (which Debian's ffprobe reads too). Killed on drop.
-#[derive(Debug)]
-pub struct Ffmpeg9Listener {
-    child: ChildGuard,
-    port: u16,
-    key: String,
-    stderr_path: PathBuf,
-    _dir: tempfile::TempDir,
+/// FFmpeg 9's `ffmpeg -listen 1` copying the first publish of
+/// `rtmp://127.0.0.1:PORT/live/KEY` into a Matroska file at `out` (which Debian's ffprobe
+/// reads too); returns once the port is open. Killed on drop.
+pub fn listen(bin: &Path, out: &Path, key: &str) -> io::Result<FfmpegListener> {
+    FfmpegListener::spawn(bin, ListenFormat::Matroska, out, key, None)
 }
 
+/// [`listen`] under the name the Enhanced RTMP tests under `onair/src/output/` call it by.
+#[derive(Debug)]
+pub struct Ffmpeg9Listener;
+
 impl Ffmpeg9Listener {
-    /// Starts listening on a free port; returns once the port is open.
-    pub fn start(bin: &Path, out: &Path, key: &str) -> io::Result<Self> {
-        let port = free_port()?;
-        let dir = tempfile::Builder::new()
-            .prefix("onair-ff9listen-")
-            .tempdir()?;
-        let stderr_path = dir.path().join("stderr.log");
-        let child = Command::new(bin)
-            .args(["-nostdin", "-y", "-v", "error", "-listen", "1", "-i"])
-            .arg(format!("rtmp://127.0.0.1:{port}/live/{key}"))
-            .args(["-c", "copy", "-f", "matroska"])
-            .arg(out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr_path)?)
-            .spawn()?;
-        let mut child = ChildGuard::new("ffmpeg9-listen", child);
-        let pid = child.pid().unwrap_or(0);
-        if let Err(e) = wait_for_listen_pid(pid, port, Duration::from_secs(10)) {
-            child.kill();
-            let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            return Err(io::Error::new(
-                e.kind(),
-                format!("{e}; ffmpeg stderr: {err}"),
-            ));
-        }
-        Ok(Self {
-            child,
-            port,
-            key: key.to_string(),
-            stderr_path,
-            _dir: dir,
-        })
-    }
-
-    /// The URL to publish to.
-    pub fn url(&self) -> String {
-        format!("rtmp://127.0.0.1:{}/live/{}", self.port, self.key)
-    }
-
-    /// The listening port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Waits up to `timeout` for ffmpeg to exit (it does when the publisher leaves).
-    pub fn wait(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        self.child.wait_timeout(timeout)
-    }
-
-    /// What ffmpeg printed (`-v error`), without the end-of-stream I/O error line it
-    /// prints when the publisher disconnects (FFmpeg 9: `[in#0/flv @ 0x...] Error during
-    /// demuxing: Input/output error`; 5.1 named the URL instead).
-    pub fn unexpected_stderr(&self) -> String {
-        let url = self.url();
-        std::fs::read_to_string(&self.stderr_path)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| {
-                let eof = l.ends_with("Input/output error");
-                !(eof && (l.starts_with(&url) || l.starts_with("[in#0/flv @ ")))
-            })
-            .map(|l| format!("{l}\n"))
-            .collect()
+    /// [`listen`].
+    pub fn start(bin: &Path, out: &Path, key: &str) -> io::Result<FfmpegListener> {
+        listen(bin, out, key)
     }
 }
 

@@ -6,10 +6,12 @@
 //! process it starts dies with the test, even on panic:
 //!
 //! - [`nginx`]: a private nginx-rtmp server per test (the usual ingest), recording what it got.
-//! - [`ffmpeg`]: an FFmpeg RTMP listener that keeps exactly what was sent, and the FFmpeg /
-//!   ffprobe judges (probe, frames, decode errors, hidden "frame num gap"s, pixels, PCM).
-//! - [`ffmpeg9`]: FFmpeg 9 (PyPI's static build) as the Enhanced RTMP (HEVC/AV1) listener
-//!   and judge, and the HEVC/AV1 fixture encoder.
+//! - [`listener`]: `ffmpeg -listen 1` as an RTMP receiver that keeps exactly what was sent
+//!   (any FFmpeg binary, FLV or Matroska).
+//! - [`ffmpeg`]: the FFmpeg / ffprobe judges (probe, frames, decode errors, hidden
+//!   "frame num gap"s, pixels, PCM).
+//! - [`ffmpeg9`]: FFmpeg 9 (PyPI's static build) for Enhanced RTMP (HEVC/AV1): where it is,
+//!   its listener, its judge, and the HEVC/AV1 fixture encoder.
 //! - [`proxy`]: a userspace TCP fault proxy (pause, throttle, blackhole, reset, refuse, delay).
 //! - [`netns`]: kernel-level faults (tbf, iptables DROP / RST) inside a private network namespace.
 //! - [`xvfb`]: a private X server per test, painted by the test (screen capture), optionally
@@ -77,6 +79,7 @@
 
 pub mod ffmpeg;
 pub mod ffmpeg9;
+pub mod listener;
 pub mod netns;
 pub mod nginx;
 pub mod pcm;
@@ -88,7 +91,8 @@ pub mod stats;
 pub mod tls;
 pub mod xvfb;
 
-pub use ffmpeg::{FfmpegListener, FrameInfo, PacketInfo, Probe, StreamInfo};
+pub use ffmpeg::{FrameInfo, PacketInfo, Probe, StreamInfo};
+pub use listener::{FfmpegListener, ListenFormat};
 pub use netns::{require_netns, NetNs};
 pub use nginx::{HttpStatusServer, NginxOptions, NginxRtmp};
 pub use procs::{

@@ -17,6 +17,9 @@ use rcgen::{
 /// The names every good certificate is for: the loopback by name and by address.
 pub const GOOD_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 
+/// The names of [`TestPki::all`]'s certificates, in its order (as the fields are named).
+pub const CERT_NAMES: [&str; 4] = ["good", "self_signed", "wrong_name", "expired"];
+
 /// A certificate and its key, as PEM files.
 #[derive(Debug, Clone)]
 pub struct CertFiles {
@@ -101,6 +104,17 @@ impl TestPki {
             wrong_name,
             expired,
         })
+    }
+
+    /// Every server certificate, in [`CERT_NAMES`] order: one TLS front each
+    /// ([`crate::NginxOptions::tls`]).
+    pub fn all(&self) -> Vec<CertFiles> {
+        vec![
+            self.good.clone(),
+            self.self_signed.clone(),
+            self.wrong_name.clone(),
+            self.expired.clone(),
+        ]
     }
 
     /// The test CA's certificate (PEM): what `--ca-file` is given.

@@ -16,29 +16,37 @@
 
 use crate::audio::encoder::{self as aenc, AudioEncoder};
 use crate::audio::engine::AudioEngine;
-use crate::audio::source::{AudioSource, ToneSource};
 use crate::clock::{MasterClock, Rate};
-use crate::limits;
 use crate::output::muxer::KeyframeRequester;
 use crate::output::record::{RecordConfig, Recorder};
 use crate::output::stream::{StreamOutput, StreamOutputConfig};
 use crate::output::Event;
-use crate::packet::{EncodedPacket, PacketSink, StreamHeaders};
+use crate::packet::{PacketSink, StreamHeaders};
 use crate::stats::{EngineCounters, LinkState, Stats};
-use crate::video::bitrate::{default_floor_bps, VideoBitrate};
+use crate::video::bitrate::VideoBitrate;
 use crate::video::capture::CaptureThread;
-use crate::video::encoder::{
-    self as venc, EncoderSettings, VideoControl, VideoEncoder, VideoEncoderConfig,
-};
-use crate::video::source::{TestPattern, VideoSource};
+use crate::video::encoder::{self as venc, VideoControl, VideoEncoder, VideoEncoderConfig};
 use crate::{Error, Result};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+mod config;
+mod fanout;
 mod interleave;
+mod outputs;
+mod sources;
+
+pub use config::{
+    AudioSettings, AudioSourceSpec, FileSpec, InputState, StreamerConfig, VideoSettings,
+    VideoSourceSpec, FILE_SOURCE, NO_FILE_SOURCE,
+};
+use fanout::{Fanout, NoVideo};
 pub use interleave::{Interleaver, MAX_AUDIO_HOLD_NS};
+use outputs::{wait_for_first_session, OutputKind, OutputSlot};
+pub use outputs::{OutputId, INITIAL_CONNECT_WAIT};
+use sources::{open_sources, InputProbe, Sources};
 
 /// Frames waiting between the CaptureThread and the VideoEncoder: one. A
 /// frame the encoder cannot take is skipped (counted), never queued.
@@ -46,336 +54,8 @@ const VIDEO_SLOT: usize = 1;
 /// PCM chunks (10 ms each) between the AudioEngine and the AudioEncoder:
 /// two seconds of slack before the engine starts counting drops.
 const AUDIO_QUEUE_CHUNKS: usize = 200;
-/// How long `Streamer::start` waits for a first output to go live before
-/// starting the engines anyway (the outputs keep trying in the background).
-/// Starting the clock once a session is up means the stream's first frame is
-/// frame 0 instead of a frame dropped while connecting.
-pub const INITIAL_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Events kept for the API user before new ones are dropped.
 const EVENT_QUEUE: usize = 1024;
-
-/// Where pictures come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VideoSourceSpec {
-    /// The moving test pattern that carries its frame number.
-    TestPattern,
-    /// An X11 screen: `[DISPLAY][+X,Y,WxH]` (empty = $DISPLAY), see
-    /// `video::screen::ScreenSpec`.
-    Screen(String),
-    /// One X11 window: `NAME|ID[@DISPLAY]`, see `video::window::WindowSpec`.
-    Window(String),
-    /// A media file played in real time (GPL build only: `video::file`).
-    File(FileSpec),
-}
-
-/// Where sound comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AudioSourceSpec {
-    /// A 440 Hz tone with a 1 kHz beep at the start of every second.
-    Tone,
-    /// Capture devices: `default`, `desktop`, `mic`, a device name, or a mix
-    /// such as `desktop+mic@0.5` (see `audio::device`).
-    Device(String),
-    /// The sound of a media file played in real time (GPL build only).
-    File(FileSpec),
-}
-
-/// A media file as a source: what `file:PATH` and `--loop` say.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileSpec {
-    /// The file (any container and codecs FFmpeg reads).
-    pub path: std::path::PathBuf,
-    /// Start again from the beginning at the end, without a gap (else the
-    /// input ends, see [`InputState::Ended`]).
-    pub looping: bool,
-}
-
-/// True when this build has the file source (the GPL build, with libavcodec).
-pub const FILE_SOURCE: bool = cfg!(feature = "avcodec");
-
-/// Why a build without libavcodec refuses a file source.
-pub const NO_FILE_SOURCE: &str =
-    "this build has no file source: it needs the GPL build with libavcodec (see the README's Licences)";
-
-/// How the pipeline's inputs are doing. Live capture and the test sources
-/// are always `Live`; a file without loop ends.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum InputState {
-    /// Producing (or waiting for a device to come back).
-    Live,
-    /// Every file input played to its end (no loop): a run should stop
-    /// cleanly, as `ffmpeg -re -i clip` does.
-    Ended,
-    /// A file input failed (truncated, corrupt, unreadable): why, naming
-    /// the file. A run should stop with this error.
-    Failed(String),
-}
-
-/// Video settings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct VideoSettings {
-    /// Source.
-    pub source: VideoSourceSpec,
-    /// Output width (even).
-    pub width: u32,
-    /// Output height (even).
-    pub height: u32,
-    /// Frames per second.
-    pub fps: u32,
-    /// Video bitrate, bit/s.
-    pub bitrate_bps: u32,
-    /// Keyframe interval, seconds.
-    pub keyint_secs: f32,
-    /// Adapt the bitrate to each destination's link (`bitrate_bps` is then
-    /// the ceiling). On by default.
-    pub adaptive_bitrate: bool,
-    /// The lowest bitrate adaptation may choose; below it frames are
-    /// dropped instead. `None` = `video::bitrate::default_floor_bps`.
-    pub min_bitrate_bps: Option<u32>,
-    /// Which encoder (`--video-encoder`, `--video-codec`, `--preset`,
-    /// `--profile`, `--bframes`); default: this build's H.264 encoder.
-    pub encoder: EncoderSettings,
-}
-
-impl VideoSettings {
-    /// The floor of adaptation for these settings.
-    pub fn floor_bps(&self) -> u32 {
-        self.min_bitrate_bps
-            .unwrap_or_else(|| default_floor_bps(self.width, self.height, self.fps))
-    }
-}
-
-impl Default for VideoSettings {
-    fn default() -> Self {
-        Self {
-            source: VideoSourceSpec::TestPattern,
-            width: 1280,
-            height: 720,
-            fps: 30,
-            bitrate_bps: 2_500_000,
-            keyint_secs: 2.0,
-            adaptive_bitrate: true,
-            min_bitrate_bps: None,
-            encoder: EncoderSettings::default(),
-        }
-    }
-}
-
-/// Audio settings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AudioSettings {
-    /// Source.
-    pub source: AudioSourceSpec,
-    /// Sample rate (48000).
-    pub sample_rate: u32,
-    /// Channels (2).
-    pub channels: u32,
-    /// AAC bitrate, bit/s.
-    pub bitrate_bps: u32,
-}
-
-impl Default for AudioSettings {
-    fn default() -> Self {
-        Self {
-            source: AudioSourceSpec::Tone,
-            sample_rate: 48_000,
-            channels: 2,
-            bitrate_bps: 160_000,
-        }
-    }
-}
-
-/// Everything a Streamer runs.
-#[derive(Clone, Debug)]
-pub struct StreamerConfig {
-    /// Video, or none.
-    pub video: Option<VideoSettings>,
-    /// Audio, or none.
-    pub audio: Option<AudioSettings>,
-    /// Stream destinations.
-    pub outputs: Vec<StreamOutputConfig>,
-    /// Files to record to (each its own queue and writer thread).
-    pub records: Vec<RecordConfig>,
-}
-
-impl StreamerConfig {
-    /// Checks every value against its range in [`crate::limits`]; the error
-    /// names the option as the CLI spells it.
-    pub fn validate(&self) -> Result<()> {
-        fn check(option: &'static str, r: std::result::Result<(), String>) -> Result<()> {
-            r.map_err(|reason| Error::InvalidConfig { option, reason })
-        }
-        if let Some(v) = &self.video {
-            v.encoder.resolve()?;
-            check("size", limits::check_size(v.width, v.height))?;
-            check("fps", limits::check_fps(v.fps))?;
-            check("video-bitrate", limits::check_video_bitrate(v.bitrate_bps))?;
-            check("keyint", limits::check_keyint(v.keyint_secs))?;
-            if let Some(min) = v.min_bitrate_bps {
-                check("min-video-bitrate", limits::check_video_bitrate(min))?;
-                if min > v.bitrate_bps {
-                    return Err(Error::InvalidConfig {
-                        option: "min-video-bitrate",
-                        reason: format!(
-                            "{min} bit/s is above the video bitrate ({})",
-                            v.bitrate_bps
-                        ),
-                    });
-                }
-            }
-        }
-        if let Some(a) = &self.audio {
-            check("audio-bitrate", limits::check_audio_bitrate(a.bitrate_bps))?;
-        }
-        for o in &self.outputs {
-            if let Some(l) = &o.limits {
-                check(
-                    "buffer-packets",
-                    limits::check_buffer_packets(l.max_packets),
-                )?;
-                let ms = u64::try_from(l.max_span.as_millis()).unwrap_or(u64::MAX);
-                check("buffer-ms", limits::check_buffer_ms(ms))?;
-                check("buffer-bytes", limits::check_buffer_bytes(l.max_bytes))?;
-            }
-            check(
-                "stall-timeout",
-                limits::check_stall_timeout(o.stall_timeout),
-            )?;
-            check(
-                "reconnect-max-delay",
-                limits::check_reconnect_max_delay(o.reconnect.max_delay),
-            )?;
-            if let Some(n) = o.reconnect.max_retries {
-                check("max-retries", limits::check_max_retries(n))?;
-            }
-        }
-        if self.video.is_none() && self.audio.is_none() {
-            return Err(Error::InvalidConfig {
-                option: "video",
-                reason: "nothing to stream: no video and no audio".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-impl KeyframeRequester for VideoControl {
-    fn request_keyframe(&self) {
-        self.request_idr();
-    }
-}
-
-/// A keyframe requester for pipelines without video.
-struct NoVideo;
-impl KeyframeRequester for NoVideo {
-    fn request_keyframe(&self) {}
-}
-
-/// Hands every encoded packet to every output. Outputs can be added and
-/// removed while running; the lock is taken for writing only then. Each
-/// sink's `push` is non-blocking, so a dead or slow output never delays
-/// another.
-#[derive(Default)]
-struct Fanout {
-    sinks: RwLock<Vec<(OutputId, Arc<dyn PacketSink>)>>,
-}
-
-impl Fanout {
-    fn add(&self, id: OutputId, sink: Arc<dyn PacketSink>) {
-        let mut sinks = self.sinks.write().unwrap_or_else(|e| e.into_inner());
-        sinks.push((id, sink));
-    }
-
-    fn remove(&self, id: OutputId) {
-        let mut sinks = self.sinks.write().unwrap_or_else(|e| e.into_inner());
-        sinks.retain(|(i, _)| *i != id);
-    }
-}
-
-impl PacketSink for Fanout {
-    fn push(&self, packet: EncodedPacket) {
-        let sinks = self.sinks.read().unwrap_or_else(|e| e.into_inner());
-        for (_, sink) in sinks.iter() {
-            sink.push(packet.clone());
-        }
-    }
-}
-
-/// Identifies one output of a running [`Streamer`]; its number is the
-/// `output` field of the [`Event`]s that output sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OutputId(pub usize);
-
-/// One running output: an RTMP destination or a file.
-enum OutputKind {
-    Stream(StreamOutput),
-    Record(Recorder),
-}
-
-struct OutputSlot {
-    id: OutputId,
-    kind: OutputKind,
-}
-
-impl OutputSlot {
-    fn state(&self) -> LinkState {
-        match &self.kind {
-            OutputKind::Stream(o) => o.state(),
-            OutputKind::Record(r) => r.state(),
-        }
-    }
-
-    fn last_error(&self) -> Option<String> {
-        match &self.kind {
-            OutputKind::Stream(o) => o.last_error(),
-            OutputKind::Record(r) => r.last_error(),
-        }
-    }
-
-    fn stats(&self, engine: &EngineCounters, audio_frame_samples: u64) -> Stats {
-        match &self.kind {
-            OutputKind::Stream(o) => o.stats(engine, audio_frame_samples),
-            OutputKind::Record(r) => r.stats(engine, audio_frame_samples),
-        }
-    }
-
-    fn stop(&mut self) {
-        match &mut self.kind {
-            OutputKind::Stream(o) => o.stop(),
-            OutputKind::Record(r) => r.stop(),
-        }
-    }
-}
-
-/// Waits until one stream output is live (Ok), every stream output failed
-/// (Err with the first failure), or `INITIAL_CONNECT_WAIT` passed (Ok: they
-/// keep trying). Without stream outputs (record only) it returns at once.
-fn wait_for_first_session(slots: &[OutputSlot]) -> Result<()> {
-    let outputs: Vec<&StreamOutput> = slots
-        .iter()
-        .filter_map(|s| match &s.kind {
-            OutputKind::Stream(o) => Some(o),
-            OutputKind::Record(_) => None,
-        })
-        .collect();
-    let deadline = std::time::Instant::now() + INITIAL_CONNECT_WAIT;
-    while !outputs.is_empty() && std::time::Instant::now() < deadline {
-        if outputs.iter().any(|o| o.state() == LinkState::Live) {
-            return Ok(());
-        }
-        if let Some(failed) = outputs.iter().find(|o| o.state() == LinkState::Failed) {
-            if outputs.iter().all(|o| o.state() == LinkState::Failed) {
-                return Err(Error::Publish {
-                    output: failed.name().to_owned(),
-                    reason: failed.last_error().unwrap_or_else(|| "failed".into()),
-                    rejected: failed.rejected(),
-                });
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    Ok(())
-}
 
 /// A running pipeline: engines, encoders and outputs.
 pub struct Streamer {
@@ -437,35 +117,11 @@ impl Streamer {
         };
         // The engines' counters: the audio devices count into them too.
         let engine = Arc::new(EngineCounters::default());
-        let (mut file_video, mut file_audio, files) = open_files(&config)?;
-        let video_source: Option<Box<dyn VideoSource>> = match &config.video {
-            None => None,
-            Some(v) => Some(match &v.source {
-                VideoSourceSpec::TestPattern => Box::new(TestPattern::new(v.width, v.height)),
-                VideoSourceSpec::Screen(spec) => {
-                    // Grabbed and converted on its own thread: an X server
-                    // that stalls never reaches the CaptureThread.
-                    let screen = crate::video::screen::open_screen(spec, v.width, v.height)?;
-                    grab_thread(Box::new(screen), v.fps)?
-                }
-                VideoSourceSpec::Window(spec) => {
-                    let window = crate::video::window::open_window(spec, v.width, v.height)?;
-                    grab_thread(Box::new(window), v.fps)?
-                }
-                // Decoded on the file's own demuxer thread (video::file).
-                VideoSourceSpec::File(f) => file_video.take().ok_or_else(|| no_file_source(f))?,
-            }),
-        };
-        let audio_source: Option<Box<dyn AudioSource>> = match &config.audio {
-            None => None,
-            Some(a) => Some(match &a.source {
-                AudioSourceSpec::Tone => Box::new(ToneSource::new(a.sample_rate, a.channels)),
-                AudioSourceSpec::Device(spec) => {
-                    crate::audio::device::open_audio(spec, a.sample_rate, a.channels, &engine)?
-                }
-                AudioSourceSpec::File(f) => file_audio.take().ok_or_else(|| no_file_source(f))?,
-            }),
-        };
+        let Sources {
+            video: video_source,
+            audio: audio_source,
+            files,
+        } = open_sources(&config, &engine)?;
 
         let video_bitrate = config.video.as_ref().map(|v| {
             Arc::new(VideoBitrate::new(
@@ -819,58 +475,4 @@ impl Drop for Streamer {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// Asks one file input how it is doing.
-type InputProbe = Box<dyn Fn() -> InputState + Send + Sync>;
-
-/// Sources a file input gave, and its probes.
-type OpenedFiles = (
-    Option<Box<dyn VideoSource>>,
-    Option<Box<dyn AudioSource>>,
-    Vec<InputProbe>,
-);
-
-/// Opens the files `config` names (one demuxer thread per file, see
-/// `video::file`): the GPL build only.
-#[cfg(feature = "avcodec")]
-fn open_files(config: &StreamerConfig) -> Result<OpenedFiles> {
-    let opened = crate::video::file::open_file_sources(
-        config.video.as_ref().and_then(|v| match &v.source {
-            VideoSourceSpec::File(f) => Some((f, v.width, v.height)),
-            _ => None,
-        }),
-        config.audio.as_ref().and_then(|a| match &a.source {
-            AudioSourceSpec::File(f) => Some((f, a.sample_rate, a.channels)),
-            _ => None,
-        }),
-    )?;
-    let probes = opened
-        .statuses
-        .into_iter()
-        .map(|s| Box::new(move || s.state()) as InputProbe)
-        .collect();
-    Ok((opened.video, opened.audio, probes))
-}
-
-/// Without libavcodec there is no file to open: a `File` source is refused
-/// by the caller ([`no_file_source`]).
-#[cfg(not(feature = "avcodec"))]
-fn open_files(_config: &StreamerConfig) -> Result<OpenedFiles> {
-    Ok((None, None, Vec::new()))
-}
-
-/// The error for a file source this build cannot open (the feature is off).
-fn no_file_source(f: &FileSpec) -> Error {
-    Error::Source {
-        name: format!("file:{}", f.path.display()),
-        reason: NO_FILE_SOURCE.into(),
-    }
-}
-
-/// Runs a source that does I/O (a screen, a window) on its own grab thread.
-fn grab_thread(source: Box<dyn VideoSource>, fps: u32) -> Result<Box<dyn VideoSource>, Error> {
-    crate::video::grab::GrabThread::spawn(source, Rate::per_second(fps))
-        .map(|g| Box::new(g) as Box<dyn VideoSource>)
-        .map_err(|e| Error::io("starting the video grab thread", e))
 }

@@ -186,8 +186,7 @@ fn hevc_and_av1_to_enhanced_rtmp_and_mp4() {
         let dir = tempfile::tempdir().expect("tempdir");
         let received = dir.path().join("received.mkv");
         let mp4 = dir.path().join("recorded.mp4");
-        let mut listener =
-            onair_testkit::ffmpeg9::Ffmpeg9Listener::start(&ff9, &received, "x").expect("listener");
+        let mut listener = onair_testkit::ffmpeg9::listen(&ff9, &received, "x").expect("listener");
         let mut cfg = config(&listener.url());
         if let Some(v) = cfg.video.as_mut() {
             v.width = 640;

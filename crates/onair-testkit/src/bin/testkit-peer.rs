@@ -4,6 +4,9 @@
 //!
 //! ```text
 //! testkit-peer nginx         prints {"port":P,"record_dir":"DIR"}; runs until "stop" or EOF on stdin
+//! testkit-peer nginx-tls     the same nginx with RTMPS fronts and a test CA (tls.rs) made for it;
+//!                              prints {"port":P,"record_dir":"DIR","ca_file":"PEM",
+//!                              "tls_ports":{"good":P,"self_signed":P,"wrong_name":P,"expired":P}}
 //! testkit-peer proxy PORT    a FaultProxy to 127.0.0.1:PORT; prints {"port":P}; stdin commands:
 //!                              cut MS        reset every connection, refuse new ones for MS ms
 //!                              connections   how many connections were accepted so far
@@ -14,7 +17,7 @@
 //! Every process it starts is killed when it ends (the test kit's guards), and
 //! it ends when its parent closes its stdin, even if the parent test crashed.
 
-use onair_testkit::{ffmpeg, FaultProxy, NginxOptions, NginxRtmp};
+use onair_testkit::{ffmpeg, FaultProxy, NginxOptions, NginxRtmp, TestPki};
 use serde_json::json;
 use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
@@ -27,9 +30,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["nginx"] => nginx(),
+        ["nginx-tls"] => nginx_tls(),
         ["proxy", port] => proxy(port),
         ["judge", file] => judge(Path::new(file)),
-        _ => Err("usage: testkit-peer nginx | proxy PORT | judge FILE".to_string()),
+        _ => Err("usage: testkit-peer nginx | nginx-tls | proxy PORT | judge FILE".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,6 +76,33 @@ fn nginx() -> Result<(), String> {
     serve_stdin(|line| Err(format!("unknown command {line:?}")))?;
     // Killed by pid on drop; the test read its recordings while it ran.
     drop(nginx);
+    Ok(())
+}
+
+/// nginx behind TLS fronts, one per certificate of a test PKI (good, self-signed, wrong
+/// name, expired), for the RTMPS tests of the Node addon (`caFile`, refused certificates).
+fn nginx_tls() -> Result<(), String> {
+    let pki = TestPki::new().map_err(|e| format!("pki: {e}"))?;
+    let opts = NginxOptions {
+        tls: pki.all(),
+        ..NginxOptions::default()
+    };
+    let nginx = NginxRtmp::start(opts).map_err(|e| format!("nginx: {e}"))?;
+    let tls_ports: serde_json::Map<String, serde_json::Value> = onair_testkit::tls::CERT_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.to_string(), json!(nginx.tls_port(i))))
+        .collect();
+    announce(json!({
+        "port": nginx.port(),
+        "record_dir": nginx.record_dir(),
+        "ca_file": pki.ca_file(),
+        "tls_ports": tls_ports,
+    }))?;
+    serve_stdin(|line| Err(format!("unknown command {line:?}")))?;
+    // nginx first (killed by pid on drop), then the certificates it read.
+    drop(nginx);
+    drop(pki);
     Ok(())
 }
 

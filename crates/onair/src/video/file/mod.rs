@@ -119,6 +119,26 @@ struct Shared {
     padded_frames: AtomicU64,
 }
 
+impl Shared {
+    /// The state of a file about to be opened: nothing decoded, nothing
+    /// failed, not at its end; at most `video_max` pictures queued.
+    fn new(name: String, video_max: usize) -> Self {
+        Self {
+            name,
+            video: Mutex::new(VecDeque::new()),
+            video_max,
+            stop: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            end_ns: AtomicU64::new(u64::MAX),
+            video_done: AtomicBool::new(false),
+            audio_done: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            loops: AtomicU64::new(0),
+            padded_frames: AtomicU64::new(0),
+        }
+    }
+}
+
 /// One decoded picture and the media time it is due at.
 #[derive(Debug)]
 struct TimedPicture {
@@ -236,19 +256,10 @@ impl FileInput {
             name: name.clone(),
             reason,
         };
-        let shared = Arc::new(Shared {
-            name: name.clone(),
-            video: Mutex::new(VecDeque::new()),
-            video_max: wants.video.map_or(0, |(w, h)| video_queue_max(w, h)),
-            stop: AtomicBool::new(false),
-            finished: AtomicBool::new(false),
-            end_ns: AtomicU64::new(u64::MAX),
-            video_done: AtomicBool::new(false),
-            audio_done: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            loops: AtomicU64::new(0),
-            padded_frames: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(
+            name.clone(),
+            wants.video.map_or(0, |(w, h)| video_queue_max(w, h)),
+        ));
         let ring = wants.audio.map(|(rate, channels)| {
             let frames = (u64::from(rate) * u64::from(AUDIO_RING_MS) / 1000).max(1) as usize;
             rtrb::RingBuffer::<f32>::new(frames * channels as usize)

@@ -22,36 +22,26 @@ const TONE_HZ: u32 = 1000;
 const OUT: (u32, u32) = (640, 480);
 
 fn clip(faststart: bool) -> Clip {
-    let mut output_args: Vec<String> = [
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "15",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "96k",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut c = Clip::h264_aac(CLIP_W, CLIP_H, CLIP_FPS, CLIP_FRAMES);
+    c.tone_hz = Some(TONE_HZ);
+    c.sample_rate = 44_100;
+    c.channels = 1;
+    c.output_args.extend(["-b:a".into(), "96k".into()]);
     if faststart {
-        output_args.extend(["-movflags".into(), "+faststart".into()]);
+        c.output_args
+            .extend(["-movflags".into(), "+faststart".into()]);
     }
-    Clip {
-        width: CLIP_W,
-        height: CLIP_H,
-        fps: CLIP_FPS,
-        frames: CLIP_FRAMES,
-        tone_hz: Some(TONE_HZ),
-        sample_rate: 44_100,
-        channels: 1,
-        output_args,
-    }
+    c
+}
+
+/// Encodes `clip` of `pattern`'s pictures (frame numbers 0, 1, ...) into `path`.
+fn make_pattern_clip(path: &Path, clip: &Clip, mut pattern: TestPattern) {
+    let pattern = std::cell::RefCell::new(&mut pattern);
+    make_clip(path, clip, |i| {
+        let f = pattern.borrow_mut().render(u64::from(i));
+        [f.y.as_slice(), &f.u, &f.v].concat()
+    })
+    .expect("ffmpeg makes the clip");
 }
 
 /// Makes the clip in `dir`, or None (skipped, or failed under CI) without ffmpeg.
@@ -60,13 +50,8 @@ fn make(dir: &Path, name: &str, faststart: bool) -> Option<PathBuf> {
         return None;
     }
     let path = dir.join(name);
-    let mut pattern = TestPattern::new(CLIP_W, CLIP_H).without_noise();
-    let pattern = std::cell::RefCell::new(&mut pattern);
-    make_clip(&path, &clip(faststart), |i| {
-        let f = pattern.borrow_mut().render(u64::from(i));
-        [f.y.as_slice(), &f.u, &f.v].concat()
-    })
-    .expect("ffmpeg makes the clip");
+    let pattern = TestPattern::new(CLIP_W, CLIP_H).without_noise();
+    make_pattern_clip(&path, &clip(faststart), pattern);
     Some(path)
 }
 
@@ -366,13 +351,7 @@ fn a_missing_stream_is_refused_at_open() {
     let mut c = clip(false);
     c.tone_hz = None;
     c.frames = 5;
-    let mut pattern = TestPattern::new(CLIP_W, CLIP_H);
-    let pattern = std::cell::RefCell::new(&mut pattern);
-    make_clip(&path, &c, |i| {
-        let f = pattern.borrow_mut().render(u64::from(i));
-        [f.y.as_slice(), &f.u, &f.v].concat()
-    })
-    .expect("clip");
+    make_pattern_clip(&path, &c, TestPattern::new(CLIP_W, CLIP_H));
     let msg = FileInput::open(&spec(&path, false), BOTH)
         .err()
         .expect("refused")
@@ -399,19 +378,7 @@ fn a_missing_stream_is_refused_at_open() {
 /// when the next is simply not due yet, and the passed ones skipped.
 #[test]
 fn video_side_takes_the_picture_due_and_reports_lateness() {
-    let shared = Arc::new(Shared {
-        name: "file:test".into(),
-        video: Mutex::new(VecDeque::new()),
-        video_max: 16,
-        stop: AtomicBool::new(false),
-        finished: AtomicBool::new(false),
-        end_ns: AtomicU64::new(u64::MAX),
-        video_done: AtomicBool::new(false),
-        audio_done: AtomicBool::new(false),
-        failure: Mutex::new(None),
-        loops: AtomicU64::new(0),
-        padded_frames: AtomicU64::new(0),
-    });
+    let shared = Arc::new(Shared::new("file:test".into(), 16));
     let mut src = FileVideoSource {
         shared: Arc::clone(&shared),
         _stop: Arc::new(StopGuard(Arc::clone(&shared))),
@@ -460,19 +427,7 @@ fn video_side_takes_the_picture_due_and_reports_lateness() {
 /// so the sound stays at its place on the clock.
 #[test]
 fn audio_side_skips_what_the_engine_filled_with_silence() {
-    let shared = Arc::new(Shared {
-        name: "file:test".into(),
-        video: Mutex::new(VecDeque::new()),
-        video_max: 16,
-        stop: AtomicBool::new(false),
-        finished: AtomicBool::new(false),
-        end_ns: AtomicU64::new(u64::MAX),
-        video_done: AtomicBool::new(false),
-        audio_done: AtomicBool::new(false),
-        failure: Mutex::new(None),
-        loops: AtomicU64::new(0),
-        padded_frames: AtomicU64::new(0),
-    });
+    let shared = Arc::new(Shared::new("file:test".into(), 16));
     let (mut producer, consumer) = rtrb::RingBuffer::<f32>::new(1000);
     let mut src = crate::audio::file::FileAudioSource::new(
         consumer,
