@@ -246,7 +246,7 @@ impl StreamMuxer {
         self.request_keyframe();
     }
 
-    /// Called by the ReconnectThread when a new session is up: clean
+    /// Called by the NetworkSendThread as it starts a new session: clean
     /// buffer, flags up, the next video packet sent must be an IDR, and one
     /// is requested now so the stream resumes at the present frame.
     pub fn on_new_session(&self) {
