@@ -14,8 +14,11 @@ use std::process::Command;
 
 const SECRET_KEY: &str = "s3cretKey_do_not_print";
 
-/// Parses an FLV file into (tag type, timestamp, body); empty if unreadable.
-pub(crate) fn read_flv_tags(path: &Path) -> Vec<(u8, u32, Vec<u8>)> {
+/// One FLV tag: (tag type, timestamp, body).
+pub(crate) type FlvTag = (u8, u32, Vec<u8>);
+
+/// Parses an FLV file into its tags; empty if unreadable.
+pub(crate) fn read_flv_tags(path: &Path) -> Vec<FlvTag> {
     let Ok(bytes) = std::fs::read(path) else {
         return Vec::new();
     };
@@ -185,7 +188,7 @@ pub(crate) fn publish_and_record(
     nginx: &NginxRtmp,
     p: RtmpPublisher,
     key: &str,
-) -> (Vec<(u8, u32, Vec<u8>)>, (usize, usize)) {
+) -> (Vec<FlvTag>, (usize, usize)) {
     let sent = publish_synthetic(p, 30);
     let tags = onair_testkit::wait_for(Duration::from_secs(3), || {
         let tags = read_flv_tags(&recording_of(nginx, key)?);
