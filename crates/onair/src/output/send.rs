@@ -327,13 +327,7 @@ impl Effects<Session> for Fx<'_> {
         tracing::warn!(%reason, "link down");
         let ctx = self.ctx;
         ctx.counters.state.set(LinkState::Reconnecting);
-        let (video, audio) = ctx.buffer.end_session();
-        ctx.counters
-            .video_dropped_disconnected
-            .fetch_add(video, Ordering::Relaxed);
-        ctx.counters
-            .audio_frames_dropped
-            .fetch_add(audio, Ordering::Relaxed);
+        ctx.muxer.on_session_lost();
         ctx.counters.kernel_unsent_bytes.store(0, Ordering::Relaxed);
         ctx.counters.congestion_milli.store(0, Ordering::Relaxed);
     }

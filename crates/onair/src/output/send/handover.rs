@@ -69,7 +69,9 @@ enum Request<S> {
     Ready(S),
 }
 
-/// The sessions the send thread owns.
+/// The sessions the send thread owns: the live one, a reconnect request's
+/// standby, the one draining after a switch. Held only by the send thread,
+/// so every change of them is one step of one owner.
 #[derive(Debug)]
 pub struct Sessions<S> {
     /// The session being written to.
