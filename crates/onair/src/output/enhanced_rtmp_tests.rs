@@ -1,7 +1,8 @@
 //! HEVC and AV1 through the real output path (StreamMuxer -> StreamBuffer ->
 //! NetworkSendThread -> our RTMP client, Enhanced RTMP tags) to FFmpeg 9's
-//! `-listen 1` receiver, and through the MP4 recorder; FFmpeg 9 judges both
-//! (codec, frame count, 0 decode errors). Debian's FFmpeg 5.1 cannot demux
+//! `-listen 1` receiver, and through the MP4 and FLV recorders; FFmpeg 9
+//! judges all three (codec, frame count, 0 decode errors), and the FLV file
+//! must end with the Enhanced RTMP SequenceEnd the live path sends too. Debian's FFmpeg 5.1 cannot demux
 //! Enhanced RTMP, so this is the test that says the wire format is right.
 //!
 //! The access units come from a fixture FFmpeg 9 encodes in the test
@@ -180,7 +181,8 @@ pub(super) fn fixture(
 }
 
 /// Publishes a fixture to FFmpeg 9's listener in real time through a
-/// StreamOutput, records it to MP4 at the same time, and judges both.
+/// StreamOutput, records it to MP4 and FLV at the same time, and judges
+/// all three.
 fn publish_and_record(codec: VideoCodec) {
     let Some(bin) = ffmpeg9::require_ffmpeg9() else {
         return;
@@ -201,8 +203,11 @@ fn publish_and_record(codec: VideoCodec) {
     )
     .expect("output");
     let mp4 = dir.path().join("recorded.mp4");
-    let mut recorder =
-        Recorder::start(1, RecordConfig::new(&mp4), &headers, None, events).expect("recorder");
+    let flv = dir.path().join("recorded.flv");
+    let mut recorder = Recorder::start(1, RecordConfig::new(&mp4), &headers, None, events.clone())
+        .expect("recorder");
+    let mut flv_recorder =
+        Recorder::start(2, RecordConfig::new(&flv), &headers, None, events).expect("FLV recorder");
     // The first packets wait for the session (the muxer drops video until
     // one is live): give it the time to connect, as a pipeline would.
     let live = onair_testkit::wait_for(Duration::from_secs(5), || {
@@ -211,6 +216,7 @@ fn publish_and_record(codec: VideoCodec) {
     assert!(live.is_some(), "not live: {:?}", output.last_error());
     let sink = output.sink();
     let record = recorder.sink();
+    let record_flv = flv_recorder.sink();
     let start = Instant::now();
     let frame = Duration::from_nanos(1_000_000_000 / u64::from(SIZE.2));
     for (i, p) in packets.into_iter().enumerate() {
@@ -218,14 +224,25 @@ fn publish_and_record(codec: VideoCodec) {
             std::thread::sleep(wait);
         }
         record.push(p.clone());
+        record_flv.push(p.clone());
         sink.push(p);
     }
     output.stop();
     recorder.stop();
+    flv_recorder.stop();
     let exited = listener.wait(Duration::from_secs(10)).expect("wait");
     assert!(exited.is_some(), "the listener did not see the stream end");
     assert_eq!(listener.unexpected_stderr(), "", "listener errors");
-    for (what, path) in [("received", &received), ("recorded", &mp4)] {
+    let video = headers.video.as_ref().expect("video");
+    let end = crate::flv::video_sequence_end(video).expect("an Enhanced RTMP codec");
+    let tags = super::rtmp::tests::read_flv_tags(&flv);
+    let last_video = tags.iter().rev().find(|t| t.0 == crate::flv::TAG_VIDEO);
+    assert_eq!(
+        last_video.map(|t| &t.2[..]),
+        Some(&end[..]),
+        "the FLV file ends its video with SequenceEnd"
+    );
+    for (what, path) in [("received", &received), ("recorded", &mp4), ("FLV", &flv)] {
         let v = ffmpeg9::judge(&bin, path).expect("judge");
         assert_eq!(v.codec, codec.name(), "{what}: {v:?}");
         assert_eq!(v.errors, "", "{what}: decode errors");

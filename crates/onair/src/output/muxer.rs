@@ -246,18 +246,29 @@ impl StreamMuxer {
         self.request_keyframe();
     }
 
-    /// Called by the ReconnectThread when a new session is up: clean
+    /// Called by the NetworkSendThread as it starts a new session: clean
     /// buffer, flags up, the next video packet sent must be an IDR, and one
     /// is requested now so the stream resumes at the present frame.
     pub fn on_new_session(&self) {
-        let (video, audio) = self.buffer.begin_session();
+        self.count_unsent(self.buffer.begin_session());
+        self.request_keyframe();
+    }
+
+    /// Called by the NetworkSendThread when its session is gone: what was
+    /// queued is dropped (counted), and so is everything until the next
+    /// session begins.
+    pub fn on_session_lost(&self) {
+        self.count_unsent(self.buffer.end_session());
+    }
+
+    /// Counts the (video, audio) a session change took out of the queue.
+    fn count_unsent(&self, (video, audio): (u64, u64)) {
         self.counters
             .video_dropped_disconnected
             .fetch_add(video, Ordering::Relaxed);
         self.counters
             .audio_frames_dropped
             .fetch_add(audio, Ordering::Relaxed);
-        self.request_keyframe();
     }
 
     fn request_keyframe(&self) {

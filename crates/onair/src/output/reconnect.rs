@@ -14,8 +14,8 @@
 //! server *rejects* is not a network fault and ends the output after a few
 //! tries.
 
-use super::muxer::StreamMuxer;
 use super::rtmp::{ConnectOptions, RtmpPublisher};
+use super::send::handover::Handover;
 use super::send::LinkDown;
 use super::url::RtmpUrl;
 use super::Event;
@@ -120,12 +120,11 @@ pub struct ReconnectContext {
     pub headers: StreamHeaders,
     /// Retry policy.
     pub policy: ReconnectPolicy,
-    /// The output's muxer (told about new sessions).
-    pub muxer: Arc<StreamMuxer>,
     /// The output's counters.
     pub counters: Arc<OutputCounters>,
-    /// Hands sessions to the NetworkSendThread.
-    pub sessions: Sender<RtmpPublisher>,
+    /// Hands sessions, and the answers to reconnect requests, to the
+    /// NetworkSendThread (which starts each session).
+    pub sessions: Sender<Handover<RtmpPublisher>>,
     /// Failures from the NetworkSendThread.
     pub link_down: Receiver<LinkDown>,
     /// Reconnect requests from the NetworkSendThread (a server's Enhanced
@@ -188,6 +187,16 @@ fn run(mut ctx: ReconnectContext) {
                 recv(ctx.link_down) -> msg => {
                     let Ok(down) = msg else { return };
                     ctx.set_error(&down.reason);
+                    if down.replaced {
+                        // The standby of a reconnect request took over
+                        // from the lost link: the outage is already over.
+                        bump(&ctx.counters.reconnects);
+                        ctx.emit(Event::Reconnected {
+                            output: ctx.output,
+                            downtime_ms: down.at.elapsed().as_millis() as u64,
+                        });
+                        continue;
+                    }
                     down_since = Some(down.at);
                     ctx.counters.state.set(LinkState::Reconnecting);
                     ctx.emit(Event::State { output: ctx.output, state: LinkState::Reconnecting });
@@ -199,16 +208,7 @@ fn run(mut ctx: ReconnectContext) {
                 },
                 recv(ctx.redirects) -> msg => {
                     let Ok(url) = msg else { return };
-                    if let Some(down) = standby_session(&mut ctx, url) {
-                        // The old link failed while the new session was
-                        // being made: that session ended the outage.
-                        ctx.set_error(&down.reason);
-                        bump(&ctx.counters.reconnects);
-                        ctx.emit(Event::Reconnected {
-                            output: ctx.output,
-                            downtime_ms: down.at.elapsed().as_millis() as u64,
-                        });
-                    }
+                    standby_session(&mut ctx, url);
                 }
             }
         }
@@ -278,41 +278,34 @@ fn connect_until_live(ctx: &ReconnectContext, ever_live: bool) -> Outcome {
 }
 
 /// A standby session for a reconnect request, handed to the send thread
-/// (which switches to it at the next keyframe) with a keyframe requested
-/// now. One attempt: if it fails, the old session simply goes on. On
-/// success the new URL becomes this output's URL for later reconnects too.
-/// If the old link went down meanwhile, the new session is an ordinary
-/// fresh one ([`go_live`]) and the failure is returned for the caller to
-/// count as a reconnect.
-fn standby_session(ctx: &mut ReconnectContext, url: RtmpUrl) -> Option<LinkDown> {
-    match RtmpPublisher::connect(&url, &ctx.connect, &ctx.headers) {
+/// (which switches to it at the next keyframe, or starts it as a new session
+/// if the old link died meanwhile). One attempt: if it fails, the send thread
+/// is told and the old session simply goes on. On success the new URL
+/// becomes this output's URL for later reconnects too.
+fn standby_session(ctx: &mut ReconnectContext, url: RtmpUrl) {
+    let answer = match RtmpPublisher::connect(&url, &ctx.connect, &ctx.headers) {
         Ok(publisher) => {
             tracing::info!(output = %url, "session for the reconnect request is live");
             ctx.url = url;
-            if let Ok(down) = ctx.link_down.try_recv() {
-                go_live(ctx, publisher);
-                return Some(down);
-            }
-            ctx.muxer.request_switch_keyframe();
-            let _ = ctx.sessions.send(publisher);
-            None
+            Handover::Standby(publisher)
         }
         Err(e) => {
             bump(&ctx.counters.connect_failures);
             tracing::warn!(output = %url, error = %e, "reconnect request: the new server failed; staying");
-            None
+            Handover::StandbyFailed
         }
-    }
+    };
+    // The send thread lives as long as this thread's output.
+    let _ = ctx.sessions.send(answer);
 }
 
-/// A fresh session: clean buffer, keyframe gate closed with an IDR requested
-/// now, flags up (all in one step under the buffer's lock), session handed
-/// to the send thread.
+/// A fresh session: flags up, session handed to the send thread, which
+/// starts it (clean buffer, keyframe gate closed, IDR requested now) as it
+/// takes it.
 fn go_live(ctx: &ReconnectContext, publisher: RtmpPublisher) {
-    ctx.muxer.on_new_session();
     ctx.counters.state.set(LinkState::Live);
     // The send thread lives as long as this thread's output.
-    let _ = ctx.sessions.send(publisher);
+    let _ = ctx.sessions.send(Handover::Session(publisher));
 }
 
 impl ReconnectContext {

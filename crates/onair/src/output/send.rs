@@ -1,10 +1,12 @@
 //! NetworkSendThread: takes FLV tags from the StreamBuffer and writes them to
 //! the current RTMP session.
 //!
-//! Why it owns what it owns: the session (socket) is handed over by the
-//! ReconnectThread through a channel and owned here until the link fails;
-//! then it is dropped here and the ReconnectThread is told through another
-//! channel. No lock is ever held across a write.
+//! Why it owns what it owns: the session (socket) is made by the
+//! ReconnectThread, handed over through a channel, and owned here until the
+//! link fails; then it is dropped here and the ReconnectThread is told
+//! through another channel. Which session is live, and starting one (clean
+//! buffer, IDR requested), is decided here alone, one transition per event
+//! (`handover.rs`). No lock is ever held across a write.
 //!
 //! ## Moving on a server's request (Enhanced RTMP reconnect request)
 //!
@@ -13,31 +15,41 @@
 //! from its own session ([`RtmpPublisher::take_reconnect_request`]), asks
 //! the ReconnectThread (which makes every session) for a standby session at
 //! the resolved URL through `redirects`, and keeps sending on the old
-//! session meanwhile. The standby comes back on `sessions`; the
-//! ReconnectThread asks the encoder for a keyframe as it hands it over. The
+//! session meanwhile. The standby comes back on `sessions`
+//! ([`Handover::Standby`], or [`Handover::StandbyFailed`]); this thread
+//! asks the encoder for a keyframe as it takes it, and reads its socket
+//! (pings, acks) while it waits. The
 //! switch happens when the next video keyframe leaves the buffer: that tag
 //! and everything after it go to the new session (timestamps from 0 there),
 //! everything before it has gone to the old one, so no frame is skipped and
 //! none is sent twice; the old session then drains what it still holds for
 //! at most [`RETIRE_DRAIN`] and is closed (FCUnpublish, deleteStream). A
 //! standby that does not come within [`REDIRECT_TIMEOUT`] is given up and
-//! the old session goes on. Audio-only streams switch at once.
+//! the old session goes on. Audio-only streams switch at once. If the old
+//! link dies first, the standby (when it comes) is started here as a new
+//! session in the same step that takes it, and the ReconnectThread is told
+//! the outage is over ([`LinkDown::replaced`]).
 //!
 //! A dead link often gives no error: writes simply stop completing. So a link
 //! is declared down on a write error or EOF, and also when no byte has been
 //! accepted for `stall_timeout` while there is something to send, or the
 //! kernel holds unsent bytes and the peer has not ACKed for `stall_timeout`.
 
+mod adapt;
+mod backlog;
+pub mod handover;
+
+use self::adapt::{Adaptation, RateMeter};
+use self::backlog::BacklogClock;
+use self::handover::{Effects, Handover, Sessions};
 use super::buffer::QueuedTag;
 use super::buffer::StreamBuffer;
-use super::congestion::{CongestionController, Observation};
-use super::muxer::VIDEO_DROP_HIGH_WATER;
-use super::rtmp::{MediaId, RtmpError, RtmpPublisher};
+use super::muxer::{StreamMuxer, VIDEO_DROP_HIGH_WATER};
+use super::rtmp::{RtmpError, RtmpPublisher};
 use super::url::RtmpUrl;
 use crate::stats::{bump, LinkState, OutputCounters};
-use crate::video::bitrate::{BitrateWish, VideoBitrate};
+use crate::video::bitrate::VideoBitrate;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,6 +85,8 @@ pub const REDIRECT_TIMEOUT: Duration = Duration::from_secs(15);
 const PUMP_WAIT: Duration = Duration::from_millis(20);
 /// How long to wait for a packet when idle.
 const IDLE_WAIT: Duration = Duration::from_millis(10);
+/// How long to wait for a session when there is none.
+const SESSION_WAIT: Duration = Duration::from_millis(50);
 /// The congestion controller looks at the link this often.
 pub const OBSERVE_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -83,6 +97,10 @@ pub struct LinkDown {
     pub reason: String,
     /// When it was detected.
     pub at: Instant,
+    /// The standby session of a reconnect request took over at once (the
+    /// send thread started it on a clean buffer): the outage is over and
+    /// the ReconnectThread makes no session.
+    pub replaced: bool,
 }
 
 /// Everything the NetworkSendThread needs.
@@ -91,8 +109,12 @@ pub struct SendContext {
     pub buffer: Arc<StreamBuffer>,
     /// The output's counters.
     pub counters: Arc<OutputCounters>,
-    /// New sessions from the ReconnectThread.
-    pub sessions: Receiver<RtmpPublisher>,
+    /// The output's muxer: the send thread starts each session on it
+    /// (`on_new_session`) and asks it for a standby's keyframe.
+    pub muxer: Arc<StreamMuxer>,
+    /// Sessions from the ReconnectThread, and the answers to reconnect
+    /// requests.
+    pub sessions: Receiver<Handover<RtmpPublisher>>,
     /// Failures, to the ReconnectThread.
     pub link_down: Sender<LinkDown>,
     /// Reconnect requests, to the ReconnectThread: make a standby session
@@ -113,95 +135,7 @@ pub struct SendContext {
     pub audio_only: bool,
 }
 
-/// The congestion controller in its place: observes the session every
-/// `OBSERVE_INTERVAL` and states the output's wish.
-struct Adaptation {
-    ctl: CongestionController,
-    bitrate: Arc<VideoBitrate>,
-    wish: Arc<BitrateWish>,
-    origin: Instant,
-    next_at: Instant,
-}
-
-impl Adaptation {
-    fn new(bitrate: Arc<VideoBitrate>) -> Self {
-        let wish = bitrate.register();
-        Self {
-            ctl: CongestionController::new(bitrate.ceiling()),
-            bitrate,
-            wish,
-            origin: Instant::now(),
-            next_at: Instant::now(),
-        }
-    }
-
-    /// A session begins: measurements start over; the last good target is
-    /// kept (and stated at once, so the session's first IDR is sized for it).
-    fn on_new_session(&mut self) {
-        self.ctl.on_new_session();
-        self.next_at = Instant::now();
-    }
-
-    fn observe(&mut self, ctx: &SendContext, s: &Session) {
-        let now = Instant::now();
-        if now < self.next_at {
-            return;
-        }
-        self.next_at = now + OBSERVE_INTERVAL;
-        // Bytes the peer acknowledged: TCP_INFO, or what left the kernel's
-        // send queue where TCP_INFO does not say.
-        let acked = s
-            .publisher
-            .bytes_acked()
-            .filter(|b| *b > 0)
-            .unwrap_or_else(|| {
-                s.written
-                    .saturating_sub(s.publisher.kernel_unsent_bytes() as u64)
-            });
-        let d = self.ctl.observe(Observation {
-            now: now - self.origin,
-            acked_bytes: acked,
-            queue_ms: ctx.buffer.latency_ms(),
-            ceiling_bps: self.bitrate.ceiling(),
-            floor_bps: self.bitrate.floor(),
-            audio_bps: ctx.audio_bps,
-        });
-        self.wish.set(d.target_bps);
-        let c = &ctx.counters;
-        c.link_bps.store(d.link_bps, Ordering::Relaxed);
-        c.wanted_video_bps
-            .store(u64::from(d.target_bps), Ordering::Relaxed);
-        c.bitrate_reason.store(d.reason as u8, Ordering::Relaxed);
-    }
-}
-
-/// Measures the send rate over windows of `RATE_WINDOW`.
-const RATE_WINDOW: Duration = Duration::from_secs(1);
-
-struct RateMeter {
-    window_start: Instant,
-    window_bytes: u64,
-}
-
-impl RateMeter {
-    fn new() -> Self {
-        Self {
-            window_start: Instant::now(),
-            window_bytes: 0,
-        }
-    }
-
-    fn add(&mut self, bytes: u64, counters: &OutputCounters) {
-        self.window_bytes += bytes;
-        let elapsed = self.window_start.elapsed();
-        if elapsed >= RATE_WINDOW {
-            let bps = self.window_bytes * 8 * 1000 / (elapsed.as_millis() as u64).max(1);
-            counters.send_rate_bps.store(bps, Ordering::Relaxed);
-            *self = Self::new();
-        }
-    }
-}
-
+/// A session the send thread writes to, with its own clocks.
 struct Session {
     publisher: RtmpPublisher,
     /// dts of the first tag of this session: RTMP timestamps start at 0.
@@ -232,68 +166,6 @@ impl Session {
     }
 }
 
-/// How much media (ms) the tags handed to the session but not yet
-/// acknowledged hold, from their timestamps: exact whatever the bitrate was
-/// when they were encoded (adaptive bitrate moves it; converting bytes at
-/// today's bitrate would inflate the latency of bytes encoded at
-/// yesterday's, just when the bitrate drops).
-///
-/// What "in flight" means with interleaving: the session writes audio
-/// between the chunks of a large video message, so tags do not reach the
-/// wire in the order they were queued, and the unacknowledged bytes are not
-/// the last tags queued. So each tag is a mark (the publisher's message id,
-/// its dts); the publisher reports where each message's last byte lies in
-/// its output byte stream (`take_sent`), and a tag is in flight until the
-/// peer has acknowledged up to there (`acked_offset`: bytes handed to the
-/// kernel minus those it still holds), or while it has no end yet (still in
-/// the session's queues). The media time in flight is the newest minus the
-/// oldest dts among those tags.
-#[derive(Debug, Default)]
-struct BacklogClock {
-    /// Tags not known to be acknowledged, in queue order (ids increasing).
-    marks: VecDeque<Mark>,
-}
-
-#[derive(Debug)]
-struct Mark {
-    id: MediaId,
-    dts_ns: u64,
-    /// Offset just past the tag's last byte in the session's output.
-    end: Option<u64>,
-}
-
-impl BacklogClock {
-    fn on_tag(&mut self, id: MediaId, dts_ns: u64) {
-        self.marks.push_back(Mark {
-            id,
-            dts_ns,
-            end: None,
-        });
-    }
-
-    /// The publisher placed message `id`'s last byte at `end`. Ids that are
-    /// not tags (the sequence headers of the session) are ignored.
-    fn on_sent(&mut self, id: MediaId, end: u64) {
-        if let Ok(i) = self.marks.binary_search_by_key(&id, |m| m.id) {
-            self.marks[i].end = Some(end);
-        }
-    }
-
-    /// Media ms in the tags not acknowledged up to `acked`.
-    fn media_ms(&mut self, acked: u64) -> u64 {
-        let done = |m: &Mark| m.end.is_some_and(|e| e <= acked);
-        while self.marks.front().is_some_and(done) {
-            self.marks.pop_front();
-        }
-        let mut in_flight = self.marks.iter().filter(|m| !done(m)).map(|m| m.dts_ns);
-        let Some(first) = in_flight.next() else {
-            return 0;
-        };
-        let (oldest, newest) = in_flight.fold((first, first), |(lo, hi), d| (lo.min(d), hi.max(d)));
-        (newest - oldest) / 1_000_000
-    }
-}
-
 /// Hands the publisher's sent-message reports to the clock, then measures.
 fn media_in_flight_ms(s: &mut Session) -> u64 {
     for (id, end) in s.publisher.take_sent() {
@@ -310,149 +182,166 @@ pub fn spawn(ctx: SendContext) -> std::io::Result<std::thread::JoinHandle<()>> {
 }
 
 fn run(ctx: SendContext) {
-    let mut session: Option<Session> = None;
-    let mut redirect = Redirect::default();
+    let mut owner = Sessions::<Session>::default();
+    let mut fx = Fx {
+        ctx: &ctx,
+        adapt: ctx.bitrate.clone().map(Adaptation::new),
+    };
     let mut rate = RateMeter::new();
-    let mut adapt = ctx.bitrate.clone().map(Adaptation::new);
     loop {
         let sent_before = ctx.counters.bytes_sent.load(Ordering::Relaxed);
-        let Some(s) = session.as_mut() else {
-            rate.add(0, &ctx.counters);
-            redirect.abandon();
-            if ctx.stop.load(Ordering::Acquire) {
-                return;
-            }
-            match ctx.sessions.recv_timeout(Duration::from_millis(50)) {
-                Ok(p) => {
-                    session = Some(Session::new(p));
-                    if let Some(a) = adapt.as_mut() {
-                        a.on_new_session();
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-            continue;
-        };
         if ctx.stop.load(Ordering::Acquire) {
-            redirect.abandon();
-            if let Some(s) = session.take() {
+            if let Some(s) = owner.stop(&mut fx) {
                 drain_and_close(&ctx, s);
             }
             return;
         }
-        redirect.poll(&ctx, s);
-        match step(&ctx, s, redirect.standby.is_some()) {
+        // Every message from the ReconnectThread is one transition of the
+        // owner, whatever the state: waited for only without a session.
+        let wait = if owner.live().is_some() {
+            Duration::ZERO
+        } else {
+            SESSION_WAIT
+        };
+        match ctx.sessions.recv_timeout(wait) {
+            Ok(handover) => owner.on_handover(handover.map(Session::new), &mut fx),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) if owner.live().is_none() => return,
+            Err(RecvTimeoutError::Disconnected) => {}
+        }
+        owner.expire(REDIRECT_TIMEOUT, &mut fx);
+        let busy = owner.request_in_progress();
+        let switch_at_keyframe = owner.standby().is_some();
+        let Some(s) = owner.live() else {
+            rate.add(0, &ctx.counters);
+            continue;
+        };
+        if let Some(url) = reconnect_request(s, busy) {
+            if ctx.redirects.send(url).is_ok() {
+                owner.asked(Instant::now());
+            }
+        }
+        let Some(s) = owner.live() else {
+            continue;
+        };
+        match step(&ctx, s, switch_at_keyframe) {
             Ok(None) => {
-                if let Some(a) = adapt.as_mut() {
+                if let Some(a) = fx.adapt.as_mut() {
                     a.observe(&ctx, s);
                 }
             }
             Ok(Some(keyframe)) => {
-                if let Some(mut next) = redirect.standby.take() {
-                    let queued = queue_tag(&ctx, &mut next, keyframe);
-                    if let Some(old) = session.replace(next) {
-                        redirect.retire(old);
-                    }
+                if let Some(next) = owner.switch(RETIRE_DRAIN, &mut fx) {
+                    let queued = queue_tag(&ctx, next, keyframe);
                     bump(&ctx.counters.redirects);
                     tracing::info!("switched to the session the server asked for");
-                    if let Err(e) = queued {
-                        session = None;
-                        link_down(&ctx, e.to_string());
-                    } else if let Some(a) = adapt.as_mut() {
-                        a.on_new_session();
+                    match queued {
+                        Ok(()) => {
+                            if let Some(a) = fx.adapt.as_mut() {
+                                a.on_new_session();
+                            }
+                        }
+                        Err(e) => owner.on_link_lost(e.to_string(), &mut fx),
                     }
                 }
             }
-            Err(reason) => {
-                session = None;
-                link_down(&ctx, reason);
-            }
+            Err(reason) => owner.on_link_lost(reason, &mut fx),
         }
-        redirect.pump_retiring();
+        pump_standby(&mut owner, &mut fx);
+        pump_retiring(&mut owner, &mut fx);
         let sent = ctx.counters.bytes_sent.load(Ordering::Relaxed) - sent_before;
         rate.add(sent, &ctx.counters);
     }
 }
 
-/// The send thread's side of a reconnect request: waiting for the standby
-/// session, holding it until the next keyframe, and draining the session
-/// left behind.
-#[derive(Default)]
-struct Redirect {
-    /// When the standby was asked for (None: no request in progress).
-    asked_at: Option<Instant>,
-    /// The new session, live, waiting for the next keyframe.
-    standby: Option<Session>,
-    /// The session switched away from, with its deadline.
-    retiring: Option<(Session, Instant)>,
+/// The server's reconnect request, read from the live session: the URL to
+/// ask the ReconnectThread for, unless one is in progress or it is unusable.
+fn reconnect_request(s: &mut Session, in_progress: bool) -> Option<RtmpUrl> {
+    match s.publisher.take_reconnect_request()? {
+        Ok(url) if !in_progress => {
+            tracing::info!(to = %url, "server asks to reconnect: making the new session");
+            Some(url)
+        }
+        Ok(_) => {
+            tracing::debug!("reconnect request while one is in progress: ignored");
+            None
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "reconnect request ignored");
+            None
+        }
+    }
 }
 
-impl Redirect {
-    /// Takes a new reconnect request from the session, or the standby
-    /// session once it is made.
-    fn poll(&mut self, ctx: &SendContext, s: &mut Session) {
-        if let Some(request) = s.publisher.take_reconnect_request() {
-            match request {
-                Ok(url) if self.asked_at.is_none() => {
-                    tracing::info!(to = %url, "server asks to reconnect: making the new session");
-                    if ctx.redirects.send(url).is_ok() {
-                        self.asked_at = Some(Instant::now());
-                    }
-                }
-                Ok(_) => tracing::debug!("reconnect request while one is in progress: ignored"),
-                Err(reason) => tracing::warn!(%reason, "reconnect request ignored"),
-            }
+/// The standby session, while it waits for its keyframe, is read (pings
+/// answered, acks sent) like the live one; a failure closes it and the live
+/// session goes on.
+fn pump_standby(owner: &mut Sessions<Session>, fx: &mut Fx) {
+    let Some(standby) = owner.standby() else {
+        return;
+    };
+    if let Err(e) = standby.publisher.pump(Duration::ZERO) {
+        tracing::warn!(error = %e, "the standby session failed: staying");
+        owner.standby_failed(fx);
+    }
+}
+
+/// Sends what the session left behind by a switch still holds; closes it
+/// when done, failed or late.
+fn pump_retiring(owner: &mut Sessions<Session>, fx: &mut Fx) {
+    let Some((old, deadline)) = owner.retiring() else {
+        return;
+    };
+    let done = match old.publisher.pump(Duration::ZERO) {
+        Ok(_) => old.publisher.pending_bytes() == 0 || Instant::now() >= deadline,
+        Err(e) => {
+            tracing::debug!(error = %e, "the session left behind failed while draining");
+            true
         }
-        if self.asked_at.is_some() && self.standby.is_none() {
-            if let Ok(p) = ctx.sessions.try_recv() {
-                self.standby = Some(Session::new(p));
-            }
-        }
-        if let Some(at) = self.asked_at {
-            if self.standby.is_none() && at.elapsed() > REDIRECT_TIMEOUT {
-                tracing::warn!("no session from the reconnect request in time: staying");
-                self.asked_at = None;
-            }
+    };
+    if done {
+        owner.retired(fx);
+    }
+}
+
+/// The owner's effects in the running output.
+struct Fx<'a> {
+    ctx: &'a SendContext,
+    adapt: Option<Adaptation>,
+}
+
+impl Effects<Session> for Fx<'_> {
+    fn begin(&mut self, _session: &Session) {
+        self.ctx.muxer.on_new_session();
+        self.ctx.counters.state.set(LinkState::Live);
+        if let Some(a) = self.adapt.as_mut() {
+            a.on_new_session();
         }
     }
 
-    /// The old session leaves: it drains in the background of the rounds.
-    fn retire(&mut self, old: Session) {
-        self.asked_at = None;
-        if let Some((previous, _)) = self.retiring.take() {
-            previous.publisher.close(Duration::ZERO);
-        }
-        self.retiring = Some((old, Instant::now() + RETIRE_DRAIN));
+    fn request_switch_keyframe(&mut self) {
+        self.ctx.muxer.request_switch_keyframe();
     }
 
-    /// Sends what the old session still holds; closes it when done, failed
-    /// or late.
-    fn pump_retiring(&mut self) {
-        let Some((old, deadline)) = self.retiring.as_mut() else {
-            return;
-        };
-        let done = match old.publisher.pump(Duration::ZERO) {
-            Ok(_) => old.publisher.pending_bytes() == 0 || Instant::now() >= *deadline,
-            Err(e) => {
-                tracing::debug!(error = %e, "the session left behind failed while draining");
-                true
-            }
-        };
-        if done {
-            if let Some((old, _)) = self.retiring.take() {
-                old.publisher.close(Duration::ZERO);
-            }
-        }
+    fn end(&mut self, reason: &str) {
+        tracing::warn!(%reason, "link down");
+        let ctx = self.ctx;
+        ctx.counters.state.set(LinkState::Reconnecting);
+        ctx.muxer.on_session_lost();
+        ctx.counters.kernel_unsent_bytes.store(0, Ordering::Relaxed);
+        ctx.counters.congestion_milli.store(0, Ordering::Relaxed);
     }
 
-    /// Gives everything up (the link went down, or stop).
-    fn abandon(&mut self) {
-        self.asked_at = None;
-        self.standby = None;
-        if let Some((old, _)) = self.retiring.take() {
-            old.publisher.close(Duration::ZERO);
+    fn report(&mut self, down: LinkDown) {
+        if down.replaced {
+            tracing::info!("the reconnect request's session took over from the lost link");
         }
+        // The reconnect thread only goes away when the output stops.
+        let _ = self.ctx.link_down.send(down);
+    }
+
+    fn close(&mut self, session: Session) {
+        session.publisher.close(Duration::ZERO);
     }
 }
 
@@ -602,27 +491,6 @@ fn check_stall(ctx: &SendContext, s: &Session) -> Result<(), String> {
     Ok(())
 }
 
-/// Marks the link down, drops what was queued (counted), tells the
-/// ReconnectThread.
-fn link_down(ctx: &SendContext, reason: String) {
-    ctx.counters.state.set(LinkState::Reconnecting);
-    let (video, audio) = ctx.buffer.end_session();
-    ctx.counters
-        .video_dropped_disconnected
-        .fetch_add(video, Ordering::Relaxed);
-    ctx.counters
-        .audio_frames_dropped
-        .fetch_add(audio, Ordering::Relaxed);
-    ctx.counters.kernel_unsent_bytes.store(0, Ordering::Relaxed);
-    ctx.counters.congestion_milli.store(0, Ordering::Relaxed);
-    tracing::warn!(%reason, "link down");
-    // The reconnect thread only goes away when the output stops.
-    let _ = ctx.link_down.send(LinkDown {
-        reason,
-        at: Instant::now(),
-    });
-}
-
 /// Graceful stop: send what is queued for up to `drain_timeout`, then close
 /// the session (FCUnpublish, deleteStream).
 fn drain_and_close(ctx: &SendContext, mut s: Session) {
@@ -645,61 +513,4 @@ fn drain_and_close(ctx: &SendContext, mut s: Session) {
     }
     let left = deadline.saturating_duration_since(Instant::now());
     s.publisher.close(left.max(Duration::from_millis(200)));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::BacklogClock;
-
-    #[test]
-    fn backlog_is_measured_in_media_time_whatever_the_bitrate() {
-        let mut b = BacklogClock::default();
-        // 10 frames of 1000 bytes 33 ms apart, then 10 of 250 bytes (the
-        // bitrate was divided by 4), on the wire in order.
-        let mut end = 0;
-        for i in 0..20u64 {
-            b.on_tag(i, i * 33_000_000);
-            end += if i < 10 { 1000 } else { 250 };
-            b.on_sent(i, end);
-        }
-        // Two big frames and all the small ones unacknowledged: 11 intervals.
-        assert_eq!(b.media_ms(end - 2000 - 2500), 11 * 33);
-        // Later, the last 5 small frames: 4 intervals (bytes at a quarter
-        // of the bitrate count as much media as the big ones).
-        assert_eq!(b.media_ms(end - 1250), 4 * 33);
-        assert_eq!(b.media_ms(end), 0, "all acknowledged: nothing in flight");
-    }
-
-    #[test]
-    fn backlog_follows_wire_order_when_audio_overtakes_video() {
-        let mut b = BacklogClock::default();
-        // A keyframe (id 0, dts 0) of 100 KB, then audio every 21 ms (ids
-        // 1..=4) that overtakes it on the wire, then a P-frame (id 5).
-        b.on_tag(0, 0);
-        for i in 1..=4u64 {
-            b.on_tag(i, (i - 1) * 21_000_000);
-        }
-        b.on_tag(5, 33_000_000);
-        // Audio 1 and 2 went out between the keyframe's first chunks.
-        b.on_sent(1, 8_500);
-        b.on_sent(2, 13_000);
-        // Nothing acknowledged yet: everything is in flight, 0..63 ms (the
-        // P-frame and audio 4, not yet staged, count too).
-        assert_eq!(b.media_ms(0), 63);
-        // The peer acknowledged 13 000 bytes: audio 1 and 2 are done, but
-        // the keyframe (dts 0) is not, so the oldest in flight is still 0.
-        assert_eq!(b.media_ms(13_000), 63);
-        // The keyframe ends at 100 000 bytes, audio 3 and 4 after it.
-        b.on_sent(0, 100_000);
-        b.on_sent(3, 100_500);
-        b.on_sent(4, 101_000);
-        b.on_sent(5, 111_000);
-        // Keyframe acknowledged: the P-frame (33 ms) .. audio 4 (63 ms).
-        assert_eq!(b.media_ms(100_000), 30);
-        // Ids that are not tags (sequence headers) change nothing.
-        b.on_sent(99, 5);
-        assert_eq!(b.media_ms(101_000), 0, "only the P-frame is left");
-        assert_eq!(b.media_ms(111_000), 0);
-        assert!(b.marks.is_empty());
-    }
 }

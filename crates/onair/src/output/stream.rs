@@ -136,6 +136,7 @@ impl StreamOutput {
         let send_thread = send::spawn(SendContext {
             buffer,
             counters: counters.clone(),
+            muxer: muxer.clone(),
             sessions: session_rx,
             link_down: down_tx,
             redirects: redirect_tx,
@@ -153,7 +154,6 @@ impl StreamOutput {
             connect,
             headers: headers.clone(),
             policy: cfg.reconnect,
-            muxer: muxer.clone(),
             counters: counters.clone(),
             sessions: session_tx,
             link_down: down_rx,

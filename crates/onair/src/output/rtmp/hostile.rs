@@ -113,15 +113,42 @@ fn accept_until_live(conn: &mut ScriptConn, gap: Duration) -> io::Result<ServerS
     Ok(srv)
 }
 
-fn url(server: &ScriptedServer) -> RtmpUrl {
-    RtmpUrl::parse(&server.rtmp_url("live/hostileKey"), None).unwrap()
-}
-
-fn opts(handshake: Duration) -> ConnectOptions {
-    ConnectOptions {
+/// Runs `script` as the server of one connection and connects the
+/// publisher to it, with `handshake` as the setup's bound: the server (to
+/// join), the publisher or its error, and how long `connect` took.
+fn connect_to_script<F>(
+    script: F,
+    handshake: Duration,
+) -> (ScriptedServer, Result<RtmpPublisher, RtmpError>, Duration)
+where
+    F: FnOnce(&mut ScriptConn) -> io::Result<()> + Send + 'static,
+{
+    let server = ScriptedServer::start(script).unwrap();
+    let url = RtmpUrl::parse(&server.rtmp_url("live/hostileKey"), None).unwrap();
+    let opts = ConnectOptions {
         handshake_timeout: handshake,
         ..ConnectOptions::default()
+    };
+    let start = Instant::now();
+    let result = RtmpPublisher::connect(&url, &opts, &test_headers());
+    (server, result, start.elapsed())
+}
+
+/// The error of a setup the server made fail.
+fn refused(result: Result<RtmpPublisher, RtmpError>) -> RtmpError {
+    match result {
+        Ok(_) => panic!("the hostile server's setup succeeded"),
+        Err(e) => e,
     }
+}
+
+/// The error is a timeout in `stage`, within `bound` (plus scheduling slack).
+fn assert_timed_out(err: &RtmpError, stage: Stage, took: Duration, bound: Duration) {
+    assert!(
+        matches!(err, RtmpError::Timeout { stage: s } if *s == stage),
+        "{err}"
+    );
+    assert!(took < bound + SCHEDULING_SLACK, "{took:?}");
 }
 
 fn assert_fault(err: &RtmpError) {
@@ -132,51 +159,32 @@ fn assert_fault(err: &RtmpError) {
 
 #[test]
 fn server_that_never_answers_connect_times_out_in_connect_command() {
-    let server = ScriptedServer::start(|c| {
-        c.handshake()?;
-        c.swallow_for(Duration::from_secs(3))?;
-        Ok(())
-    })
-    .unwrap();
-    let start = Instant::now();
-    let err = RtmpPublisher::connect(
-        &url(&server),
-        &opts(Duration::from_millis(800)),
-        &test_headers(),
-    )
-    .unwrap_err();
-    let took = start.elapsed();
-    assert!(
-        matches!(
-            err,
-            RtmpError::Timeout {
-                stage: Stage::ConnectCommand
-            }
-        ),
-        "{err}"
+    let bound = Duration::from_millis(800);
+    let (_server, result, took) = connect_to_script(
+        |c| {
+            c.handshake()?;
+            c.swallow_for(Duration::from_secs(3))?;
+            Ok(())
+        },
+        bound,
     );
-    assert!(
-        took < Duration::from_millis(800) + SCHEDULING_SLACK,
-        "{took:?}"
-    );
+    let err = refused(result);
+    assert_timed_out(&err, Stage::ConnectCommand, took, bound);
     assert_eq!(err.to_string(), "timed out during connect-command");
     assert_fault(&err);
 }
 
 #[test]
 fn byte_by_byte_server_is_followed_to_publishing() {
-    let server = ScriptedServer::start(|c| {
-        accept_until_live(c, Duration::from_millis(1))?;
-        c.swallow_for(Duration::from_millis(500))?;
-        Ok(())
-    })
-    .unwrap();
-    let mut p = RtmpPublisher::connect(
-        &url(&server),
-        &opts(Duration::from_secs(8)),
-        &test_headers(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (server, result, _) = connect_to_script(
+        |c| {
+            accept_until_live(c, Duration::from_millis(1))?;
+            c.swallow_for(Duration::from_millis(500))?;
+            Ok(())
+        },
+        Duration::from_secs(8),
+    );
+    let mut p = result.unwrap_or_else(|e| panic!("{e}"));
     p.pump(Duration::from_millis(100)).unwrap();
     p.close(Duration::from_millis(200));
     server.join().unwrap();
@@ -184,30 +192,18 @@ fn byte_by_byte_server_is_followed_to_publishing() {
 
 #[test]
 fn too_slow_server_times_out_in_handshake() {
-    let server = ScriptedServer::start(|c| {
-        let c0c1 = c.read_c0c1()?;
-        // 3073 bytes 2 ms apart: 6 s, far past the client's 600 ms.
-        let _ = c.write_slowly(&ScriptConn::s0s1s2(&c0c1), Duration::from_millis(2));
-        Ok(())
-    })
-    .unwrap();
-    let start = Instant::now();
-    let err = RtmpPublisher::connect(
-        &url(&server),
-        &opts(Duration::from_millis(600)),
-        &test_headers(),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RtmpError::Timeout {
-                stage: Stage::Handshake
-            }
-        ),
-        "{err}"
+    let bound = Duration::from_millis(600);
+    let (_server, result, took) = connect_to_script(
+        |c| {
+            let c0c1 = c.read_c0c1()?;
+            // 3073 bytes 2 ms apart: 6 s, far past the client's 600 ms.
+            let _ = c.write_slowly(&ScriptConn::s0s1s2(&c0c1), Duration::from_millis(2));
+            Ok(())
+        },
+        bound,
     );
-    assert!(start.elapsed() < Duration::from_millis(600) + SCHEDULING_SLACK);
+    let err = refused(result);
+    assert_timed_out(&err, Stage::Handshake, took, bound);
     assert_fault(&err);
 }
 
@@ -216,32 +212,28 @@ fn closes_at_each_handshake_step_say_where() {
     // 0: at accept; 1: after reading C0C1; 2: after S0; 3: after S0S1;
     // 4: after S0S1S2 without reading C2; 5: after the whole handshake.
     for step in 0..6 {
-        let server = ScriptedServer::start(move |c| {
-            if step == 0 {
-                return Ok(());
-            }
-            let c0c1 = c.read_c0c1()?;
-            let answer = ScriptConn::s0s1s2(&c0c1);
-            match step {
-                1 => {}
-                2 => c.write(&answer[..1])?,
-                3 => c.write(&answer[..1 + 1536])?,
-                4 => c.write(&answer)?,
-                _ => {
-                    c.write(&answer)?;
-                    c.read_exact(1536)?;
+        let (server, result, took) = connect_to_script(
+            move |c| {
+                if step == 0 {
+                    return Ok(());
                 }
-            }
-            Ok(())
-        })
-        .unwrap();
-        let start = Instant::now();
-        let err = RtmpPublisher::connect(
-            &url(&server),
-            &opts(Duration::from_secs(3)),
-            &test_headers(),
-        )
-        .unwrap_err();
+                let c0c1 = c.read_c0c1()?;
+                let answer = ScriptConn::s0s1s2(&c0c1);
+                match step {
+                    1 => {}
+                    2 => c.write(&answer[..1])?,
+                    3 => c.write(&answer[..1 + 1536])?,
+                    4 => c.write(&answer)?,
+                    _ => {
+                        c.write(&answer)?;
+                        c.read_exact(1536)?;
+                    }
+                }
+                Ok(())
+            },
+            Duration::from_secs(3),
+        );
+        let err = refused(result);
         // After S2 the client's handshake is complete (C2 is only written).
         let want = if step >= 4 {
             Stage::ConnectCommand
@@ -252,11 +244,7 @@ fn closes_at_each_handshake_step_say_where() {
             matches!(&err, RtmpError::Closed { stage } | RtmpError::Io { stage, .. } if *stage == want),
             "step {step}: {err}"
         );
-        assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "step {step}: {:?}",
-            start.elapsed()
-        );
+        assert!(took < Duration::from_secs(1), "step {step}: {took:?}");
         assert_fault(&err);
         let _ = server.join();
     }
@@ -271,20 +259,17 @@ fn garbage_after_publish_is_a_protocol_fault() {
     ];
     for bytes in garbage {
         let junk = bytes.to_vec();
-        let server = ScriptedServer::start(move |c| {
-            accept_until_live(c, Duration::ZERO)?;
-            std::thread::sleep(Duration::from_millis(100));
-            c.write(&junk)?;
-            c.swallow_for(Duration::from_secs(2))?;
-            Ok(())
-        })
-        .unwrap();
-        let mut p = RtmpPublisher::connect(
-            &url(&server),
-            &opts(Duration::from_secs(3)),
-            &test_headers(),
-        )
-        .unwrap();
+        let (_server, result, _) = connect_to_script(
+            move |c| {
+                accept_until_live(c, Duration::ZERO)?;
+                std::thread::sleep(Duration::from_millis(100));
+                c.write(&junk)?;
+                c.swallow_for(Duration::from_secs(2))?;
+                Ok(())
+            },
+            Duration::from_secs(3),
+        );
+        let mut p = result.unwrap();
         let start = Instant::now();
         let err = loop {
             match p.pump(Duration::from_millis(20)) {
@@ -306,65 +291,62 @@ fn garbage_after_publish_is_a_protocol_fault() {
 
 #[test]
 fn ping_flood_is_answered_without_stalling_the_sender() {
-    let server = ScriptedServer::start(|c| {
-        let srv = accept_until_live(c, Duration::ZERO)?;
-        // A reader that counts our PingResponses while the script floods.
-        let mut rx = c.stream().try_clone()?;
-        let mut reader = srv.reader;
-        let counter = std::thread::spawn(move || {
-            let mut pongs = 0u64;
-            let mut buf = vec![0; 64 * 1024];
-            let _ = rx.set_read_timeout(Some(Duration::from_secs(5)));
-            while let Ok(n) = io::Read::read(&mut rx, &mut buf) {
-                if n == 0 {
-                    break;
+    let (server, result, _) = connect_to_script(
+        |c| {
+            let srv = accept_until_live(c, Duration::ZERO)?;
+            // A reader that counts our PingResponses while the script floods.
+            let mut rx = c.stream().try_clone()?;
+            let mut reader = srv.reader;
+            let counter = std::thread::spawn(move || {
+                let mut pongs = 0u64;
+                let mut buf = vec![0; 64 * 1024];
+                let _ = rx.set_read_timeout(Some(Duration::from_secs(5)));
+                while let Ok(n) = io::Read::read(&mut rx, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut msgs = Vec::new();
+                    if reader.feed(&buf[..n], &mut msgs).is_err() {
+                        break;
+                    }
+                    pongs += msgs
+                        .iter()
+                        .filter(|m| {
+                            matches!(
+                                Message::parse(m),
+                                Ok(Message::UserControl(message::UC_PING_RESPONSE, _))
+                            )
+                        })
+                        .count() as u64;
                 }
-                let mut msgs = Vec::new();
-                if reader.feed(&buf[..n], &mut msgs).is_err() {
-                    break;
-                }
-                pongs += msgs
-                    .iter()
-                    .filter(|m| {
-                        matches!(
-                            Message::parse(m),
-                            Ok(Message::UserControl(message::UC_PING_RESPONSE, _))
-                        )
-                    })
-                    .count() as u64;
+                pongs
+            });
+            let mut w = srv.writer;
+            let ping = OutMessage {
+                timestamp: 0,
+                type_id: message::USER_CONTROL,
+                stream_id: 0,
+                payload: Bytes::from_static(&[0, 6, 0, 0, 0, 1]),
+            };
+            for _ in 0..256 {
+                w.queue(Lane::Control, ping.clone(), false)
+                    .map_err(io::Error::other)?;
             }
-            pongs
-        });
-        let mut w = srv.writer;
-        let ping = OutMessage {
-            timestamp: 0,
-            type_id: message::USER_CONTROL,
-            stream_id: 0,
-            payload: Bytes::from_static(&[0, 6, 0, 0, 0, 1]),
-        };
-        for _ in 0..256 {
-            w.queue(Lane::Control, ping.clone(), false)
-                .map_err(io::Error::other)?;
-        }
-        let burst = w.take(usize::MAX);
-        let until = Instant::now() + Duration::from_millis(1500);
-        while Instant::now() < until {
-            c.write(&burst)?;
-        }
-        c.stream().shutdown(std::net::Shutdown::Write)?;
-        let pongs = counter.join().map_err(|_| io::Error::other("counter"))?;
-        if pongs == 0 {
-            return Err(io::Error::other("no ping answered"));
-        }
-        Ok(())
-    })
-    .unwrap();
-    let mut p = RtmpPublisher::connect(
-        &url(&server),
-        &opts(Duration::from_secs(3)),
-        &test_headers(),
-    )
-    .unwrap();
+            let burst = w.take(usize::MAX);
+            let until = Instant::now() + Duration::from_millis(1500);
+            while Instant::now() < until {
+                c.write(&burst)?;
+            }
+            c.stream().shutdown(std::net::Shutdown::Write)?;
+            let pongs = counter.join().map_err(|_| io::Error::other("counter"))?;
+            if pongs == 0 {
+                return Err(io::Error::other("no ping answered"));
+            }
+            Ok(())
+        },
+        Duration::from_secs(3),
+    );
+    let mut p = result.unwrap();
     let start = Instant::now();
     let mut ts = 0;
     let mut worst = Duration::ZERO;

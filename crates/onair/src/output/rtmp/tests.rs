@@ -14,8 +14,11 @@ use std::process::Command;
 
 const SECRET_KEY: &str = "s3cretKey_do_not_print";
 
-/// Parses an FLV file into (tag type, timestamp, body); empty if unreadable.
-pub(crate) fn read_flv_tags(path: &Path) -> Vec<(u8, u32, Vec<u8>)> {
+/// One FLV tag: (tag type, timestamp, body).
+pub(crate) type FlvTag = (u8, u32, Vec<u8>);
+
+/// Parses an FLV file into its tags; empty if unreadable.
+pub(crate) fn read_flv_tags(path: &Path) -> Vec<FlvTag> {
     let Ok(bytes) = std::fs::read(path) else {
         return Vec::new();
     };
@@ -143,17 +146,20 @@ fn unresolvable_host_fails_at_resolve() {
     assert!(matches!(err, RtmpError::Resolve { .. }), "{err}");
 }
 
-#[test]
-fn silent_server_times_out_in_handshake() {
+/// Connects over `scheme` (`rtmp`, `rtmps`) to a server that accepts and
+/// never answers, with a 500 ms handshake bound: the error and how long
+/// `connect` took. The server reads until the client gives up and closes.
+pub(crate) fn connect_to_silent_server(scheme: &str) -> (RtmpError, Duration) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    // Accept and hold the connection without answering.
     let holder = std::thread::spawn(move || {
-        let (s, _) = listener.accept().unwrap();
-        std::thread::sleep(Duration::from_secs(2));
-        drop(s);
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        while matches!(std::io::Read::read(&mut s, &mut buf), Ok(n) if n > 0) {}
     });
-    let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/{SECRET_KEY}"), None).unwrap();
+    let url = format!("{scheme}://127.0.0.1:{port}/live/{SECRET_KEY}");
+    let url = RtmpUrl::parse(&url, None).unwrap();
     let opts = ConnectOptions {
         handshake_timeout: Duration::from_millis(500),
         ..ConnectOptions::default()
@@ -161,6 +167,96 @@ fn silent_server_times_out_in_handshake() {
     let start = Instant::now();
     let err = RtmpPublisher::connect(&url, &opts, &test_headers()).unwrap_err();
     let took = start.elapsed();
+    holder.join().unwrap();
+    assert!(!format!("{err} {err:?}").contains(SECRET_KEY), "{err}");
+    (err, took)
+}
+
+/// The socket options the publisher sets hold on its connection (under
+/// TLS too: the socket is still ours).
+pub(crate) fn assert_socket_options(p: &RtmpPublisher) {
+    let sock = socket2::SockRef::from(p.stream.tcp());
+    assert_eq!(sock.tcp_user_timeout().unwrap(), Some(DEFAULT_USER_TIMEOUT));
+    assert!(sock.tcp_nodelay().unwrap());
+    assert!(p.ms_since_last_ack().is_some());
+}
+
+/// Publishes 30 synthetic video and audio frames through `p` (see
+/// [`publish_synthetic`]) and returns nginx's recording of `key` once it
+/// holds them all, with the number of (video, audio) frames in it.
+pub(crate) fn publish_and_record(
+    nginx: &NginxRtmp,
+    p: RtmpPublisher,
+    key: &str,
+) -> (Vec<FlvTag>, (usize, usize)) {
+    let sent = publish_synthetic(p, 30);
+    let tags = onair_testkit::wait_for(Duration::from_secs(3), || {
+        let tags = read_flv_tags(&recording_of(nginx, key)?);
+        (tags.len() >= sent - 1).then_some(tags)
+    })
+    .unwrap_or_else(|| panic!("no complete recording: {}", nginx.error_log()));
+    let frames = |t: u8| {
+        tags.iter()
+            .filter(|tag| tag.0 == t && tag.2[1] == 0x01)
+            .count()
+    };
+    let counts = (frames(flv::TAG_VIDEO), frames(flv::TAG_AUDIO));
+    (tags, counts)
+}
+
+/// nginx stopped (SIGSTOP) until this is dropped, even when a test fails.
+pub(crate) struct Frozen(String);
+
+impl Frozen {
+    pub(crate) fn new(nginx: &NginxRtmp) -> Self {
+        let pid = nginx.pid().expect("nginx runs").to_string();
+        assert!(Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success());
+        Self(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
+    }
+}
+
+/// Freezes nginx, queues 40 video messages of 256 KB on `p` and pumps five
+/// times: each pump must return within its 100 ms bound. Returns the
+/// freeze (nginx resumes when it drops) and the bytes the pumps moved.
+pub(crate) fn pump_against_frozen_nginx(
+    nginx: &NginxRtmp,
+    p: &mut RtmpPublisher,
+) -> (Frozen, usize) {
+    p.pump(Duration::from_millis(500)).unwrap();
+    // nginx stops reading: the receive window fills up.
+    let frozen = Frozen::new(nginx);
+    let big = Bytes::from(vec![0x27u8; 256 * 1024]);
+    for i in 0..40 {
+        p.queue_media(MediaKind::Video, i * 33, big.clone())
+            .unwrap();
+    }
+    let mut progress = 0;
+    for _ in 0..5 {
+        let start = Instant::now();
+        progress += p.pump(Duration::from_millis(100)).unwrap();
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_millis(100) + SCHEDULING_SLACK,
+            "pump blocked for {took:?}"
+        );
+    }
+    assert!(p.kernel_unsent_bytes() > 0);
+    (frozen, progress)
+}
+
+#[test]
+fn silent_server_times_out_in_handshake() {
+    let (err, took) = connect_to_silent_server("rtmp");
     assert!(
         matches!(
             err,
@@ -174,7 +270,6 @@ fn silent_server_times_out_in_handshake() {
         took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
         "{took:?}"
     );
-    holder.join().unwrap();
 }
 
 #[test]
@@ -190,26 +285,16 @@ fn nginx_publish_records_flv() {
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", nginx.error_log()));
     assert!(p.pending_bytes() > 0, "headers are queued");
-    let sock = socket2::SockRef::from(p.stream.tcp());
-    assert_eq!(sock.tcp_user_timeout().unwrap(), Some(DEFAULT_USER_TIMEOUT));
-    assert!(sock.tcp_nodelay().unwrap());
-    assert!(p.ms_since_last_ack().is_some());
+    assert_socket_options(&p);
     assert!(format!("{p:?}").contains("****"));
-    let sent = publish_synthetic(p, 30);
-    let tags = onair_testkit::wait_for(Duration::from_secs(3), || {
-        let tags = read_flv_tags(&recording_of(&nginx, key)?);
-        (tags.len() >= sent - 1).then_some(tags)
-    })
-    .unwrap_or_else(|| panic!("no complete recording: {}", nginx.error_log()));
+    let (tags, counts) = publish_and_record(&nginx, p, key);
+    assert_eq!(counts, (30, 30), "{}", nginx.error_log());
     // nginx's recorder writes the sequence headers first (the AAC one twice:
     // once from its codec context, once as received), then the media.
     let video: Vec<_> = tags.iter().filter(|t| t.0 == flv::TAG_VIDEO).collect();
     let audio: Vec<_> = tags.iter().filter(|t| t.0 == flv::TAG_AUDIO).collect();
     assert_eq!(&video[0].2[..2], &[0x17, 0x00], "{}", nginx.error_log());
     assert_eq!(&audio[0].2[..2], &[0xAF, 0x00]);
-    let frames = video.iter().filter(|t| t.2[1] == 0x01).count();
-    let aac = audio.iter().filter(|t| t.2[1] == 0x01).count();
-    assert_eq!((frames, aac), (30, 30), "{}", nginx.error_log());
     assert_eq!(video.last().unwrap().1, 29 * 33);
     let log = nginx.error_log();
     assert!(
@@ -247,34 +332,10 @@ fn nginx_stalled_pump_is_bounded() {
         ..ConnectOptions::default()
     };
     let mut p = RtmpPublisher::connect(&url_of(&nginx, "stall"), &opts, &test_headers()).unwrap();
-    p.pump(Duration::from_millis(500)).unwrap();
-    // Freeze nginx: it stops reading, the receive window fills up.
-    let pid = nginx.pid().expect("nginx runs").to_string();
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let big = Bytes::from(vec![0x27u8; 256 * 1024]);
-    for i in 0..40 {
-        p.queue_media(MediaKind::Video, i * 33, big.clone())
-            .unwrap();
-    }
-    let mut progress = 0;
-    for _ in 0..5 {
-        let start = Instant::now();
-        progress += p.pump(Duration::from_millis(100)).unwrap();
-        let took = start.elapsed();
-        assert!(
-            took < Duration::from_millis(100) + SCHEDULING_SLACK,
-            "pump blocked for {took:?}"
-        );
-    }
+    let (_frozen, progress) = pump_against_frozen_nginx(&nginx, &mut p);
     assert!(p.pending_bytes() > 5 * 1024 * 1024, "progress {progress}");
-    assert!(p.kernel_unsent_bytes() > 0);
     // The write stops making progress: a later pump moves nothing.
     assert_eq!(p.pump(Duration::from_millis(50)).unwrap(), 0);
-    let _ = Command::new("kill").args(["-CONT", &pid]).status();
 }
 
 #[test]
@@ -512,12 +573,7 @@ fn nginx_audio_overtakes_a_large_keyframe() {
     .unwrap();
     p.pump(Duration::from_millis(300)).unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let pid = nginx.pid().expect("nginx runs").to_string();
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    let frozen = Frozen::new(&nginx);
     // A 900 KB keyframe (nginx-rtmp's max_message is 1 MB).
     let mut keyframe = vec![0x17, 0x01, 0, 0, 0];
     keyframe.extend((0..900_000u32).map(|i| (i % 253) as u8));
@@ -529,7 +585,7 @@ fn nginx_audio_overtakes_a_large_keyframe() {
         p.pump(Duration::from_millis(20)).unwrap();
     }
     let left = p.pending_bytes();
-    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    drop(frozen);
     assert!(
         left > 300_000 && left < keyframe.len(),
         "the keyframe is half-written: {left} bytes left"

@@ -3,12 +3,13 @@
 //! a good one for `localhost` and `127.0.0.1`, and three to refuse
 //! (self-signed, wrong name, expired).
 
-use super::tests::{publish_synthetic, read_flv_tags};
+use super::tests::{
+    assert_socket_options, connect_to_silent_server, publish_and_record, pump_against_frozen_nginx,
+};
 use super::tls::{MAX_RECORD_OVERHEAD, MAX_TLS_BACKLOG};
 use super::*;
 use crate::flv::tests::test_headers;
-use onair_testkit::{require_tools, NginxOptions, NginxRtmp, TestPki, SCHEDULING_SLACK};
-use std::process::Command;
+use onair_testkit::{require_tools, NginxOptions, NginxRtmp, TestPki};
 
 const SECRET_KEY: &str = "s3cretKey_do_not_print";
 /// Index of each certificate in [`NginxOptions::tls`] (see [`nginx_with_fronts`]).
@@ -64,33 +65,10 @@ fn rtmps_publish_by_address_and_by_name_reaches_nginx() {
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", nginx.error_log()));
     // The socket under TLS is still ours, with the same options.
-    let sock = socket2::SockRef::from(p.stream.tcp());
-    assert_eq!(sock.tcp_user_timeout().unwrap(), Some(DEFAULT_USER_TIMEOUT));
-    assert!(sock.tcp_nodelay().unwrap());
-    assert!(p.ms_since_last_ack().is_some());
+    assert_socket_options(&p);
     assert!(matches!(p.stream, Transport::Tls(_)));
-    let sent = publish_synthetic(p, 30);
-    let recording = onair_testkit::wait_for(Duration::from_secs(3), || {
-        let path = nginx.recordings().into_iter().find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("tlsip-"))
-        })?;
-        let tags = read_flv_tags(&path);
-        (tags.len() >= sent - 1).then_some(tags)
-    })
-    .unwrap_or_else(|| panic!("no complete recording: {}", nginx.error_log()));
-    let media = |t: u8| {
-        recording
-            .iter()
-            .filter(|tag| tag.0 == t && tag.2[1] == 0x01)
-            .count()
-    };
-    assert_eq!(
-        (media(flv::TAG_VIDEO), media(flv::TAG_AUDIO)),
-        (30, 30),
-        "{}",
-        nginx.error_log()
-    );
+    let (_, counts) = publish_and_record(&nginx, p, key);
+    assert_eq!(counts, (30, 30), "{}", nginx.error_log());
     // By name: SNI and the DNS SAN.
     let p = RtmpPublisher::connect(
         &rtmps(&nginx, GOOD, "localhost", "tlsname"),
@@ -146,24 +124,8 @@ fn bad_certificates_are_refused_at_once_saying_which_check_failed() {
 
 #[test]
 fn tls_handshake_is_bounded_by_the_handshake_timeout() {
-    // A server that accepts and never answers the ClientHello; it reads
-    // until the client gives up and closes.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let holder = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut buf = [0u8; 4096];
-        while matches!(std::io::Read::read(&mut s, &mut buf), Ok(n) if n > 0) {}
-    });
-    let url = RtmpUrl::parse(&format!("rtmps://127.0.0.1:{port}/live/k"), None).unwrap();
-    let opts = ConnectOptions {
-        handshake_timeout: Duration::from_millis(500),
-        ..ConnectOptions::default()
-    };
-    let start = Instant::now();
-    let err = RtmpPublisher::connect(&url, &opts, &test_headers()).unwrap_err();
-    let took = start.elapsed();
+    // A server that accepts and never answers the ClientHello.
+    let (err, took) = connect_to_silent_server("rtmps");
     assert!(
         matches!(
             err,
@@ -178,7 +140,6 @@ fn tls_handshake_is_bounded_by_the_handshake_timeout() {
         "a timeout is a network fault"
     );
     assert!(took < Duration::from_millis(1500), "{took:?}");
-    holder.join().unwrap();
 }
 
 #[test]
@@ -196,34 +157,13 @@ fn stalled_tls_pump_is_bounded_and_counts_what_tls_holds() {
         &test_headers(),
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", nginx.error_log()));
-    p.pump(Duration::from_millis(500)).unwrap();
-    // Freeze nginx (TLS front and RTMP): the receive window fills up.
-    let pid = nginx.pid().expect("nginx runs").to_string();
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let big = Bytes::from(vec![0x27u8; 256 * 1024]);
-    for i in 0..40 {
-        p.queue_media(MediaKind::Video, i * 33, big.clone())
-            .unwrap();
-    }
-    for _ in 0..5 {
-        let start = Instant::now();
-        p.pump(Duration::from_millis(100)).unwrap();
-        let took = start.elapsed();
-        assert!(
-            took < Duration::from_millis(100) + SCHEDULING_SLACK,
-            "pump blocked for {took:?}"
-        );
-    }
+    // Freezes nginx (TLS front and RTMP): the receive window fills up.
+    let (_frozen, _) = pump_against_frozen_nginx(&nginx, &mut p);
     let tls_held = p.stream.backlog_bytes();
     assert!(
         tls_held <= MAX_TLS_BACKLOG + MAX_RECORD_OVERHEAD,
         "{tls_held}"
     );
-    assert!(p.kernel_unsent_bytes() > 0);
     // Everything taken from the session but not acknowledged counts:
     // pending includes what TLS holds, the acked offset excludes it.
     assert_eq!(p.pending_bytes(), p.session.pending_bytes() + tls_held);
@@ -236,7 +176,6 @@ fn stalled_tls_pump_is_bounded_and_counts_what_tls_holds() {
         p.session.consumed()
     );
     assert_eq!(p.pump(Duration::from_millis(50)).unwrap(), 0);
-    let _ = Command::new("kill").args(["-CONT", &pid]).status();
 }
 
 #[test]
