@@ -44,17 +44,6 @@ pub fn listen(bin: &Path, out: &Path, key: &str) -> io::Result<FfmpegListener> {
     FfmpegListener::spawn(bin, ListenFormat::Matroska, out, key, None)
 }
 
-/// [`listen`] under the name the Enhanced RTMP tests under `onair/src/output/` call it by.
-#[derive(Debug)]
-pub struct Ffmpeg9Listener;
-
-impl Ffmpeg9Listener {
-    /// [`listen`].
-    pub fn start(bin: &Path, out: &Path, key: &str) -> io::Result<FfmpegListener> {
-        listen(bin, out, key)
-    }
-}
-
 /// What FFmpeg 9 makes of a file's first video stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {

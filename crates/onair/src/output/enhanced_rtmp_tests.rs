@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use onair_testkit::ffmpeg9::{self, Ffmpeg9Listener};
+use onair_testkit::ffmpeg9;
 
 use super::muxer::KeyframeRequester;
 use super::record::{RecordConfig, Recorder};
@@ -190,7 +190,7 @@ fn publish_and_record(codec: VideoCodec) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (headers, packets) = fixture(&bin, codec, dir.path(), FRAMES);
     let received = dir.path().join("received.mkv");
-    let mut listener = Ffmpeg9Listener::start(&bin, &received, "ertmp").expect("listener");
+    let mut listener = ffmpeg9::listen(&bin, &received, "ertmp").expect("listener");
     let url = RtmpUrl::parse(&listener.url(), None).expect("url");
     let (events, _events_rx) = crossbeam_channel::unbounded();
     let mut output = StreamOutput::start(

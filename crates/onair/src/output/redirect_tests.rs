@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use onair_testkit::ffmpeg9::{self, Ffmpeg9Listener};
+use onair_testkit::ffmpeg9;
 
 use super::enhanced_rtmp_tests::{fixture, NoKeyframes, GOP_FRAMES};
 use super::rtmp::proto::amf0::Value;
@@ -166,8 +166,8 @@ fn reconnect_request_moves_the_stream_without_a_gap() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (headers, packets) = fixture(&bin, VideoCodec::Hevc, dir.path(), FRAMES);
     let (a_path, b_path) = (dir.path().join("a.mkv"), dir.path().join("b.mkv"));
-    let mut a = Ffmpeg9Listener::start(&bin, &a_path, "k").expect("listener A");
-    let mut b = Ffmpeg9Listener::start(&bin, &b_path, "k").expect("listener B");
+    let mut a = ffmpeg9::listen(&bin, &a_path, "k").expect("listener A");
+    let mut b = ffmpeg9::listen(&bin, &b_path, "k").expect("listener B");
     let proxy = InjectingProxy::start(a.port());
     let url =
         RtmpUrl::parse(&format!("rtmp://127.0.0.1:{}/live/k", proxy.port), None).expect("url");

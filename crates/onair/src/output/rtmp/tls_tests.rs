@@ -12,7 +12,8 @@ use crate::flv::tests::test_headers;
 use onair_testkit::{require_tools, NginxOptions, NginxRtmp, TestPki};
 
 const SECRET_KEY: &str = "s3cretKey_do_not_print";
-/// Index of each certificate in [`NginxOptions::tls`] (see [`nginx_with_fronts`]).
+/// Index of each certificate in [`NginxOptions::tls`]: [`TestPki::all`]'s order
+/// (`onair_testkit::tls::CERT_NAMES`).
 const GOOD: usize = 0;
 const SELF_SIGNED: usize = 1;
 const WRONG_NAME: usize = 2;
@@ -26,12 +27,7 @@ fn nginx_with_fronts() -> Option<(TestPki, NginxRtmp)> {
     }
     let pki = TestPki::new().expect("test certificates");
     let opts = NginxOptions {
-        tls: vec![
-            pki.good.clone(),
-            pki.self_signed.clone(),
-            pki.wrong_name.clone(),
-            pki.expired.clone(),
-        ],
+        tls: pki.all(),
         ..NginxOptions::default()
     };
     let nginx = NginxRtmp::start(opts).expect("nginx with TLS fronts starts");
