@@ -8,7 +8,7 @@
 //! does for a `value_parser` error.
 
 use clap::{Args, Parser, Subcommand};
-use onair::video::encoder::{parse_codec, EncoderKind, VideoCodec};
+use onair::video::encoder::{parse_codec, parse_encoder_opt, EncoderKind, VideoCodec};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -224,6 +224,11 @@ pub struct CommonArgs {
     /// veryfast; openh264 has none).
     #[arg(long, value_parser = parse_bframes)]
     pub bframes: Option<u32>,
+    /// A libavcodec option of the encoder, KEY=VALUE, as FFmpeg's -KEY VALUE (repeatable;
+    /// GPL build's encoders only), e.g. x264-params=b-adapt=0:b-pyramid=none, as OBS's
+    /// "x264 options". Keys onair sets from its own options (b, g, bf, preset...) are refused.
+    #[arg(long = "encoder-opt", value_name = "KEY=VALUE", value_parser = parse_encoder_opt)]
+    pub encoder_opts: Vec<(String, String)>,
     /// Keyframe interval in seconds (0.1..=20).
     #[arg(long, default_value_t = 2.0, value_parser = parse_keyint)]
     pub keyint: f32,

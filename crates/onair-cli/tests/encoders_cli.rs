@@ -2,7 +2,8 @@
 //! `--version` names the build's licence and encoders truthfully, `onair
 //! encoders` lists what this machine can use, and the encoder options are
 //! checked against the build (exit 2 with one line naming the option).
-//! In the GPL build (feature `gpl`), a recording with x264 and B-frames.
+//! In the GPL build (feature `gpl`), a recording with x264, B-frames and an
+//! `--encoder-opt` that reaches x264, and an unknown `--encoder-opt` refused.
 
 use onair_testkit::output_timeout;
 use std::process::{Command, Output};
@@ -94,9 +95,49 @@ fn encoder_options_are_checked_against_the_build() {
         &["--video-encoder", "x265", "--video-codec", "h264"],
         "video-codec",
     );
+    refused(&["--encoder-opt", "x264-params"], "KEY=VALUE");
+    refused(&["--encoder-opt", "b=900k"], "use --video-bitrate");
+    refused(&["--encoder-opt", "g=10"], "use --keyint");
+    refused(
+        &[
+            "--video-encoder",
+            "openh264",
+            "--encoder-opt",
+            "x264-params=b-adapt=0",
+        ],
+        "encoder-opt",
+    );
     if !cfg!(feature = "gpl") {
         refused(&["--video-encoder", "x264"], "GPL build");
     }
+}
+
+/// GPL build: an `--encoder-opt` key the encoder does not have stops the
+/// start with a message naming it (libavcodec alone would ignore it).
+#[cfg(feature = "gpl")]
+#[test]
+fn gpl_unknown_encoder_opt_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp4 = dir.path().join("x.mp4");
+    let out = onair(&[
+        "record",
+        mp4.to_str().expect("utf-8 path"),
+        "--video-encoder",
+        "x264",
+        "--encoder-opt",
+        "no-such-option=1",
+        "--size",
+        "320x180",
+        "--duration",
+        "1",
+        "--quiet",
+    ]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("libx264 has no option 'no-such-option'"),
+        "{err}"
+    );
 }
 
 /// GPL build: `onair record` with x264 High and 2 B-frames to MP4, FFmpeg's
@@ -122,6 +163,8 @@ fn gpl_record_x264_bframes_to_mp4() {
         "veryfast",
         "--profile",
         "high",
+        "--encoder-opt",
+        "x264-params=b-adapt=0:b-pyramid=none",
         "--size",
         "640x360",
         "--duration",
@@ -147,5 +190,12 @@ fn gpl_record_x264_bframes_to_mp4() {
     assert!(
         packets.iter().any(|p| p.pts_time > p.dts_time),
         "no B-frames"
+    );
+    // x264 writes its settings into the stream: --encoder-opt reached it.
+    let bytes = std::fs::read(&mp4).expect("read the recording");
+    let settings = String::from_utf8_lossy(&bytes);
+    assert!(
+        settings.contains(" b_pyramid=0 b_adapt=0 "),
+        "x264's settings do not show --encoder-opt"
     );
 }

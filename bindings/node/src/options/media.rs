@@ -108,6 +108,8 @@ impl Media<'_> {
             preset: self.preset.cloned(),
             profile: self.profile.cloned(),
             bframes,
+            // libavcodec options are the CLI's (`--encoder-opt`) for now.
+            options: Vec::new(),
         })
     }
 

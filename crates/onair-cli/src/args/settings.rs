@@ -65,6 +65,7 @@ impl CommonArgs {
                     preset: self.preset.clone(),
                     profile: self.profile.clone(),
                     bframes: self.bframes,
+                    options: self.encoder_opts.clone(),
                 },
             }),
         }

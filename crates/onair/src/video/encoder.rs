@@ -37,8 +37,8 @@ mod openh264_backend;
 
 pub use crate::packet::VideoCodec;
 pub use choice::{
-    codec_label, list_encoders, parse_codec, probe, EncoderKind, EncoderSettings, EncoderStatus,
-    Hardware,
+    codec_label, list_encoders, parse_codec, parse_encoder_opt, probe, EncoderKind,
+    EncoderSettings, EncoderStatus, Hardware, RESERVED_ENCODER_OPTS,
 };
 
 use super::bitrate::VideoBitrate;

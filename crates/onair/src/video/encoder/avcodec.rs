@@ -208,6 +208,20 @@ impl AvEncoder {
             EncoderKind::H264Nvenc | EncoderKind::HevcNvenc => opts.set("forced-idr", "1"),
             _ => {}
         }
+        // The user's own options last (`--encoder-opt`), each checked to be an
+        // option of this encoder or of libavcodec's generic ones: libavcodec
+        // silently ignores a key nobody takes.
+        for (key, value) in &cfg.encoder.options {
+            if !has_option(&mut ctx, key) {
+                return Err(Error::InvalidConfig {
+                    option: "encoder-opt",
+                    reason: format!(
+                        "{name} has no option '{key}' (see `ffmpeg -h encoder={name}`)"
+                    ),
+                });
+            }
+            opts.set(key, value);
+        }
         let enc = ctx
             .open_as_with(found, opts)
             .map_err(|e| err(codec, &format!("opening {name}"), e))?;
@@ -539,6 +553,27 @@ fn obu_span(data: &[u8]) -> Option<(u8, usize)> {
     }
     let end = pos.checked_add(usize::try_from(size).ok()?)?;
     (end <= data.len()).then_some((obu_type, end))
+}
+
+/// True if `key` is an AVOption of the encoder (its private options) or of
+/// every codec context.
+fn has_option(ctx: &mut ff::encoder::video::Video, key: &str) -> bool {
+    let Ok(ckey) = std::ffi::CString::new(key) else {
+        return false;
+    };
+    // SAFETY: FFI edge: the context is live (allocated with its codec, so its
+    // private options are searchable as a child); av_opt_find only reads the
+    // class tables; the key is a NUL-terminated string that outlives the call.
+    let found = unsafe {
+        ff::ffi::av_opt_find(
+            ctx.as_mut_ptr().cast(),
+            ckey.as_ptr(),
+            std::ptr::null(),
+            0,
+            ff::ffi::AV_OPT_SEARCH_CHILDREN,
+        )
+    };
+    !found.is_null()
 }
 
 /// Bitrate, VBV and (SVT-AV1) rate-control mode into the codec context.

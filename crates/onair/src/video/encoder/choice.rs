@@ -208,6 +208,47 @@ pub struct EncoderSettings {
     pub profile: Option<String>,
     /// `--bframes`: B-frames between references (`None`: the preset's).
     pub bframes: Option<u32>,
+    /// `--encoder-opt KEY=VALUE`, in order: libavcodec options (AVOptions)
+    /// given to the encoder when it opens, as FFmpeg's `-KEY VALUE` (e.g.
+    /// `x264-params` = `b-adapt=0:b-pyramid=none`, as OBS's "x264 options").
+    /// Why: a user who tunes x264 or x265 needs the knobs onair does not name;
+    /// the keys onair sets from its own options are refused
+    /// ([`RESERVED_ENCODER_OPTS`]), so the bitrate control and the keyframe
+    /// gate keep their meaning. An unknown key fails the open, naming it.
+    pub options: Vec<(String, String)>,
+}
+
+/// `--encoder-opt` keys onair sets from its own options, refused with the
+/// option to use instead.
+pub const RESERVED_ENCODER_OPTS: &[(&str, &str)] = &[
+    ("b", "--video-bitrate"),
+    ("maxrate", "--video-bitrate"),
+    ("bufsize", "--video-bitrate"),
+    ("minrate", "--video-bitrate"),
+    ("g", "--keyint"),
+    ("bf", "--bframes"),
+    ("preset", "--preset"),
+    ("profile", "--profile"),
+    ("forced-idr", "none (keyframes on request are IDRs)"),
+    ("pix_fmt", "none (onair encodes I420)"),
+];
+
+/// Parses one `--encoder-opt` value, `KEY=VALUE` (the value may hold `=`
+/// and `:`, as `x264-params` does), refusing the keys onair sets itself.
+pub fn parse_encoder_opt(s: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = s.split_once('=') else {
+        return Err(format!(
+            "'{s}' is not KEY=VALUE (e.g. x264-params=b-adapt=0)"
+        ));
+    };
+    let key = key.trim();
+    if key.is_empty() || key.starts_with('-') {
+        return Err(format!("'{s}': the key is empty or starts with '-'"));
+    }
+    if let Some((_, instead)) = RESERVED_ENCODER_OPTS.iter().find(|(k, _)| *k == key) {
+        return Err(format!("'{key}' is set by onair; use {instead}"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 impl EncoderSettings {
@@ -257,6 +298,15 @@ impl EncoderSettings {
                 return Err(refuse(
                     "bframes",
                     "codes no B-frames (Constrained Baseline)",
+                ));
+            }
+            if let Some((key, _)) = self.options.first() {
+                return Err(refuse(
+                    "encoder-opt",
+                    &format!(
+                        "takes no libavcodec options ('{key}'): they need the GPL build's \
+                         x264, x265, SVT-AV1 or hardware encoders"
+                    ),
                 ));
             }
         }

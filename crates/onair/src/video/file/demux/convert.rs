@@ -21,7 +21,11 @@ impl VideoTrack {
             self.decoded.width(),
             self.decoded.height(),
         );
-        if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
+        // Already I420 at the output size (a raw or lossless I420 clip, most
+        // H.264 files): copied straight out of the decoded frame, without the
+        // scaler's full-frame pass.
+        let as_is = key == (Pixel::YUV420P, self.out.0, self.out.1);
+        if !as_is && self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
             let ctx = scaling::Context::get(
                 key.0,
                 key.1,
@@ -39,12 +43,17 @@ impl VideoTrack {
             })?;
             self.scaler = Some((ctx, key));
         }
-        let Some((scaler, _)) = self.scaler.as_mut() else {
-            return Err("no scaler".into());
+        let source = if as_is {
+            &self.decoded
+        } else {
+            let Some((scaler, _)) = self.scaler.as_mut() else {
+                return Err("no scaler".into());
+            };
+            scaler
+                .run(&self.decoded, &mut self.scaled)
+                .map_err(|e| format!("converting a picture: {e}"))?;
+            &self.scaled
         };
-        scaler
-            .run(&self.decoded, &mut self.scaled)
-            .map_err(|e| format!("converting a picture: {e}"))?;
         let (w, h) = (self.out.0 as usize, self.out.1 as usize);
         let mut out = I420Frame {
             width: self.out.0,
@@ -58,8 +67,8 @@ impl VideoTrack {
             (1, &mut out.u, w / 2, h / 2),
             (2, &mut out.v, w / 2, h / 2),
         ] {
-            let stride = self.scaled.stride(plane);
-            let data = self.scaled.data(plane);
+            let stride = source.stride(plane);
+            let data = source.data(plane);
             for row in 0..ph {
                 let line = data
                     .get(row * stride..row * stride + pw)
