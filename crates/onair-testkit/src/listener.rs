@@ -15,7 +15,11 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 /// How long the listener may take to open its port before the start fails.
-const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long FFmpeg may take to start listening. Why this long: a cold start (its
+/// libraries out of the page cache) beside the test script's background compiler, which
+/// fills the disk with build output, once took over 10 s with nothing on stderr (a CI-like
+/// run, 2026-12-02); a start that never listens still fails, saying whether FFmpeg ran.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The container the listener writes what it receives into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,11 +111,16 @@ impl FfmpegListener {
         // /proc/PID/net/tcp: the table of the listener's own namespace.
         let pid = child.pid().unwrap_or(0);
         if let Err(e) = wait_for_listen_pid(pid, port, LISTEN_TIMEOUT) {
+            let state = match child.try_wait() {
+                Ok(Some(status)) => format!("ffmpeg had exited ({status})"),
+                Ok(None) => "ffmpeg was still running".to_string(),
+                Err(e) => format!("ffmpeg's state unknown ({e})"),
+            };
             child.kill();
             let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
             return Err(io::Error::new(
                 e.kind(),
-                format!("{e}; ffmpeg stderr: {err}"),
+                format!("{e}; {state}; ffmpeg stderr: {err}"),
             ));
         }
         Ok(FfmpegListener {
