@@ -2,10 +2,10 @@
 # The project's one test command: ./scripts/test.sh [args for every test binary,
 # e.g. a test name filter]
 # Installs the system deps, then format check, one release build of every test
-# binary and the Node addon, and the whole test suite in release mode (the
-# encoders must run in real time for the integration tests against real
-# servers) in two lanes, while clippy (warnings are errors) and the GPL build
-# run beside them in the SCHED_IDLE class. Exits non-zero on any failure.
+# binary and the Node addon, the GPL build, clippy of both builds (warnings are
+# errors), and the whole test suite in release mode (the encoders must run in
+# real time for the integration tests against real servers) in two lanes.
+# Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -46,14 +46,19 @@ step "build: the Node addon, every binary and test binary of the default build"
 # speed. Every cargo command says --workspace: with `-p PKG` cargo unifies
 # features over fewer packages and builds onair again.
 # The addon first: napi's build changes onair-node's build environment, so the
-# test build after it leaves every test binary fresh.
-./scripts/build-node.sh
+# test build after it leaves every test binary fresh. It builds the whole
+# workspace, every target, in the same cargo run: built for the addon alone,
+# onair and about 50 dependencies were compiled again with the workspace's
+# features (measured on a fresh clone: 118 s for `--bins` after the addon, and
+# the test build compiled some of them a third time with the dev-dependencies').
+./scripts/build-node.sh --workspace --all-targets
 # Every binary too: the Node tests drive the test kit's `testkit-peer`.
 cargo build --workspace --release --bins
 TESTS_DIR="target/tests"
 mkdir -p "$TESTS_DIR"
 # One line per test binary (scripts/test_binaries.py): the lanes run them
-# without cargo, so no cargo command holds target/'s lock while they run.
+# themselves, each with the `onair` build it tests (ONAIR_EXE), since the
+# GPL build below links its own `onair` at the path cargo gives both.
 cargo test --workspace --release --no-run --message-format=json-render-diagnostics |
     python3 scripts/test_binaries.py >"$TESTS_DIR/default.tsv"
 # Doc tests compile as they run: here, before the real-time tests.
@@ -64,11 +69,10 @@ cargo test --workspace --release --doc
 cp "target/$CARGO_BUILD_TARGET/release/onair" "$TESTS_DIR/onair"
 DEFAULT_ONAIR="$ROOT/$TESTS_DIR/onair"
 
-# Beside the tests, in the SCHED_IDLE class (it runs only on a core nothing
-# else wants, and a waking test thread preempts it at once; the tests'
-# pipelines use about one of the two cores): the GPL build, then clippy of both
-# builds. target/'s own `onair` is the GPL build's afterwards, as
-# scripts/run.sh builds it.
+# Then, still before the tests: the GPL build, and clippy of both builds.
+# (Tried beside the lanes in the SCHED_IDLE class, to use the core the lanes
+# leave idle: a fault test's engine ticks were then late, audio p99 37 ms and
+# max 186 ms, where they stay under 10 ms with nothing compiling beside them.)
 # The GPL build (README, "Licences"): libavcodec's encoders, FFmpeg's AAC and
 # the file source, no fdk-aac. --no-default-features, so no member brings
 # fdk-aac back through feature unification (onair's lib.rs refuses both at
@@ -83,23 +87,24 @@ GPL_ONAIR="$ROOT/$GPL_DIR/onair"
 GPL_LIB_FILTER=(video::encoder audio::encoder pipeline::interleave video::file)
 rm -rf "$GPL_DIR"
 mkdir -p "$GPL_DIR"
-background_builds() {
+gpl_build_and_clippy() {
     local started=$SECONDS
     cargo test --release -p onair -p onair-cli "${GPL[@]}" --lib \
         --test encoders --test encoders_cli --test file_source --no-run \
         --message-format=json-render-diagnostics |
-        python3 scripts/test_binaries.py >"$GPL_DIR/tests.tsv.part"
+        python3 scripts/test_binaries.py >"$GPL_DIR/tests.tsv"
     cp "target/$CARGO_BUILD_TARGET/release/onair" "$GPL_ONAIR"
     "$GPL_ONAIR" --version | grep -q "build: GPL" || {
         echo "==> $GPL_ONAIR is not the GPL build" >&2
         return 1
     }
-    mv "$GPL_DIR/tests.tsv.part" "$GPL_DIR/tests.tsv"
     echo "==> the GPL build took $((SECONDS - started)) s" >&2
     cargo clippy --workspace --all-targets --release "${GPL[@]}" -- -D warnings
     cargo clippy --workspace --all-targets --release -- -D warnings
-    echo "==> the background builds took $((SECONDS - started)) s" >&2
+    echo "==> the GPL build and clippy took $((SECONDS - started)) s" >&2
 }
+step "the GPL build, clippy of both builds"
+gpl_build_and_clippy
 
 # The tests run in two lanes at once. Lane A: the library's integration tests
 # (the fault tests, one pipeline at a time behind their serial() lock: the
@@ -111,7 +116,7 @@ background_builds() {
 # apart) was tried: 2.5 min shorter, but three pipelines and the unit tests'
 # fuzzing at once made engine ticks late (audio p99 26-43 ms in the capture
 # tests) and the adaptive test's healthy viewer lose frames.
-# ONAIR_TEST_LANES=1 runs the builds, then the lanes, one after the other.
+# ONAIR_TEST_LANES=1 runs the lanes one after the other.
 
 # Runs the test binaries of a list (scripts/test_binaries.py's lines) whose
 # package directory, relative to the root, matches the regex $2 and whose kind
@@ -135,21 +140,8 @@ run_tests() {
     fi
 }
 
-# Waits for the background GPL build's test list; fails if the builds ended
-# without it.
-wait_for_gpl_build() {
-    while [[ ! -f "$GPL_DIR/tests.tsv" ]]; do
-        if ! kill -0 "$builds_pid" 2>/dev/null; then
-            echo "==> the GPL build failed (target/builds.log)" >&2
-            return 1
-        fi
-        sleep 2
-    done
-}
-
 lane_a() {
     run_tests "$TESTS_DIR/default.tsv" crates/onair test "$DEFAULT_ONAIR" "$@" &&
-        wait_for_gpl_build &&
         run_tests "$GPL_DIR/tests.tsv" '.*' 'lib|test' "$GPL_ONAIR" "$@"
 }
 lane_b() {
@@ -161,9 +153,6 @@ lane_b() {
 
 mkdir -p target
 if [[ "${ONAIR_TEST_LANES:-2}" == 1 ]]; then
-    step "builds (GPL, clippy), then lanes A and B, one after the other"
-    background_builds
-    builds_pid=$$
     for lane in a b; do
         step "tests, lane ${lane^^}"
         "lane_$lane" "$@"
@@ -172,9 +161,7 @@ if [[ "${ONAIR_TEST_LANES:-2}" == 1 ]]; then
     exit 0
 fi
 
-step "the GPL build and clippy (SCHED_IDLE, logged to target/builds.log) beside lanes A (library integration: faults; the GPL build) and B (unit, CLI, test kit, Node, packages), each logged to target/lane-X.log"
-chrt --idle 0 bash -c "$(declare -f background_builds); $(declare -p GPL GPL_DIR GPL_ONAIR); set -euo pipefail; background_builds" >target/builds.log 2>&1 &
-builds_pid=$!
+step "tests: lanes A (library integration: faults; the GPL build's tests) and B (unit, CLI, test kit, Node, packages) at once, each logged to target/lane-X.log"
 declare -A pids
 for lane in a b; do
     "lane_$lane" "$@" >"target/lane-$lane.log" 2>&1 &
@@ -188,11 +175,6 @@ for lane in a b; do
     cat "target/lane-$lane.log" >&2
     ((status == 0)) || failed+=("lane ${lane^^} (exit $status)")
 done
-status=0
-wait "$builds_pid" || status=$?
-step "GPL build and clippy output (exit $status)"
-cat target/builds.log >&2
-((status == 0)) || failed+=("GPL build or clippy (exit $status)")
 if ((${#failed[@]} > 0)); then
     echo "==> FAILED: ${failed[*]}" >&2
     exit 1

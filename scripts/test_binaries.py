@@ -2,10 +2,10 @@
 """The test executables of a `cargo test --no-run --message-format=json` run.
 
 Why: scripts/test.sh builds every test binary first, then runs the binaries
-themselves in its lanes instead of `cargo test`, so that no cargo command holds
-the target directory's lock while the tests run (clippy and the GPL build go on
-beside them at low priority), and so that each binary runs the `onair` build it
-is given (ONAIR_EXE) whatever cargo links later at the shared path.
+themselves in its lanes instead of `cargo test`: the GPL build links its own
+`onair` at the path cargo gives both builds, so each binary is run with the
+`onair` it tests named in ONAIR_EXE, and no cargo command can relink or
+rebuild anything in the middle of the real-time tests.
 
 Reads cargo's JSON messages on stdin; prints one line per test executable, in
 cargo's order: KIND<TAB>PACKAGE_DIR<TAB>EXECUTABLE<TAB>NAME, where KIND is the
