@@ -627,7 +627,11 @@ mod tests {
             r.counters.video_dropped_congestion.load(Relaxed),
             r.counters.audio_frames_dropped.load(Relaxed)
         );
-        assert!(video.len() > 100, "too little video got through to judge");
+        // Enough video must come out for the order to be judged at all. How much
+        // does depends on how the three threads are scheduled: 26 of 100 000
+        // once on a busy 2-core machine (CI-like run, another test lane beside
+        // it), thousands on a quiet one.
+        assert!(video.len() > 10, "too little video got through to judge");
         assert!(video[0].1, "the first video out is a keyframe");
         let orphans: Vec<_> = video
             .windows(2)
