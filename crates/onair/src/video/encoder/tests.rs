@@ -5,8 +5,10 @@ use crate::video::source::{
     decode_frame_index, decode_frame_index_strided, TestPattern, VideoSource,
 };
 use ::openh264::formats::YUVSource;
+use onair_testkit::SCHEDULING_SLACK;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 fn cfg(width: u32, height: u32, bitrate_bps: u32) -> VideoEncoderConfig {
     VideoEncoderConfig {
@@ -314,6 +316,14 @@ fn encoder_thread_runs_until_disconnect() {
     let mut pat = TestPattern::new(320, 240);
     for i in 0..10u64 {
         if i == 5 {
+            // Once frames 0-4 are out, the request lands on the next frame
+            // (waiting makes that deterministic: the thread may otherwise hold
+            // one frame taken and one queued when the request is made).
+            let deadline = Instant::now() + SCHEDULING_SLACK * 20;
+            while sink.0.lock().unwrap().len() < 5 {
+                assert!(Instant::now() < deadline, "frames 0-4 not encoded");
+                std::thread::sleep(Duration::from_millis(1));
+            }
             ctl.request_idr();
         }
         let frame = pat.render(i);
@@ -339,10 +349,8 @@ fn encoder_thread_runs_until_disconnect() {
     assert_eq!(got.len(), 10);
     assert_eq!(counters.video_packets_encoded.load(Ordering::Relaxed), 10);
     assert_eq!(counters.video_frames_skipped.load(Ordering::Relaxed), 1);
-    // The request lands before frame 4 or 5 (the thread may run ahead of
-    // the request by one frame), and only there.
     let keys: Vec<_> = (0..10).filter(|&i| got[i].keyframe).collect();
-    assert!(keys == vec![0, 5] || keys == vec![0, 4], "{keys:?}");
+    assert_eq!(keys, vec![0, 5]);
 }
 
 #[test]
