@@ -13,7 +13,7 @@ ROOT="$PWD"
 # A fresh root shell may not have the sbin dirs on PATH.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-step() { echo "==> $*" >&2; }
+step() { echo "==> [${SECONDS} s] $*" >&2; }
 
 # Under CI (CI=true) a test that cannot run (a missing tool, no network namespace)
 # fails instead of skipping, and the kernel fault tests need root: say so up front.
