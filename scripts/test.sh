@@ -106,58 +106,77 @@ gpl_build_and_clippy() {
 step "the GPL build, clippy of both builds"
 gpl_build_and_clippy
 
-# The tests run in two lanes at once. Lane A: the library's integration tests
-# (the fault tests, one pipeline at a time behind their serial() lock: the
-# longest run). Lane B: everything else, one
-# binary after the other: unit tests, the CLI's end-to-end tests, the test
-# kit's, the Node addon's and the packages'. A pipeline uses about 0.4 of a
+# The tests run in three lanes at once, each one test binary after the other
+# (a lane's log is printed when all are done). A pipeline uses about 0.4 of a
 # core (measured: 6.4 s of CPU for a 15.5 s fault test, nginx and FFmpeg
-# included), so one of each lane fits the 2 cores. A third lane (the CLI tests
-# apart) was tried: 2.5 min shorter, but three pipelines and the unit tests'
-# fuzzing at once made engine ticks late (audio p99 26-43 ms in the capture
-# tests) and the adaptive test's healthy viewer lose frames.
+# included), so three fit the 2 cores as long as nothing CPU-bound runs beside
+# them: the unit tests (fuzzing, encoders at full speed) run one test at a time
+# (--test-threads=1), so they take at most one core. Lanes, balanced by the
+# durations measured in a CI-like run (2 lanes took 430 s):
+# - A: the library's integration tests but the adaptive ones: the fault tests
+#   (190 s), golden rules, hostile server; then the CLI's capture tests (~265 s);
+# - B: the adaptive bitrate tests (152 s), the Node addon's, the packages'
+#   (~290 s);
+# - C: every unit test, one at a time (93 s), then the CLI's (but capture)
+#   and the test kit's integration tests (~285 s).
+# A and B together take every integration test of crates/onair, A and C every
+# other test binary, so a new test binary always runs somewhere.
+# (Measured with 3 lanes, another build running beside them: 320 s, against
+# 430 s for the 2 lanes of before.)
 # ONAIR_TEST_LANES=1 runs the lanes one after the other.
 
 # Runs the test binaries of a list (scripts/test_binaries.py's lines) whose
-# package directory, relative to the root, matches the regex $2 and whose kind
-# matches the regex $3, each from its package's directory as cargo would, with
-# ONAIR_EXE=$4; the rest of the args go to every binary (after the GPL filter
-# of the GPL build's unit tests).
+# package directory, relative to the root, matches the regex $2, whose kind
+# matches the regex $3 and whose name matches $4 but not $5, each from its
+# package's directory as cargo would, with ONAIR_EXE=$6; the rest of the args
+# go to every binary (after the GPL filter of the GPL build's unit tests).
 run_tests() {
-    local list=$1 dirs=$2 kinds=$3 exe=$4 kind dir bin name filter ran=0
-    shift 4
+    local list=$1 dirs=$2 kinds=$3 names=$4 except=$5 exe=$6 kind dir bin name filter ran=0
+    shift 6
     while IFS=$'\t' read -r kind dir bin name; do
         [[ "${dir#"$ROOT"/}" =~ ^($dirs)$ && "$kind" =~ ^($kinds)$ ]] || continue
+        [[ "$name" =~ ^($names)$ && ! "$name" =~ ^($except)$ ]] || continue
         filter=()
         [[ "$list" == "$GPL_DIR/tests.tsv" && "$kind" == lib ]] && filter=("${GPL_LIB_FILTER[@]}")
-        echo "==> running $name ($kind, ${dir#"$ROOT"/})" >&2
+        echo "==> [${SECONDS} s] running $name ($kind, ${dir#"$ROOT"/})" >&2
         (cd "$dir" && ONAIR_EXE="$exe" "$bin" "${filter[@]}" "$@") || return 1
         ran=$((ran + 1))
     done <"$list"
     if ((ran == 0)); then
-        echo "==> no test binary of kind $kinds in $dirs in $list" >&2
+        echo "==> no test binary of kind $kinds named $names in $dirs in $list" >&2
         return 1
     fi
 }
 
+DEFAULT_LIST="$TESTS_DIR/default.tsv"
+# The adaptive bitrate tests (lane B); the rest of crates/onair's are lane A's.
+ADAPTIVE=adaptive
+# The CLI's capture tests (lane A, to balance the lanes); the rest are C's.
+CAPTURE=capture_e2e
+NONE='$^'
 lane_a() {
-    run_tests "$TESTS_DIR/default.tsv" crates/onair test "$DEFAULT_ONAIR" "$@"
+    run_tests "$DEFAULT_LIST" crates/onair test '.*' "$ADAPTIVE" "$DEFAULT_ONAIR" "$@" &&
+        run_tests "$DEFAULT_LIST" crates/onair-cli test "$CAPTURE" "$NONE" "$DEFAULT_ONAIR" "$@"
 }
 lane_b() {
-    run_tests "$TESTS_DIR/default.tsv" '.*' 'lib|bin' "$DEFAULT_ONAIR" "$@" &&
-        run_tests "$TESTS_DIR/default.tsv" 'crates/onair-.*|bindings/.*' test "$DEFAULT_ONAIR" "$@" &&
+    run_tests "$DEFAULT_LIST" crates/onair test "$ADAPTIVE" "$NONE" "$DEFAULT_ONAIR" "$@" &&
         ONAIR_EXE="$DEFAULT_ONAIR" ./scripts/test-node.sh --no-build &&
         ONAIR_EXE="$DEFAULT_ONAIR" ./scripts/test-packages.sh --no-build
 }
+lane_c() {
+    run_tests "$DEFAULT_LIST" '.*' 'lib|bin' '.*' "$NONE" "$DEFAULT_ONAIR" --test-threads=1 "$@" &&
+        run_tests "$DEFAULT_LIST" 'crates/onair-.*|bindings/.*' test '.*' "$CAPTURE" "$DEFAULT_ONAIR" "$@"
+}
+LANES=(a b c)
 
 # The GPL build's tests, alone: x265 and SVT-AV1 take both cores, and beside
 # lane B they starved its encoders (7 frames skipped in the RTMPS publish).
 step "the GPL build's tests"
-run_tests "$GPL_DIR/tests.tsv" '.*' 'lib|test' "$GPL_ONAIR" "$@"
+run_tests "$GPL_DIR/tests.tsv" '.*' 'lib|test' '.*' "$NONE" "$GPL_ONAIR" "$@"
 
 mkdir -p target
-if [[ "${ONAIR_TEST_LANES:-2}" == 1 ]]; then
-    for lane in a b; do
+if [[ "${ONAIR_TEST_LANES:-${#LANES[@]}}" == 1 ]]; then
+    for lane in "${LANES[@]}"; do
         step "tests, lane ${lane^^}"
         "lane_$lane" "$@"
     done
@@ -165,14 +184,14 @@ if [[ "${ONAIR_TEST_LANES:-2}" == 1 ]]; then
     exit 0
 fi
 
-step "tests: lanes A (library integration: faults) and B (unit, CLI, test kit, Node, packages) at once, each logged to target/lane-X.log"
+step "tests: lanes ${LANES[*]^^} at once (A: library integration but adaptive, CLI capture; B: adaptive, Node, packages; C: unit, CLI, test kit), each logged to target/lane-X.log"
 declare -A pids
-for lane in a b; do
+for lane in "${LANES[@]}"; do
     "lane_$lane" "$@" >"target/lane-$lane.log" 2>&1 &
     pids[$lane]=$!
 done
 failed=()
-for lane in a b; do
+for lane in "${LANES[@]}"; do
     status=0
     wait "${pids[$lane]}" || status=$?
     step "lane ${lane^^} output (exit $status)"
