@@ -235,14 +235,7 @@ fn a_slow_destination_does_not_drag_a_healthy_one_down_without_limit() {
     }
     let _serial = serial();
     let nginx = NginxRtmp::start(NginxOptions::default()).expect("nginx");
-    let proxy = onair_testkit::FaultProxy::start_with(
-        nginx.addr(),
-        onair_testkit::proxy::ProxyOptions {
-            recv_buffer: Some(64 * 1024),
-            ..onair_testkit::proxy::ProxyOptions::default()
-        },
-    )
-    .expect("proxy");
+    let proxy = small_buffer_proxy(nginx.addr());
     let mut cfg = config(&nginx.url("healthy"));
     cfg.outputs.push(onair::StreamOutputConfig::new(
         onair::output::url::RtmpUrl::parse(&proxy.rtmp_url("slow"), None).expect("url"),
