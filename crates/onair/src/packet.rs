@@ -161,6 +161,17 @@ pub struct StreamHeaders {
     pub encoder_name: String,
 }
 
+impl StreamHeaders {
+    /// The configured video plus audio bitrate (bit/s): what the outputs
+    /// size their queues by (a stream output's byte bound, a recorder's
+    /// queue), so both read it the same way.
+    pub fn total_bitrate_bps(&self) -> u64 {
+        let video = self.video.as_ref().map_or(0, |v| u64::from(v.bitrate_bps));
+        let audio = self.audio.as_ref().map_or(0, |a| u64::from(a.bitrate_bps));
+        video + audio
+    }
+}
+
 /// The fan-out point from the encoders to the outputs. `push` must never
 /// block: it runs on an encoder thread, and a slow output must not slow the
 /// engines (golden rule 1).

@@ -170,14 +170,7 @@ impl Recorder {
             .file()
             .commit()
             .map_err(|e| Error::io(format!("writing recording {name}"), e))?;
-        let total_bps = headers
-            .video
-            .as_ref()
-            .map_or(0, |v| u64::from(v.bitrate_bps))
-            + headers
-                .audio
-                .as_ref()
-                .map_or(0, |a| u64::from(a.bitrate_bps));
+        let total_bps = headers.total_bitrate_bps();
         let by_rate = total_bps / 8 * cfg.max_span.as_secs().max(1) * RECORD_QUEUE_BITRATE_FACTOR;
         let max_bytes = cfg.max_bytes.unwrap_or_else(|| {
             usize::try_from(by_rate)

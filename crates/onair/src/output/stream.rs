@@ -99,14 +99,7 @@ impl StreamOutput {
             Scheme::Rtmps => Some(TlsClient::new(cfg.ca_file.as_deref())?),
             Scheme::Rtmp => None,
         };
-        let total_bps = headers
-            .video
-            .as_ref()
-            .map_or(0, |v| u64::from(v.bitrate_bps))
-            + headers
-                .audio
-                .as_ref()
-                .map_or(0, |a| u64::from(a.bitrate_bps));
+        let total_bps = headers.total_bitrate_bps();
         let limits = cfg
             .limits
             .unwrap_or_else(|| BufferLimits::for_bitrate(total_bps));
