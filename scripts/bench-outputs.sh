@@ -14,7 +14,7 @@ set -euo pipefail
 DURATION="${1:-30}"
 RUNS="${2:-1}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-BIN="$ROOT/target/release/onair"
+BIN="$ROOT/target/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}release/onair"
 TIME=/usr/bin/time
 
 [ -x "$TIME" ] || { echo "bench-outputs: /usr/bin/time (GNU time) is required" >&2; exit 1; }
@@ -22,40 +22,21 @@ command -v nginx >/dev/null || { echo "bench-outputs: nginx is required" >&2; ex
 MODULE="$(ls /usr/lib/nginx/modules/ngx_rtmp_module.so 2>/dev/null || true)"
 [ -n "$MODULE" ] || { echo "bench-outputs: ngx_rtmp_module.so not found (libnginx-mod-rtmp)" >&2; exit 1; }
 
-(cd "$ROOT" && cargo build --release -q -p onair-cli)
+(cd "$ROOT" && cargo build --release -q --workspace --bin onair)
 
 WORK="$(mktemp -d /tmp/onair-bench-outputs.XXXXXX)"
-NGINX_PID=""
+PIDS=()
 cleanup() {
-    if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+die() { echo "bench-outputs: $*" >&2; exit 1; }
 
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-mkdir -p "$WORK/logs" "$WORK/temp"
-cat >"$WORK/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/logs/nginx.pid;
-error_log $WORK/logs/error.log warn;
-load_module $MODULE;
-events { worker_connections 256; }
-rtmp {
-    server {
-        listen 127.0.0.1:$PORT;
-        chunk_size 4096;
-        application live { live on; }
-    }
-}
-EOF
-nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/logs/error.log" &
-NGINX_PID=$!
-for _ in $(seq 50); do
-    (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-    sleep 0.1
-done
+# The ingest (it also records each publish: file writes on nginx's side, not onair's).
+# shellcheck source=lib/nginx.sh
+. "$ROOT/scripts/lib/nginx.sh"
+nginx_rtmp_start "$WORK/nginx"
 
 URL="rtmp://127.0.0.1:$PORT/live"
 # name | extra arguments after `onair stream URL/a`

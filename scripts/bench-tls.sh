@@ -36,18 +36,18 @@ PROBE="$ROOT/scripts/bench_tls_first_frame.py"
 die() { echo "bench-tls: $*" >&2; exit 1; }
 cpu_require
 for t in nginx ffmpeg openssl python3; do command -v "$t" >/dev/null || die "$t is required"; done
-RTMP_MODULE="$(ls /usr/lib/nginx/modules/ngx_rtmp_module.so 2>/dev/null || true)"
+MODULE="$(ls /usr/lib/nginx/modules/ngx_rtmp_module.so 2>/dev/null || true)"
 STREAM_MODULE="$(ls /usr/lib/nginx/modules/ngx_stream_module.so 2>/dev/null || true)"
-[ -n "$RTMP_MODULE" ] || die "ngx_rtmp_module.so not found (libnginx-mod-rtmp)"
+[ -n "$MODULE" ] || die "ngx_rtmp_module.so not found (libnginx-mod-rtmp)"
 [ -n "$STREAM_MODULE" ] || die "ngx_stream_module.so not found (libnginx-mod-stream)"
 
 (cd "$ROOT" && cargo build --release -q --workspace --bin onair)
 [ -x "$BIN" ] || die "$BIN not built"
 
 WORK="$(mktemp -d /tmp/onair-bench-tls.XXXXXX)"
-NGINX_PID=""
+PIDS=()
 cleanup() {
-    if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -61,46 +61,9 @@ printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$WORK/ext.cn
 openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
     -CAcreateserial -days 2 -extfile "$WORK/ext.cnf" -out "$WORK/server.pem" 2>/dev/null
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT="$(free_port)"
-TLS_PORT="$(free_port)"
-mkdir -p "$WORK/logs" "$WORK/temp" "$WORK/rec"
-cat >"$WORK/nginx.conf" <<EOF
-load_module $STREAM_MODULE;
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/logs/nginx.pid;
-error_log $WORK/logs/error.log warn;
-load_module $RTMP_MODULE;
-events { worker_connections 256; }
-rtmp {
-    server {
-        listen 127.0.0.1:$PORT;
-        chunk_size 4096;
-        application live {
-            live on;
-            record all;
-            record_path $WORK/rec;
-            record_unique on;
-        }
-    }
-}
-stream {
-    server {
-        listen 127.0.0.1:$TLS_PORT ssl;
-        ssl_certificate $WORK/server.pem;
-        ssl_certificate_key $WORK/server.key;
-        proxy_pass 127.0.0.1:$PORT;
-    }
-}
-EOF
-nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/logs/error.log" &
-NGINX_PID=$!
-for _ in $(seq 50); do
-    (echo >"/dev/tcp/127.0.0.1/$TLS_PORT") 2>/dev/null && break
-    sleep 0.1
-done
+# shellcheck source=lib/nginx.sh
+. "$ROOT/scripts/lib/nginx.sh"
+nginx_rtmp_start "$WORK" "$WORK/server.pem" "$WORK/server.key"
 
 url() { # scheme key
     if [ "$1" = rtmp ]; then echo "rtmp://127.0.0.1:$PORT/live/$2"; else echo "rtmps://127.0.0.1:$TLS_PORT/live/$2"; fi

@@ -400,7 +400,11 @@ impl ClientSession {
         events: &mut Vec<Event>,
     ) -> Result<(), SessionError> {
         let info = args.iter().find(|v| v.get_str("code").is_some());
-        let code = info.and_then(|i| i.get_str("code")).map(|c| self.redact(c));
+        // Decisions read the code as the server sent it; only what leaves as
+        // text (errors, events) is redacted: a key that happens to be part of
+        // a code ("a" in "NetStream.Publish.Start") must not hide it.
+        let raw_code = info.and_then(|i| i.get_str("code"));
+        let code = raw_code.map(|c| self.redact(c));
         let description = info
             .and_then(|i| i.get_str("description"))
             .map(|d| self.redact(d))
@@ -444,7 +448,7 @@ impl ClientSession {
                     description,
                 });
             }
-            "onStatus" if code.as_deref() == Some(RECONNECT_REQUEST) => {
+            "onStatus" if raw_code == Some(RECONNECT_REQUEST) => {
                 let tc_url = info
                     .and_then(|i| i.get_str("tcUrl"))
                     .filter(|u| !u.is_empty() && u.len() <= MAX_TC_URL_LEN)
@@ -452,8 +456,8 @@ impl ClientSession {
                 events.push(Event::ReconnectRequest { tc_url });
             }
             "onStatus" => {
-                let code = code.unwrap_or_default();
-                if code == "NetStream.Publish.Start" && self.state == State::AwaitingPublishStart {
+                let raw = raw_code.unwrap_or_default();
+                if raw == "NetStream.Publish.Start" && self.state == State::AwaitingPublishStart {
                     self.state = State::Live;
                     events.push(Event::Publishing {
                         stream_id: self.stream_id.unwrap_or(0),
@@ -461,12 +465,13 @@ impl ClientSession {
                     return Ok(());
                 }
                 let level_error = info.and_then(|i| i.get_str("level")) == Some("error");
-                if is_rejection_code(&code)
-                    || (self.state != State::Live && (is_fatal_code(&code) || level_error))
+                let code = code.unwrap_or_default();
+                if is_rejection_code(raw)
+                    || (self.state != State::Live && (is_fatal_code(raw) || level_error))
                 {
                     return Err(SessionError::Rejected { code, description });
                 }
-                if is_fatal_code(&code) || level_error {
+                if is_fatal_code(raw) || level_error {
                     return Err(SessionError::Fault { code });
                 }
                 events.push(Event::Status(code));

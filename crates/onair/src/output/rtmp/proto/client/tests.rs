@@ -95,7 +95,15 @@ fn names(msgs: &[Message]) -> Vec<String> {
 
 /// Runs the flow up to publish; returns client and server.
 fn until_publish() -> (ClientSession, Server) {
-    let mut c = ClientSession::new(config());
+    until_publish_with(KEY)
+}
+
+/// Drives a session with stream key `key` up to its publish command.
+fn until_publish_with(key: &str) -> (ClientSession, Server) {
+    let mut c = ClientSession::new(ClientConfig {
+        stream_key: key.into(),
+        ..config()
+    });
     let mut s = Server::new();
     c.start().unwrap();
     let sent = s.receive(&mut c);
@@ -141,7 +149,7 @@ fn until_publish() -> (ClientSession, Server) {
         panic!("{sent:?}");
     };
     assert_eq!(name, "publish");
-    assert_eq!(args[1], Value::String(KEY.into()));
+    assert_eq!(args[1], Value::String(key.into()));
     assert_eq!(c.state(), State::AwaitingPublishStart);
     (c, s)
 }
@@ -354,4 +362,29 @@ fn redaction_covers_the_name_without_its_query() {
     assert_eq!(c.redact("stream s3cret busy"), "stream **** busy");
     assert_eq!(c.redact(&format!("key {KEY}")), "key ****");
     assert!(!format!("{:?} {c:?}", config()).contains("s3cret"));
+}
+
+/// A key that happens to be part of the server's codes ("a" is in
+/// "NetStream.Publish.Start") still publishes and is still told a rejection
+/// from a status: decisions read the code as sent, only the text shown is
+/// redacted. (Found with `onair stream rtmp://.../live/a`: every attempt
+/// timed out waiting for a Publish.Start it had received.)
+#[test]
+fn a_key_inside_the_status_codes_does_not_hide_them() {
+    for key in ["a", "Publish", "Stream"] {
+        let (mut c, mut s) = until_publish_with(key);
+        s.status("status", "NetStream.Publish.Start", "");
+        assert_eq!(
+            s.send(&mut c).unwrap(),
+            vec![Event::Publishing { stream_id: 1 }],
+            "key {key}"
+        );
+        let (mut c, mut s) = until_publish_with(key);
+        s.status("error", "NetStream.Publish.BadName", "taken");
+        let err = s.send(&mut c).unwrap_err();
+        let SessionError::Rejected { code, .. } = &err else {
+            panic!("key {key}: {err:?}");
+        };
+        assert!(!code.contains(key), "key {key} shown in {code}");
+    }
 }
