@@ -6,11 +6,12 @@
 //! silence.
 
 use onair_testkit::pcm::assert_power;
-use onair_testkit::procs::spawn;
+use onair_testkit::procs::{spawn, ChildGuard};
 use onair_testkit::{
     ffmpeg, require_tools, stats, FaultProxy, NginxOptions, NginxRtmp, PulseServer, Xvfb,
 };
 use std::ffi::OsString;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -25,6 +26,29 @@ fn assert_engines_on_time(label: &str, last: &serde_json::Value) {
         Ok(line) => eprintln!("{label}: {line}"),
         Err(e) => panic!("{label}: {e}"),
     }
+}
+
+/// Where a test's `onair` writes its stderr (read back by [`finish`]).
+fn stderr_file(dir: &Path) -> std::fs::File {
+    std::fs::File::create(dir.join("onair.err")).expect("stderr file")
+}
+
+/// Waits up to `limit` for an `onair` started with [`stderr_file`] to end,
+/// prints its stderr, asserts it succeeded, and returns its stats lines.
+fn finish(
+    onair: &mut ChildGuard,
+    dir: &Path,
+    stats_path: &Path,
+    limit: Duration,
+) -> Vec<serde_json::Value> {
+    let status = onair
+        .wait_timeout(limit)
+        .expect("wait")
+        .expect("onair ends at its --duration");
+    let err = std::fs::read_to_string(dir.join("onair.err")).unwrap_or_default();
+    eprintln!("onair stderr:\n{err}");
+    assert!(status.success(), "onair failed: {status}");
+    stats::read_stats(stats_path).expect("stats")
 }
 
 fn mean(v: &[u8]) -> f64 {
@@ -71,7 +95,7 @@ fn screen_and_desktop_audio_reach_the_viewer_and_survive_the_sound_server_dying(
             .env_remove("DISPLAY")
             .env("PULSE_SERVER", &server)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("onair.err")).expect("stderr file")),
+            .stderr(stderr_file(dir.path())),
     )
     .expect("onair");
     std::thread::sleep(Duration::from_secs(5));
@@ -79,15 +103,7 @@ fn screen_and_desktop_audio_reach_the_viewer_and_survive_the_sound_server_dying(
     std::thread::sleep(Duration::from_secs(3));
     tone.kill();
     pulse.kill();
-    let status = onair
-        .wait_timeout(Duration::from_secs(40))
-        .expect("wait")
-        .expect("onair exits");
-    let err = std::fs::read_to_string(dir.path().join("onair.err")).unwrap_or_default();
-    eprintln!("onair stderr:\n{err}");
-    assert!(status.success(), "onair failed: {status}");
-
-    let lines = stats::read_stats(&stats_path).expect("stats");
+    let lines = finish(&mut onair, dir.path(), &stats_path, Duration::from_secs(40));
     let last = stats::last(&lines).expect("final stats");
     let silence = stats::field_u64(last, "audio_silence_frames").unwrap_or(0);
     eprintln!("final stats: {last}");
@@ -505,7 +521,7 @@ fn a_remote_display_that_stalls_repeats_frames_on_time_and_reconnects() {
             .env_remove("DISPLAY")
             .env("XAUTHORITY", x.xauthority().expect("cookie file"))
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("onair.err")).expect("stderr file")),
+            .stderr(stderr_file(dir.path())),
     )
     .expect("onair record");
     std::thread::sleep(Duration::from_millis(2500));
@@ -515,15 +531,7 @@ fn a_remote_display_that_stalls_repeats_frames_on_time_and_reconnects() {
     x.paint("#00ff00").expect("xsetroot");
     std::thread::sleep(X_STALL);
     proxy.resume();
-    let status = child
-        .wait_timeout(Duration::from_secs(30))
-        .expect("wait")
-        .expect("onair ends at its --duration");
-    let err = std::fs::read_to_string(dir.path().join("onair.err")).unwrap_or_default();
-    eprintln!("onair stderr:\n{err}");
-    assert!(status.success(), "{status}");
-
-    let lines = stats::read_stats(&stats_path).expect("stats");
+    let lines = finish(&mut child, dir.path(), &stats_path, Duration::from_secs(30));
     let per_second: Vec<(u64, u64, u64)> = lines
         .iter()
         .map(|o| {
