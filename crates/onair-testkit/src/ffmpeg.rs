@@ -318,6 +318,31 @@ where
     Ok(gray_frames(path, w, h)?.map(|f| decode(&f, w, h)).collect())
 }
 
+/// Decodes an elementary stream held in memory (`format`: FFmpeg's demuxer, e.g. `h264`,
+/// `aac`) and returns what `output_args` write to stdout (e.g. `-f rawvideo -pix_fmt
+/// gray`). An error if FFmpeg fails or prints anything at `-v error`: a decode error. Why:
+/// the encoders' unit tests judge the bytes they produce by a real decoder.
+pub fn decode_elementary(stream: &[u8], format: &str, output_args: &[&str]) -> io::Result<Vec<u8>> {
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join(format!("in.{format}"));
+    std::fs::write(&input, stream)?;
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-f", format, "-i"])
+        .arg(&input)
+        .args(output_args)
+        .arg("-")
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() || !out.stderr.is_empty() {
+        return Err(io::Error::other(format!(
+            "ffmpeg decoding {format} ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(out.stdout)
+}
+
 /// The first audio stream as mono 48 kHz signed 16-bit samples.
 pub fn audio_pcm(path: &Path) -> io::Result<Vec<i16>> {
     let out = Command::new("ffmpeg")

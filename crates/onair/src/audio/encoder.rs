@@ -344,28 +344,11 @@ mod tests {
             ]);
             adts.extend_from_slice(f);
         }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let input = dir.path().join("in.aac");
-        std::fs::write(&input, &adts).expect("write");
-        let out = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-f", "aac", "-i"])
-            .arg(&input)
-            .args(["-f", "s16le", "-ac", "2", "-"])
-            .output()
-            .expect("ffmpeg");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.stderr.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let pcm =
+            onair_testkit::ffmpeg::decode_elementary(&adts, "aac", &["-f", "s16le", "-ac", "2"])
+                .expect("FFmpeg decodes the AAC cleanly");
         Some(
-            out.stdout
-                .chunks_exact(2)
+            pcm.chunks_exact(2)
                 .map(|b| i16::from_le_bytes([b[0], b[1]]))
                 .collect(),
         )

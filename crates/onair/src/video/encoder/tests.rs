@@ -265,27 +265,14 @@ fn ffmpeg_reads_frame_indices_at_streaming_bitrate() {
             let pkt = enc.encode(&f, i * 33_333_333).unwrap().pop().unwrap();
             stream.extend(annexb(enc.params(), &pkt));
         }
-        let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("in.h264");
-        std::fs::write(&input, &stream).unwrap();
-        let out = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-f", "h264", "-i"])
-            .arg(&input)
-            .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.stderr.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let gray = onair_testkit::ffmpeg::decode_elementary(
+            &stream,
+            "h264",
+            &["-f", "rawvideo", "-pix_fmt", "gray"],
+        )
+        .expect("FFmpeg decodes the H.264 cleanly");
         let frame_len = (w * h) as usize;
-        let frames: Vec<_> = out.stdout.chunks_exact(frame_len).collect();
+        let frames: Vec<_> = gray.chunks_exact(frame_len).collect();
         assert_eq!(frames.len() as u64, n);
         for (k, luma) in frames.iter().enumerate() {
             assert_eq!(
