@@ -55,6 +55,12 @@ pub const DEMUX_THREAD_NAME: &str = "onair-file";
 /// against a slow decode, little memory (converted pictures, at the
 /// pipeline's size).
 pub const VIDEO_AHEAD_FRAMES: usize = 8;
+/// Pictures the file source recycles (`FramePool`): the ones decoded ahead
+/// plus those the engines hold at once (the same count as the screen path's
+/// [`CONVERT_POOL_SIZE`](crate::video::convert::CONVERT_POOL_SIZE): shown, handed
+/// over, encoding), so in steady state no picture is allocated. A queue grown
+/// past it (audio far ahead) allocates the extra ones.
+pub const VIDEO_POOL_FRAMES: usize = VIDEO_AHEAD_FRAMES + crate::video::convert::CONVERT_POOL_SIZE;
 /// While audio is short, the thread keeps reading past
 /// [`VIDEO_AHEAD_FRAMES`] (files whose audio comes in chunks of a second or
 /// more, far from the pictures of the same time), but never holds more
