@@ -13,8 +13,8 @@
 //! does).
 
 use super::{
-    lock, FileWants, Shared, TimedPicture, AUDIO_AHEAD_MS, IDLE_POLL, VIDEO_AHEAD_FRAMES,
-    VIDEO_POOL_FRAMES,
+    lock, FileWants, Shared, TimedPicture, AHEAD_SLEEP, AUDIO_AHEAD_MS, IDLE_POLL,
+    VIDEO_AHEAD_FRAMES, VIDEO_POOL_FRAMES,
 };
 use crate::video::frame::FramePool;
 use crossbeam_channel::Sender;
@@ -312,7 +312,7 @@ impl Demuxer {
                 return Ok(());
             }
             if !self.wants_more(shared) {
-                std::thread::sleep(IDLE_POLL);
+                std::thread::sleep(AHEAD_SLEEP);
                 continue;
             }
             // A fresh packet per read: `av_read_frame` fills the packet it is
