@@ -13,7 +13,7 @@
 //! Colours are BT.601, video range, like the test pattern, which is what
 //! decoders assume for a stream that does not signal its matrix.
 
-use super::frame::I420Frame;
+use super::frame::{FramePool, I420Frame};
 use fast_image_resize as fir;
 use std::sync::Arc;
 use yuvutils_rs::{
@@ -61,22 +61,23 @@ pub struct BgraToI420 {
     options: fir::ResizeOptions,
     /// The scaled BGRA picture (empty when no scaling is needed).
     scaled: Vec<u8>,
-    pool: Vec<Arc<I420Frame>>,
+    pool: FramePool,
 }
 
 impl BgraToI420 {
     /// A converter producing `out_width x out_height` frames (odd values are
     /// rounded down to even, at least 2).
     pub fn new(out_width: u32, out_height: u32) -> Self {
+        let (out_width, out_height) = ((out_width & !1).max(2), (out_height & !1).max(2));
         Self {
-            out_width: (out_width & !1).max(2),
-            out_height: (out_height & !1).max(2),
+            out_width,
+            out_height,
             resizer: fir::Resizer::new(),
             options: fir::ResizeOptions::new()
                 .resize_alg(fir::ResizeAlg::Convolution(SCALE_FILTER))
                 .use_alpha(false),
             scaled: Vec::new(),
-            pool: Vec::with_capacity(CONVERT_POOL_SIZE),
+            pool: FramePool::new(out_width, out_height, CONVERT_POOL_SIZE),
         }
     }
 
@@ -108,12 +109,11 @@ impl BgraToI420 {
             });
         }
         let (ow, oh) = (self.out_width, self.out_height);
-        let mut frame = self.take_frame();
-        let target = Arc::get_mut(&mut frame)
-            .ok_or_else(|| ConvertError::Library("pooled frame unexpectedly shared".to_string()))?;
-        if (width, height) == (ow, oh) {
-            bgra_into_i420(bgra, stride, target)?;
-        } else {
+        let (resizer, options, scaled) = (&mut self.resizer, &self.options, &mut self.scaled);
+        self.pool.fill(|target| {
+            if (width, height) == (ow, oh) {
+                return bgra_into_i420(bgra, stride, target);
+            }
             // fast_image_resize wants tightly packed rows.
             let tight: std::borrow::Cow<'_, [u8]> = if stride == row {
                 std::borrow::Cow::Borrowed(&bgra[..row * height as usize])
@@ -128,28 +128,14 @@ impl BgraToI420 {
             };
             let src = fir::images::ImageRef::new(width, height, &tight, fir::PixelType::U8x4)
                 .map_err(|e| ConvertError::Library(e.to_string()))?;
-            self.scaled.resize(ow as usize * oh as usize * 4, 0);
-            let mut dst =
-                fir::images::Image::from_slice_u8(ow, oh, &mut self.scaled, fir::PixelType::U8x4)
-                    .map_err(|e| ConvertError::Library(e.to_string()))?;
-            self.resizer
-                .resize(&src, &mut dst, &self.options)
+            scaled.resize(ow as usize * oh as usize * 4, 0);
+            let mut dst = fir::images::Image::from_slice_u8(ow, oh, scaled, fir::PixelType::U8x4)
                 .map_err(|e| ConvertError::Library(e.to_string()))?;
-            bgra_into_i420(&self.scaled, ow as usize * 4, target)?;
-        }
-        self.pool.push(Arc::clone(&frame));
-        Ok(frame)
-    }
-
-    /// A pooled frame nobody else holds, or a new one.
-    fn take_frame(&mut self) -> Arc<I420Frame> {
-        if let Some(i) = self.pool.iter_mut().position(|a| Arc::get_mut(a).is_some()) {
-            return self.pool.swap_remove(i);
-        }
-        if self.pool.len() >= CONVERT_POOL_SIZE {
-            self.pool.remove(0);
-        }
-        Arc::new(I420Frame::black(self.out_width, self.out_height))
+            resizer
+                .resize(&src, &mut dst, options)
+                .map_err(|e| ConvertError::Library(e.to_string()))?;
+            bgra_into_i420(scaled, ow as usize * 4, target)
+        })
     }
 }
 
@@ -299,7 +285,11 @@ mod tests {
             .map(|_| c.convert(&img, 32, 32, 128).unwrap())
             .collect();
         assert_eq!(held.len(), 10);
-        assert!(c.pool.len() <= CONVERT_POOL_SIZE);
+        // Ten held at once: the pool handed out ten distinct pictures.
+        let mut ptrs: Vec<_> = held.iter().map(|f| f.y.as_ptr()).collect();
+        ptrs.sort_unstable();
+        ptrs.dedup();
+        assert_eq!(ptrs.len(), 10);
     }
 
     #[test]

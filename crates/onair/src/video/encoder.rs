@@ -235,6 +235,17 @@ impl VideoEncoder {
         }
     }
 
+    /// Frames the encoder took by reference instead of copying (0 for
+    /// openh264 and the encoders that always get a copy): tells tests and
+    /// benchmarks that the zero-copy path really ran.
+    pub fn frames_by_reference(&self) -> u64 {
+        match &self.backend {
+            Backend::OpenH264(_) => 0,
+            #[cfg(feature = "avcodec")]
+            Backend::Av(e) => e.frames_by_reference(),
+        }
+    }
+
     /// True if packets can come out later than their frame went in
     /// (look-ahead, B-frames, frame threads): outputs then need the
     /// pipeline's interleaving. openh264 returns each frame's packet at once.
@@ -246,6 +257,28 @@ impl VideoEncoder {
     /// the packets that came out, in decode order: one for openh264, zero or
     /// more for encoders that hold frames.
     pub fn encode(&mut self, frame: &I420Frame, pts_ns: u64) -> Result<Vec<EncodedPacket>, Error> {
+        self.encode_input(frame, None, pts_ns)
+    }
+
+    /// [`Self::encode`] for a picture the engines share: an encoder that
+    /// copies its input anyway (x264, x265, SVT-AV1) borrows the planes,
+    /// holding a clone of the `Arc` until it lets go of them, instead of
+    /// copying the picture once more (see `avcodec.rs`).
+    pub fn encode_shared(
+        &mut self,
+        frame: &Arc<I420Frame>,
+        pts_ns: u64,
+    ) -> Result<Vec<EncodedPacket>, Error> {
+        self.encode_input(frame, Some(frame), pts_ns)
+    }
+
+    #[cfg_attr(not(feature = "avcodec"), allow(unused_variables))]
+    fn encode_input(
+        &mut self,
+        frame: &I420Frame,
+        shared: Option<&Arc<I420Frame>>,
+        pts_ns: u64,
+    ) -> Result<Vec<EncodedPacket>, Error> {
         if frame.width != self.cfg.width || frame.height != self.cfg.height {
             return Err(Error::Encoder {
                 codec: codec_label(self.kind.codec()),
@@ -273,7 +306,7 @@ impl VideoEncoder {
                         reason: "injected device failure".into(),
                     })
                 } else {
-                    e.encode(frame, pts_ns)
+                    e.encode(frame, shared, pts_ns)
                 };
                 match result {
                     Ok(p) => out.extend(p),
@@ -283,7 +316,7 @@ impl VideoEncoder {
                         };
                         self.fall_back(to, &err)?;
                         if let Backend::Av(e) = &mut self.backend {
-                            out.extend(e.encode(frame, pts_ns)?);
+                            out.extend(e.encode(frame, shared, pts_ns)?);
                         }
                     }
                 }
@@ -566,7 +599,7 @@ pub fn spawn_encoder_thread(
             };
             while let Ok(captured) = frames.recv() {
                 control.apply(&mut enc);
-                match enc.encode(&captured.frame, captured.pts_ns) {
+                match enc.encode_shared(&captured.frame, captured.pts_ns) {
                     Ok(packets) => push(packets),
                     Err(e) => {
                         tracing::warn!(index = captured.index, error = %e, "video frame not encoded");

@@ -14,7 +14,7 @@
 //! only before keyframes, ...). The layout is fixed by the pub constants below
 //! and [`index_block_size`], so both sides compute the same geometry.
 
-use super::frame::I420Frame;
+use super::frame::{FramePool, I420Frame};
 use std::sync::Arc;
 
 /// A producer of pictures, polled by the CaptureThread once per frame slot.
@@ -175,7 +175,7 @@ pub struct TestPattern {
     background: I420Frame,
     noise: bool,
     rng: u64,
-    pool: Vec<Arc<I420Frame>>,
+    pool: FramePool,
     name: String,
 }
 
@@ -201,7 +201,7 @@ impl TestPattern {
             background,
             noise: true,
             rng: 0x9E37_79B9_7F4A_7C15,
-            pool: Vec::with_capacity(FRAME_POOL_SIZE),
+            pool: FramePool::new(width, height, FRAME_POOL_SIZE),
             name: format!("test pattern {width}x{height}"),
         }
     }
@@ -215,34 +215,22 @@ impl TestPattern {
 
     /// Renders frame `index` into a fresh or recycled buffer.
     pub fn render(&mut self, index: u64) -> Arc<I420Frame> {
-        let free = self.pool.iter_mut().position(|a| Arc::get_mut(a).is_some());
-        let mut arc = match free {
-            Some(i) => {
-                // Nobody else holds this buffer any more: reuse it.
-                let mut a = self.pool.swap_remove(i);
-                if let Some(frame) = Arc::get_mut(&mut a) {
-                    frame.y.copy_from_slice(&self.background.y);
-                    frame.u.copy_from_slice(&self.background.u);
-                    frame.v.copy_from_slice(&self.background.v);
-                }
-                a
-            }
-            None => {
-                if self.pool.len() >= FRAME_POOL_SIZE {
-                    self.pool.remove(0);
-                }
-                Arc::new(self.background.clone())
-            }
-        };
-        if let Some(frame) = Arc::get_mut(&mut arc) {
-            if self.noise {
-                draw_noise(frame, &mut self.rng);
+        let (background, noise, rng) = (&self.background, self.noise, &mut self.rng);
+        let filled = self.pool.fill(|frame| {
+            frame.y.copy_from_slice(&background.y);
+            frame.u.copy_from_slice(&background.u);
+            frame.v.copy_from_slice(&background.v);
+            if noise {
+                draw_noise(frame, rng);
             }
             draw_moving_box(frame, index);
             draw_index(frame, index);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match filled {
+            Ok(frame) => frame,
+            Err(never) => match never {},
         }
-        self.pool.push(Arc::clone(&arc));
-        arc
     }
 }
 
@@ -431,14 +419,13 @@ mod tests {
         // The free buffer was reused.
         assert_eq!(b.y.as_ptr(), a_ptr);
         // While frames are held elsewhere, new buffers are used and held
-        // frames are never touched; the pool stays bounded.
+        // frames are never touched.
         let b_y = b.y.clone();
         let held: Vec<_> = (11..20).map(|i| p.render(i)).collect();
         assert_eq!(b.y, b_y);
         for (k, f) in held.iter().enumerate() {
             assert_eq!(decode_frame_index(&f.y, 640, 360), Some(11 + k as u64));
         }
-        assert!(p.pool.len() <= FRAME_POOL_SIZE);
     }
 
     #[test]

@@ -12,7 +12,11 @@
 //! in a row make the file fail (a few corrupt packets are skipped, as FFmpeg
 //! does).
 
-use super::{lock, FileWants, Shared, TimedPicture, AUDIO_AHEAD_MS, IDLE_POLL, VIDEO_AHEAD_FRAMES};
+use super::{
+    lock, FileWants, Shared, TimedPicture, AHEAD_SLEEP, AUDIO_AHEAD_MS, IDLE_POLL,
+    VIDEO_AHEAD_FRAMES, VIDEO_POOL_FRAMES,
+};
+use crate::video::frame::FramePool;
 use crossbeam_channel::Sender;
 use ff::format::{Pixel, Sample};
 use ff::software::{resampling, scaling};
@@ -98,6 +102,8 @@ struct VideoTrack {
     out: (u32, u32),
     decoded: frame::Video,
     scaled: frame::Video,
+    /// The pictures handed out, reused once the engines let go of them.
+    pool: FramePool,
     /// Nominal picture duration (the stream's average frame rate).
     frame_ns: u64,
     /// Pipeline time of the last picture queued in this pass.
@@ -183,6 +189,7 @@ impl Demuxer {
                     out,
                     decoded: frame::Video::empty(),
                     scaled: frame::Video::empty(),
+                    pool: FramePool::new(out.0, out.1, VIDEO_POOL_FRAMES),
                     last_at_ns: None,
                     errors_in_a_row: 0,
                     codec: format!("{codec:?}").to_lowercase(),
@@ -305,7 +312,7 @@ impl Demuxer {
                 return Ok(());
             }
             if !self.wants_more(shared) {
-                std::thread::sleep(IDLE_POLL);
+                std::thread::sleep(AHEAD_SLEEP);
                 continue;
             }
             // A fresh packet per read: `av_read_frame` fills the packet it is

@@ -55,6 +55,12 @@ pub const DEMUX_THREAD_NAME: &str = "onair-file";
 /// against a slow decode, little memory (converted pictures, at the
 /// pipeline's size).
 pub const VIDEO_AHEAD_FRAMES: usize = 8;
+/// Pictures the file source recycles (`FramePool`): the ones decoded ahead
+/// plus those the engines hold at once (the same count as the screen path's
+/// [`CONVERT_POOL_SIZE`](crate::video::convert::CONVERT_POOL_SIZE): shown, handed
+/// over, encoding), so in steady state no picture is allocated. A queue grown
+/// past it (audio far ahead) allocates the extra ones.
+pub const VIDEO_POOL_FRAMES: usize = VIDEO_AHEAD_FRAMES + crate::video::convert::CONVERT_POOL_SIZE;
 /// While audio is short, the thread keeps reading past
 /// [`VIDEO_AHEAD_FRAMES`] (files whose audio comes in chunks of a second or
 /// more, far from the pictures of the same time), but never holds more
@@ -85,8 +91,16 @@ pub const PREFETCH_WAIT: Duration = Duration::from_secs(3);
 /// A picture whose time is within this of a slot's time is due in that slot
 /// (the file's and the pipeline's frame times round differently to ns).
 pub const DUE_SLACK_NS: u64 = 1_000_000;
-/// How long the demuxer sleeps when it is far enough ahead.
+/// How long the demuxer sleeps while waiting for room in the audio ring or
+/// for its input (EAGAIN), and how often opening checks the prefetch.
 const IDLE_POLL: Duration = Duration::from_millis(5);
+/// How long the demuxer sleeps when it is far enough ahead
+/// ([`VIDEO_AHEAD_FRAMES`], [`AUDIO_AHEAD_MS`]): a fraction of that slack
+/// (8 frames are 133 ms even at 60 fps), so the engines never wait, without
+/// waking 200 times a second for nothing (it was [`IDLE_POLL`]: ~2,400
+/// context switches of the file thread in a 20 s run, more than the
+/// encoder thread's).
+const AHEAD_SLEEP: Duration = Duration::from_millis(20);
 
 /// What the demuxer thread, the two sources and the Streamer share: the
 /// picture queue (the only lock, held to push or pop an `Arc`) and atomics.

@@ -55,28 +55,27 @@ impl VideoTrack {
             &self.scaled
         };
         let (w, h) = (self.out.0 as usize, self.out.1 as usize);
-        let mut out = I420Frame {
-            width: self.out.0,
-            height: self.out.1,
-            y: Vec::with_capacity(w * h),
-            u: Vec::with_capacity(w * h / 4),
-            v: Vec::with_capacity(w * h / 4),
-        };
-        for (plane, dst, pw, ph) in [
-            (0, &mut out.y, w, h),
-            (1, &mut out.u, w / 2, h / 2),
-            (2, &mut out.v, w / 2, h / 2),
-        ] {
-            let stride = source.stride(plane);
-            let data = source.data(plane);
-            for row in 0..ph {
-                let line = data
-                    .get(row * stride..row * stride + pw)
-                    .ok_or("the converted picture is smaller than its size")?;
-                dst.extend_from_slice(line);
+        self.pool.fill(|out: &mut I420Frame| {
+            for (plane, dst, pw, ph) in [
+                (0, &mut out.y, w, h),
+                (1, &mut out.u, w / 2, h / 2),
+                (2, &mut out.v, w / 2, h / 2),
+            ] {
+                let stride = source.stride(plane);
+                let data = source.data(plane);
+                let rows = dst.chunks_exact_mut(pw).take(ph);
+                if rows.len() < ph {
+                    return Err("a pooled picture is smaller than the output size".to_string());
+                }
+                for (row, line_out) in rows.enumerate() {
+                    let line = data
+                        .get(row * stride..row * stride + pw)
+                        .ok_or("the converted picture is smaller than its size")?;
+                    line_out.copy_from_slice(line);
+                }
             }
-        }
-        Ok(Arc::new(out))
+            Ok(())
+        })
     }
 }
 
