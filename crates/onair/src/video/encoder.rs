@@ -28,6 +28,8 @@
 //!   there; the sequence header stays the one sent).
 
 #[cfg(feature = "avcodec")]
+mod av_picture;
+#[cfg(feature = "avcodec")]
 mod avcodec;
 #[cfg(all(test, feature = "avcodec"))]
 mod avcodec_tests;
