@@ -106,23 +106,21 @@ gpl_build_and_clippy() {
 step "the GPL build, clippy of both builds"
 gpl_build_and_clippy
 
-# The tests run in three lanes at once, each one test binary after the other
-# (a lane's log is printed when all are done). A pipeline uses about 0.4 of a
-# core (measured: 6.4 s of CPU for a 15.5 s fault test, nginx and FFmpeg
-# included), so three fit the 2 cores as long as nothing CPU-bound runs beside
-# them: the unit tests (fuzzing, encoders at full speed) run one test at a time
-# (--test-threads=1), so they take at most one core. Lanes, balanced by the
-# durations measured in a CI-like run (2 lanes took 430 s):
+# The unit tests run first, alone (both cores: ~50 s): they are CPU-bound at
+# times (fuzzing, encoders at full speed), and one at a time beside the lanes
+# they made a fault test's encoder skip 6 frames in 600 (its bound is 1 %).
+# Then the real-time tests run in three lanes at once, each one test binary
+# after the other (a lane's log is printed when all are done). A pipeline uses
+# about 0.4 of a core (measured: 6.4 s of CPU for a 15.5 s fault test, nginx
+# and FFmpeg included), so three fit the 2 cores. Lanes, balanced by the
+# durations measured in a CI-like run (two lanes took 430 s):
 # - A: the library's integration tests but the adaptive ones: the fault tests
 #   (190 s), golden rules, hostile server; then the CLI's capture tests (~265 s);
-# - B: the adaptive bitrate tests (152 s), the Node addon's, the packages'
-#   (~290 s);
-# - C: every unit test, one at a time (93 s), then the CLI's (but capture)
-#   and the test kit's integration tests (~285 s).
+# - B: the adaptive bitrate tests (152 s), then the packages' (~225 s);
+# - C: the CLI's other integration tests and the test kit's, then the Node
+#   addon's (~260 s).
 # A and B together take every integration test of crates/onair, A and C every
 # other test binary, so a new test binary always runs somewhere.
-# (Measured with 3 lanes, another build running beside them: 320 s, against
-# 430 s for the 2 lanes of before.)
 # ONAIR_TEST_LANES=1 runs the lanes one after the other.
 
 # Runs the test binaries of a list (scripts/test_binaries.py's lines) whose
@@ -154,18 +152,20 @@ ADAPTIVE=adaptive
 # The CLI's capture tests (lane A, to balance the lanes); the rest are C's.
 CAPTURE=capture_e2e
 NONE='$^'
+unit_tests() {
+    run_tests "$DEFAULT_LIST" '.*' 'lib|bin' '.*' "$NONE" "$DEFAULT_ONAIR" "$@"
+}
 lane_a() {
     run_tests "$DEFAULT_LIST" crates/onair test '.*' "$ADAPTIVE" "$DEFAULT_ONAIR" "$@" &&
         run_tests "$DEFAULT_LIST" crates/onair-cli test "$CAPTURE" "$NONE" "$DEFAULT_ONAIR" "$@"
 }
 lane_b() {
     run_tests "$DEFAULT_LIST" crates/onair test "$ADAPTIVE" "$NONE" "$DEFAULT_ONAIR" "$@" &&
-        ONAIR_EXE="$DEFAULT_ONAIR" ./scripts/test-node.sh --no-build &&
         ONAIR_EXE="$DEFAULT_ONAIR" ./scripts/test-packages.sh --no-build
 }
 lane_c() {
-    run_tests "$DEFAULT_LIST" '.*' 'lib|bin' '.*' "$NONE" "$DEFAULT_ONAIR" --test-threads=1 "$@" &&
-        run_tests "$DEFAULT_LIST" 'crates/onair-.*|bindings/.*' test '.*' "$CAPTURE" "$DEFAULT_ONAIR" "$@"
+    run_tests "$DEFAULT_LIST" 'crates/onair-.*|bindings/.*' test '.*' "$CAPTURE" "$DEFAULT_ONAIR" "$@" &&
+        ONAIR_EXE="$DEFAULT_ONAIR" ./scripts/test-node.sh --no-build
 }
 LANES=(a b c)
 
@@ -173,6 +173,9 @@ LANES=(a b c)
 # lane B they starved its encoders (7 frames skipped in the RTMPS publish).
 step "the GPL build's tests"
 run_tests "$GPL_DIR/tests.tsv" '.*' 'lib|test' '.*' "$NONE" "$GPL_ONAIR" "$@"
+
+step "the unit tests, alone"
+unit_tests "$@"
 
 mkdir -p target
 if [[ "${ONAIR_TEST_LANES:-${#LANES[@]}}" == 1 ]]; then
@@ -184,7 +187,7 @@ if [[ "${ONAIR_TEST_LANES:-${#LANES[@]}}" == 1 ]]; then
     exit 0
 fi
 
-step "tests: lanes ${LANES[*]^^} at once (A: library integration but adaptive, CLI capture; B: adaptive, Node, packages; C: unit, CLI, test kit), each logged to target/lane-X.log"
+step "tests: lanes ${LANES[*]^^} at once (A: library integration but adaptive, CLI capture; B: adaptive, packages; C: CLI, test kit, Node), each logged to target/lane-X.log"
 declare -A pids
 for lane in "${LANES[@]}"; do
     "lane_$lane" "$@" >"target/lane-$lane.log" 2>&1 &
