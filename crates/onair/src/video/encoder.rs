@@ -265,7 +265,7 @@ impl VideoEncoder {
     /// [`Self::encode`] for a picture the engines share: an encoder that
     /// copies its input anyway (x264, x265, SVT-AV1) borrows the planes,
     /// holding a clone of the `Arc` until it lets go of them, instead of
-    /// copying the picture once more (see `avcodec.rs`).
+    /// copying the picture once more (see `av_picture.rs`).
     pub fn encode_shared(
         &mut self,
         frame: &Arc<I420Frame>,
