@@ -42,8 +42,9 @@ impl FileAudioSource {
         }
     }
 
-    /// Samples (not frames) waiting in the ring.
-    pub(crate) fn buffered_samples(&self) -> usize {
+    /// Samples (not frames) waiting in the ring: what can be read without
+    /// the read counting as late.
+    pub fn buffered_samples(&self) -> usize {
         self.ring.slots()
     }
 

@@ -31,8 +31,6 @@
 mod av_picture;
 #[cfg(feature = "avcodec")]
 mod avcodec;
-#[cfg(all(test, feature = "avcodec"))]
-mod avcodec_tests;
 mod choice;
 mod nal;
 mod openh264_backend;
@@ -302,7 +300,8 @@ impl VideoEncoder {
             Backend::OpenH264(e) => out.extend(e.encode(frame, pts_ns)?),
             #[cfg(feature = "avcodec")]
             Backend::Av(e) => {
-                let result = if std::mem::take(&mut self.inject_failure) {
+                let injected = std::mem::take(&mut self.inject_failure);
+                let result = if injected {
                     Err(Error::Encoder {
                         codec: codec_label(self.kind.codec()),
                         reason: "injected device failure".into(),
@@ -313,7 +312,7 @@ impl VideoEncoder {
                 match result {
                     Ok(p) => out.extend(p),
                     Err(err) => {
-                        let Some(to) = self.fallback_target() else {
+                        let Some(to) = self.fallback_target(injected) else {
                             return Err(err);
                         };
                         self.fall_back(to, &err)?;
@@ -375,12 +374,17 @@ impl VideoEncoder {
     }
 
     /// Where a failing encoder falls back to: the software encoder of its
-    /// codec for hardware encoders (and, in tests, for an injected failure).
+    /// codec for hardware encoders, and for a failure [`inject_failure`]
+    /// made (tests, where there is no hardware to fail).
+    ///
+    /// [`inject_failure`]: Self::inject_failure
     #[cfg(feature = "avcodec")]
-    fn fallback_target(&self) -> Option<EncoderKind> {
-        self.kind
-            .software_fallback()
-            .or_else(|| cfg!(test).then(|| EncoderKind::default_for(self.kind.codec()).ok())?)
+    fn fallback_target(&self, injected: bool) -> Option<EncoderKind> {
+        self.kind.software_fallback().or_else(|| {
+            injected
+                .then(|| EncoderKind::default_for(self.kind.codec()).ok())
+                .flatten()
+        })
     }
 
     #[cfg(feature = "avcodec")]

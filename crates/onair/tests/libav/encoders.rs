@@ -1,10 +1,22 @@
-//! Tests of the libavcodec backends through the VideoEncoder interface
-//! (GPL build). FFmpeg's CLI judges what a viewer would decode.
+//! The libavcodec backends through the VideoEncoder interface. FFmpeg's CLI
+//! judges what a viewer would decode.
 
-use super::nal::{H264_IDR, H264_PPS, H264_SPS};
-use super::*;
-use crate::clock::Rate;
-use crate::video::source::{decode_frame_index, TestPattern};
+use onair::clock::Rate;
+use onair::codec_config;
+use onair::packet::{EncodedPacket, VideoParams};
+use onair::video::encoder::{
+    list_encoders, EncoderKind, EncoderSettings, VideoCodec, VideoEncoder, VideoEncoderConfig,
+};
+use onair::video::frame::I420Frame;
+use onair::video::source::{decode_frame_index, TestPattern};
+use std::sync::Arc;
+
+/// H.264 `nal_unit_type`s (ITU-T H.264 table 7-1): IDR slice, SPS, PPS.
+const H264_IDR: u8 = 5;
+const H264_SPS: u8 = 7;
+const H264_PPS: u8 = 8;
+/// The device node NVIDIA's driver creates; without it NVENC cannot open.
+const NVIDIA_CONTROL_DEVICE: &str = "/dev/nvidiactl";
 
 fn cfg(kind: EncoderKind, w: u32, h: u32, bps: u32) -> VideoEncoderConfig {
     VideoEncoderConfig {
@@ -161,7 +173,7 @@ fn x264_high_with_bframes_gives_every_frame_in_order() {
 
 fn sps_pps(params: &VideoParams) -> (bytes::Bytes, bytes::Bytes) {
     assert_eq!(params.codec, VideoCodec::H264);
-    crate::codec_config::avc_parameter_sets(&params.config).expect("avcC")
+    codec_config::avc_parameter_sets(&params.config).expect("avcC")
 }
 
 /// The adaptive bitrate controller's lever: a live change of x264's target
@@ -285,6 +297,28 @@ fn x265_and_svtav1_open_and_encode() {
         assert_eq!(packets.len(), 30, "{kind}");
         assert!(packets[0].keyframe, "{kind}");
     }
+}
+
+/// The GPL build picks its software encoders when none is named: x264 for
+/// H.264 (the default), SVT-AV1 for AV1, x265 for HEVC.
+#[test]
+fn codecs_pick_the_gpl_builds_software_encoders() {
+    let by_codec = |c| EncoderSettings {
+        codec: Some(c),
+        ..EncoderSettings::default()
+    };
+    assert_eq!(
+        EncoderSettings::default().resolve().ok(),
+        Some(EncoderKind::X264)
+    );
+    assert_eq!(
+        by_codec(VideoCodec::Av1).resolve().ok(),
+        Some(EncoderKind::SvtAv1)
+    );
+    assert_eq!(
+        by_codec(VideoCodec::Hevc).resolve().ok(),
+        Some(EncoderKind::X265)
+    );
 }
 
 /// `onair encoders`: software encoders are usable here; hardware ones are

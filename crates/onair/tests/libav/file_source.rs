@@ -2,14 +2,20 @@
 //! pattern (its frame number in the pixels) encoded with libx264, and a sine
 //! encoded with AAC at another rate and channel count than the engine's.
 
-use super::*;
-use crate::audio::engine::{AudioEngine, PcmChunk};
-use crate::clock::{MasterClock, Rate};
-use crate::stats::EngineCounters;
-use crate::video::capture::{CaptureThread, CapturedFrame};
-use crate::video::source::{decode_frame_index, TestPattern};
+use onair::audio::engine::{AudioEngine, PcmChunk};
+use onair::audio::source::AudioSource;
+use onair::clock::{MasterClock, Rate};
+use onair::stats::EngineCounters;
+use onair::video::capture::{CaptureThread, CapturedFrame};
+use onair::video::file::*;
+use onair::video::source::VideoSource;
+use onair::video::source::{decode_frame_index, TestPattern};
+use onair::{FileSpec, InputState};
 use onair_testkit::ffmpeg::{make_clip, Clip};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Clip: 320x240 at 30 fps, 45 frames (1.5 s), a 1 kHz sine, mono 44.1 kHz.
 const CLIP_W: u32 = 320;
@@ -89,7 +95,7 @@ fn plays_in_real_time_and_loops_without_a_seam() {
     let capture = CaptureThread::spawn(
         clock,
         fps,
-        input.take_video().expect("video"),
+        Box::new(input.take_video().expect("video")),
         vtx,
         Arc::clone(&counters),
         Arc::clone(&stop),
@@ -99,7 +105,7 @@ fn plays_in_real_time_and_loops_without_a_seam() {
         clock,
         48_000,
         2,
-        input.take_audio().expect("audio"),
+        Box::new(input.take_audio().expect("audio")),
         atx,
         Arc::clone(&counters),
         Arc::clone(&stop),
@@ -207,8 +213,8 @@ fn plays_in_real_time_and_loops_without_a_seam() {
 /// numbers shown (each once) and the audio frames read.
 fn drain_fast(input: &mut FileInput, limit: Duration) -> (Vec<u64>, usize) {
     let status = input.status();
-    let mut video = input.video.take().expect("video");
-    let mut audio = input.audio.take().expect("audio");
+    let mut video = input.take_video().expect("video");
+    let mut audio = input.take_audio().expect("audio");
     let started = Instant::now();
     let mut indices = Vec::new();
     let mut audio_frames = 0usize;
@@ -230,7 +236,7 @@ fn drain_fast(input: &mut FileInput, limit: Duration) -> (Vec<u64>, usize) {
         while audio_frames < target && started.elapsed() < limit {
             let there = audio.buffered_samples() / 2;
             if there == 0 {
-                if status.shared.finished.load(Ordering::Acquire) {
+                if status.finished() {
                     // The end: one short read tells the source so.
                     audio_frames += audio.read(&mut buf);
                     break;
@@ -280,7 +286,7 @@ fn ends_cleanly_without_loop() {
     };
     let mut only_audio = FileInput::open(&spec(&path, false), wants).expect("audio only");
     assert!(only_audio.take_video().is_none());
-    let a = only_audio.audio.take().expect("audio");
+    let a = only_audio.take_audio().expect("audio");
     let got = onair_testkit::wait_for(Duration::from_secs(5), || {
         (a.buffered_samples() >= 14_400).then_some(())
     });
@@ -371,85 +377,4 @@ fn a_missing_stream_is_refused_at_open() {
     .expect("video only");
     assert!(only_video.take_audio().is_none());
     assert!(only_video.take_video().is_some());
-}
-
-/// The video side's rules, without a file: the newest due picture, none
-/// (a counted duplicate) when the decoder is late, the last one repeated
-/// when the next is simply not due yet, and the passed ones skipped.
-#[test]
-fn video_side_takes_the_picture_due_and_reports_lateness() {
-    let shared = Arc::new(Shared::new("file:test".into(), 16));
-    let mut src = FileVideoSource {
-        shared: Arc::clone(&shared),
-        _stop: Arc::new(StopGuard(Arc::clone(&shared))),
-        last: None,
-        size: (16, 16),
-        name: "file:test".into(),
-    };
-    let picture = |n: u8| {
-        let mut f = I420Frame::black(16, 16);
-        f.y[0] = n;
-        Arc::new(f)
-    };
-    let ms = 1_000_000u64;
-    // Nothing decoded yet: late.
-    assert!(src.grab(0, 0).is_none());
-    {
-        let mut q = lock(&shared.video);
-        for (n, at) in [(1u8, 0), (2, 40 * ms), (3, 80 * ms), (4, 120 * ms)] {
-            q.push_back(TimedPicture {
-                at_ns: at,
-                picture: picture(n),
-            });
-        }
-    }
-    assert_eq!(src.grab(1, 0).map(|f| f.y[0]), Some(1));
-    // 33 ms: picture 2 not due yet -> picture 1 again (not a duplicate).
-    assert_eq!(src.grab(2, 33 * ms).map(|f| f.y[0]), Some(1));
-    // 100 ms: 2 and 3 are due; 3 is shown, 2 skipped.
-    assert_eq!(src.grab(3, 100 * ms).map(|f| f.y[0]), Some(3));
-    assert_eq!(src.grab(4, 133 * ms).map(|f| f.y[0]), Some(4));
-    // Queue empty, file not over: the decoder is late.
-    assert!(src.grab(5, 166 * ms).is_none());
-    // Over: the last picture stays, and the end is reported once passed.
-    shared.end_ns.store(160 * ms, Ordering::Relaxed);
-    shared.finished.store(true, Ordering::Release);
-    assert_eq!(src.grab(6, 200 * ms).map(|f| f.y[0]), Some(4));
-    assert!(shared.video_done.load(Ordering::Acquire));
-    drop(src);
-    assert!(
-        shared.stop.load(Ordering::Relaxed),
-        "dropping stops the demuxer"
-    );
-}
-
-/// The audio side: a shortfall is owed and skipped when the samples come,
-/// so the sound stays at its place on the clock.
-#[test]
-fn audio_side_skips_what_the_engine_filled_with_silence() {
-    let shared = Arc::new(Shared::new("file:test".into(), 16));
-    let (mut producer, consumer) = rtrb::RingBuffer::<f32>::new(1000);
-    let mut src = crate::audio::file::FileAudioSource::new(
-        consumer,
-        2,
-        Arc::new(StopGuard(Arc::clone(&shared))),
-        "file:test".into(),
-    );
-    let mut out = [0.0f32; 20];
-    // Late: 10 frames asked, none there.
-    assert_eq!(src.read(&mut out), 0);
-    // 30 frames arrive (values = frame number): the first 10 are owed.
-    for i in 0..30 {
-        producer.push(i as f32).expect("room");
-        producer.push(i as f32).expect("room");
-    }
-    assert_eq!(src.read(&mut out), 10);
-    assert_eq!(out[0], 10.0, "frames 0..10 were skipped");
-    assert_eq!(src.skipped_frames(), 10);
-    assert_eq!(src.read(&mut out), 10);
-    assert_eq!(out[0], 20.0);
-    // Over: a short read is the end, not lateness.
-    shared.finished.store(true, Ordering::Release);
-    assert_eq!(src.read(&mut out), 0);
-    assert!(shared.audio_done.load(Ordering::Acquire));
 }

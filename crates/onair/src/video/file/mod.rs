@@ -36,6 +36,11 @@
 //!   the CLI stops with exit 1 and that message. The engines never see either:
 //!   they keep repeating the last picture and filling silence until stopped.
 
+// Outside the GPL build the front is compiled for unit tests only: nothing
+// opens a file there, so what only the demuxer uses is unused.
+#![cfg_attr(not(feature = "avcodec"), allow(dead_code, unused_imports))]
+
+#[cfg(feature = "avcodec")]
 mod demux;
 
 use super::frame::I420Frame;
@@ -230,6 +235,12 @@ impl FileStatus {
         }
     }
 
+    /// The demuxer reached the file's end and will not loop: what is
+    /// decoded is all there will be (the sources may still hold some).
+    pub fn finished(&self) -> bool {
+        self.shared.finished.load(Ordering::Acquire)
+    }
+
     /// Times the file started again from its beginning (`--loop`).
     pub fn loops(&self) -> u64 {
         self.shared.loops.load(Ordering::Relaxed)
@@ -260,6 +271,7 @@ pub struct FileInput {
 }
 
 impl FileInput {
+    #[cfg(feature = "avcodec")]
     /// Opens `spec` on a new demuxer thread and waits until its streams are
     /// known (at most [`OPEN_TIMEOUT`]) and the first frames decoded (at most
     /// [`PREFETCH_WAIT`]). Fails, naming the file, when it cannot be read or
@@ -377,17 +389,13 @@ impl FileInput {
     }
 
     /// The picture source (once; `None` if video was not wanted).
-    pub fn take_video(&mut self) -> Option<Box<dyn VideoSource>> {
-        self.video
-            .take()
-            .map(|v| Box::new(v) as Box<dyn VideoSource>)
+    pub fn take_video(&mut self) -> Option<FileVideoSource> {
+        self.video.take()
     }
 
     /// The sound source (once; `None` if audio was not wanted).
-    pub fn take_audio(&mut self) -> Option<Box<dyn AudioSource>> {
-        self.audio
-            .take()
-            .map(|a| Box::new(a) as Box<dyn AudioSource>)
+    pub fn take_audio(&mut self) -> Option<crate::audio::file::FileAudioSource> {
+        self.audio.take()
     }
 
     /// The file's status (shared with the demuxer thread).
@@ -396,6 +404,7 @@ impl FileInput {
     }
 }
 
+#[cfg(feature = "avcodec")]
 /// Opens the files the two specs name: one [`FileInput`] when both name the
 /// same file with the same loop setting (one demuxer thread reads both
 /// streams), else one each. Returns the sources and the statuses.
@@ -413,8 +422,12 @@ pub fn open_file_sources(
                     audio: Some((rate, ch)),
                 },
             )?;
-            opened.video = input.take_video();
-            opened.audio = input.take_audio();
+            opened.video = input
+                .take_video()
+                .map(|v| Box::new(v) as Box<dyn VideoSource>);
+            opened.audio = input
+                .take_audio()
+                .map(|a| Box::new(a) as Box<dyn AudioSource>);
             opened.statuses.push(input.status());
         }
         (v, a) => {
@@ -426,7 +439,9 @@ pub fn open_file_sources(
                         audio: None,
                     },
                 )?;
-                opened.video = input.take_video();
+                opened.video = input
+                    .take_video()
+                    .map(|v| Box::new(v) as Box<dyn VideoSource>);
                 opened.statuses.push(input.status());
             }
             if let Some((a, rate, ch)) = a {
@@ -437,7 +452,9 @@ pub fn open_file_sources(
                         audio: Some((rate, ch)),
                     },
                 )?;
-                opened.audio = input.take_audio();
+                opened.audio = input
+                    .take_audio()
+                    .map(|a| Box::new(a) as Box<dyn AudioSource>);
                 opened.statuses.push(input.status());
             }
         }
