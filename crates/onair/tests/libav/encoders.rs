@@ -49,6 +49,17 @@ fn encode_range(
     out
 }
 
+/// The frame slots (counted from `offset_ns`) of the keyframes, in order.
+fn key_slots(packets: &[EncodedPacket], rate: Rate, offset_ns: u64) -> Vec<u64> {
+    let mut keys: Vec<u64> = packets
+        .iter()
+        .filter(|p| p.keyframe)
+        .map(|p| rate.expected_frames(p.pts_ns - offset_ns))
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
 /// Length-prefixed H.264 to Annex B, parameter sets before the first packet.
 fn annexb(params: &VideoParams, packets: &[EncodedPacket]) -> Vec<u8> {
     let mut v = Vec::new();
@@ -148,12 +159,7 @@ fn x264_high_with_bframes_gives_every_frame_in_order() {
     assert!(packets.iter().filter(|p| p.disposable).all(|p| !p.keyframe));
     // Keyframes are IDRs, at most keyint (30 frames) apart; x264 may place
     // one a little early to end a B-frame run (min-keyint 25).
-    let mut keys: Vec<u64> = packets
-        .iter()
-        .filter(|p| p.keyframe)
-        .map(|p| rate.expected_frames(p.pts_ns - offset))
-        .collect();
-    keys.sort_unstable();
+    let keys = key_slots(&packets, rate, offset);
     assert_eq!(keys.len(), 3, "{keys:?}");
     assert_eq!(keys[0], 500);
     assert!(
@@ -217,12 +223,7 @@ fn x264_idr_on_request() {
         packets.extend(enc.encode(&pat.render(i), rate.time_of(i)).expect("encode"));
     }
     packets.extend(enc.flush().expect("flush"));
-    let mut keys: Vec<u64> = packets
-        .iter()
-        .filter(|p| p.keyframe)
-        .map(|p| rate.expected_frames(p.pts_ns - offset))
-        .collect();
-    keys.sort_unstable();
+    let keys = key_slots(&packets, rate, offset);
     assert_eq!(keys, vec![0, 20, 41]);
 }
 
