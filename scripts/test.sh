@@ -112,21 +112,24 @@ gpl_build_and_clippy
 # The unit tests run first, alone (both cores: ~50 s): they are CPU-bound at
 # times (fuzzing, encoders at full speed), and one at a time beside the lanes
 # they made a fault test's encoder skip 6 frames in 600 (its bound is 1 %).
-# Then the real-time tests run in four lanes at once, each one test binary
-# after the other (a lane's log is printed when all are done). The three lanes
-# used before kept one core idle: 257 CPU s in 268 s of wall time (measured
-# with /usr/bin/time over the lanes; a pipeline, nginx and FFmpeg included,
-# uses about 0.4 of a core). Lanes, balanced by the durations measured then:
-# - A: the fault tests on a kernel-made fault or a throttle (~120 s), golden
-#   rules, hostile server (~160 s);
-# - B: the adaptive bitrate tests (~155 s), then the packages' (~195 s);
-# - C: the CLI's integration tests but the capture ones, the test kit's
-#   (~180 s);
-# - D: the other fault tests (~75 s), the CLI's capture tests, then the Node
-#   addon's (~175 s).
-# A, B and D together take every integration test of crates/onair (the fault
-# tests split by name: A names its own, D runs the rest), C and D every other
-# test binary, so a new test always runs somewhere.
+# Then the real-time tests run in five lanes at once, each one test binary
+# after the other (a lane's log is printed when all are done). Three lanes
+# kept a core idle (257 CPU s in 268 s of wall time, measured with
+# /usr/bin/time over them: a pipeline, nginx and FFmpeg included, uses about
+# 0.4 of a core); four used 60 % of the two cores and took 209 s; five use
+# 63 % (5 s samples over 90 % a quarter of the time) and took 196 s, every
+# test a little slower than with fewer beside it. Lanes, by the durations
+# measured then:
+# - A: the fault tests on a kernel-made fault or a throttle (~140 s), golden
+#   rules, hostile server, AAC (~185 s);
+# - B: the first adaptive bitrate test (~105 s), the test kit's own tests,
+#   then the Node addon's (~190 s);
+# - C: the CLI's integration tests but the capture and stream ones, then the
+#   packages' (~165 s);
+# - D: the other fault tests (~80 s), the CLI's capture tests (~120 s);
+# - E: the other adaptive bitrate test, the CLI's stream tests (~165 s).
+# Together they take every test binary (the two long ones split by test name:
+# one lane names its tests, the other runs the rest, new ones included).
 # ONAIR_TEST_LANES=1 runs the lanes one after the other.
 
 # Runs the test binaries of a list (scripts/test_binaries.py's lines) whose
@@ -151,39 +154,60 @@ run_tests() {
 }
 
 DEFAULT_LIST="$TESTS_DIR/default.tsv"
-# The adaptive bitrate tests (lane B) and the fault tests (split between A and
-# D); the rest of crates/onair's are lane A's.
-ADAPTIVE=adaptive
-FAULTS=faults
-# The fault tests lane A runs (libtest name filters); D skips them.
-FAULTS_A=(kernel_ throttled_link dead_link_is_detected)
-# The CLI's capture tests (lane D, to balance the lanes); the rest are C's.
-CAPTURE=capture_e2e
 NONE='$^'
+# The two long binaries of crates/onair, each split by test name between two
+# lanes: the named ones in one lane, the rest (and any new one) in the other.
+FAULTS=faults
+FAULTS_NAMED=(kernel_ throttled_link dead_link_is_detected)
+ADAPTIVE=adaptive
+ADAPTIVE_NAMED=(a_slow_link_)
+# The CLI's two long binaries, each in a lane of its own; the rest are C's.
+CAPTURE=capture_e2e
+STREAM=stream_e2e
+# The test kit's own tests (real servers, ~10 s) run in lane B, not alone.
+TESTKIT='onair_testkit|testkit-peer'
+
+# Runs crates/onair's test binary $2 with only the tests whose names contain
+# one of the array named $3 ($1 = named) or with all the others ($1 = rest);
+# the rest of the args go to the binary.
+split_tests() {
+    local which=$1 binary=$2 name filters=()
+    local -n names=$3
+    shift 3
+    for name in "${names[@]}"; do
+        if [[ $which == named ]]; then
+            filters+=("$name")
+        else
+            filters+=(--skip "$name")
+        fi
+    done
+    run_tests "$DEFAULT_LIST" crates/onair test "$binary" "$NONE" "$DEFAULT_ONAIR" "$@" "${filters[@]}"
+}
 unit_tests() {
-    run_tests "$DEFAULT_LIST" '.*' 'lib|bin' '.*' "$NONE" "$DEFAULT_ONAIR" "$@"
+    run_tests "$DEFAULT_LIST" '.*' 'lib|bin' '.*' "$TESTKIT" "$DEFAULT_ONAIR" "$@"
 }
 lane_a() {
-    run_tests "$DEFAULT_LIST" crates/onair test "$FAULTS" "$NONE" "$DEFAULT_ONAIR" "$@" "${FAULTS_A[@]}" &&
+    split_tests named "$FAULTS" FAULTS_NAMED "$@" &&
         run_tests "$DEFAULT_LIST" crates/onair test '.*' "$ADAPTIVE|$FAULTS" "$DEFAULT_ONAIR" "$@"
 }
 lane_b() {
-    run_tests "$DEFAULT_LIST" crates/onair test "$ADAPTIVE" "$NONE" "$DEFAULT_ONAIR" "$@" &&
-        ONAIR_EXE="$DEFAULT_ONAIR" ./scripts/test-packages.sh --no-build
-}
-lane_c() {
-    run_tests "$DEFAULT_LIST" 'crates/onair-.*|bindings/.*' test '.*' "$CAPTURE" "$DEFAULT_ONAIR" "$@"
-}
-lane_d() {
-    local skip=() name
-    for name in "${FAULTS_A[@]}"; do
-        skip+=(--skip "$name")
-    done
-    run_tests "$DEFAULT_LIST" crates/onair test "$FAULTS" "$NONE" "$DEFAULT_ONAIR" "$@" "${skip[@]}" &&
-        run_tests "$DEFAULT_LIST" crates/onair-cli test "$CAPTURE" "$NONE" "$DEFAULT_ONAIR" "$@" &&
+    split_tests named "$ADAPTIVE" ADAPTIVE_NAMED "$@" &&
+        run_tests "$DEFAULT_LIST" '.*' 'lib|bin' "$TESTKIT" "$NONE" "$DEFAULT_ONAIR" "$@" &&
         ONAIR_EXE="$DEFAULT_ONAIR" ./scripts/test-node.sh --no-build
 }
-LANES=(a b c d)
+lane_c() {
+    run_tests "$DEFAULT_LIST" 'crates/onair-.*|bindings/.*' test '.*' "$CAPTURE|$STREAM" "$DEFAULT_ONAIR" "$@" &&
+        ONAIR_EXE="$DEFAULT_ONAIR" ./scripts/test-packages.sh --no-build
+}
+lane_d() {
+    split_tests rest "$FAULTS" FAULTS_NAMED "$@" &&
+        run_tests "$DEFAULT_LIST" crates/onair-cli test "$CAPTURE" "$NONE" "$DEFAULT_ONAIR" "$@"
+}
+lane_e() {
+    split_tests rest "$ADAPTIVE" ADAPTIVE_NAMED "$@" &&
+        run_tests "$DEFAULT_LIST" crates/onair-cli test "$STREAM" "$NONE" "$DEFAULT_ONAIR" "$@"
+}
+LANES=(a b c d e)
 
 # The GPL build's tests, alone: x265 and SVT-AV1 take both cores, and beside
 # lane B they starved its encoders (7 frames skipped in the RTMPS publish).
@@ -203,7 +227,7 @@ if [[ "${ONAIR_TEST_LANES:-${#LANES[@]}}" == 1 ]]; then
     exit 0
 fi
 
-step "tests: lanes ${LANES[*]^^} at once (A: kernel and throttle faults, golden rules, hostile server; B: adaptive, packages; C: CLI, test kit; D: other faults, CLI capture, Node), each logged to target/lane-X.log"
+step "tests: lanes ${LANES[*]^^} at once (A: kernel and throttle faults, golden rules; B: adaptive 1, test kit, Node; C: CLI, packages; D: other faults, CLI capture; E: adaptive 2, CLI stream), each logged to target/lane-X.log"
 declare -A pids
 for lane in "${LANES[@]}"; do
     "lane_$lane" "$@" >"target/lane-$lane.log" 2>&1 &
