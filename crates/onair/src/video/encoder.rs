@@ -34,6 +34,7 @@ mod avcodec;
 #[cfg(all(test, feature = "avcodec"))]
 mod avcodec_tests;
 mod choice;
+mod input_queue;
 mod nal;
 mod openh264_backend;
 
@@ -42,6 +43,7 @@ pub use choice::{
     codec_label, list_encoders, parse_codec, parse_encoder_opt, probe, EncoderKind,
     EncoderSettings, EncoderStatus, Hardware, RESERVED_ENCODER_OPTS,
 };
+pub use input_queue::{input_queue_frames, ENCODER_BURST_SLACK_MS, ENCODER_QUEUE_BYTES};
 
 use super::bitrate::VideoBitrate;
 use super::capture::CapturedFrame;
@@ -63,23 +65,6 @@ pub const MAX_BITRATE_BPS: u32 = *limits::VIDEO_BITRATE_BPS.end();
 /// Frame size and rate `onair encoders` probes with: small enough to open
 /// in milliseconds, large enough for every hardware encoder's minimum.
 const PROBE_SIZE: (u32, u32) = (256, 144);
-/// Media time the queue in front of an encoder that holds frames (every
-/// libavcodec one: look-ahead, mini-GOPs, frame threads) can hold, so that
-/// a burst of its blocking is absorbed instead of skipping frames. Measured
-/// (docs/benchmarks.md, "Encoders: quality and CPU"): SVT-AV1 takes about 55
-/// frames without blocking, then `avcodec_send_frame` waits for whole
-/// mini-GOPs to leave its pipeline: 205 ms on its first wait and 35-210 ms
-/// every two seconds after (720p30, preset 12, load 2-3), while averaging
-/// 0.5 core; with one slot each wait skipped up to 6 frames. Half a second
-/// covers those waits with room for a loaded machine (OBS queues up to 16
-/// raw frames for its encoders, `MAX_CACHE_SIZE` in libobs' video-io.c).
-/// What it costs: nothing while the encoder keeps up on average (the queue
-/// drains after each burst); an encoder too slow for the frame rate keeps
-/// it full, adding this much latency on top of the frames it skips.
-pub const ENCODER_BURST_SLACK_MS: u64 = 500;
-/// Most bytes of pictures that queue holds, whatever the size and rate:
-/// 31 pictures of 1080p (the whole slack at 60 fps), 7 of 2160p.
-pub const ENCODER_QUEUE_BYTES: usize = 96 << 20;
 
 /// Settings of a [`VideoEncoder`].
 #[derive(Clone, Debug, PartialEq)]
@@ -501,22 +486,6 @@ fn open_backend(
             reason: format!("{kind} needs the GPL build"),
         }),
     }
-}
-
-/// Length of the frame queue in front of an encoder (see
-/// [`ENCODER_BURST_SLACK_MS`]): 1 unless the encoder `holds_frames`; then
-/// that much media at `fps`, at most [`ENCODER_QUEUE_BYTES`] of
-/// `width x height` I420 pictures, at least 1.
-pub fn input_queue_frames(holds_frames: bool, width: u32, height: u32, fps: u32) -> usize {
-    if !holds_frames {
-        return 1;
-    }
-    let frames = (u64::from(fps) * ENCODER_BURST_SLACK_MS).div_ceil(1000);
-    let picture = (width as usize * height as usize * 3 / 2).max(1);
-    usize::try_from(frames)
-        .unwrap_or(usize::MAX)
-        .min(ENCODER_QUEUE_BYTES / picture)
-        .max(1)
 }
 
 /// Opens `kind` on a small frame, encodes one frame and drains it: what

@@ -287,6 +287,29 @@ fn x265_and_svtav1_open_and_encode() {
     }
 }
 
+/// An encoder opened and then dropped, or flushed and dropped, before any
+/// frame (the pipeline failed to start after opening it: an output file
+/// that exists, a source that does not open) returns: SVT-AV1 hung the
+/// process there, waiting for the answer to an end of stream that followed
+/// no frame.
+#[test]
+fn svtav1_unused_encoder_drops_without_hanging() {
+    let (done_tx, done_rx) = crossbeam_channel::bounded(2);
+    std::thread::spawn(move || {
+        let enc = VideoEncoder::new(cfg(EncoderKind::SvtAv1, 320, 240, 500_000)).expect("open");
+        drop(enc);
+        done_tx.send("dropped").expect("send");
+        let mut enc = VideoEncoder::new(cfg(EncoderKind::SvtAv1, 320, 240, 500_000)).expect("open");
+        assert!(enc.flush().expect("flush").is_empty());
+        drop(enc);
+        done_tx.send("flushed and dropped").expect("send");
+    });
+    for what in ["dropped", "flushed and dropped"] {
+        let got = done_rx.recv_timeout(std::time::Duration::from_secs(20));
+        assert_eq!(got, Ok(what), "an unused SVT-AV1 encoder {what}: hung");
+    }
+}
+
 /// `onair encoders`: software encoders are usable here; hardware ones are
 /// probed up to their device and say why not when it is missing.
 #[test]
