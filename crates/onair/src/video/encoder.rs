@@ -37,6 +37,8 @@ mod choice;
 mod input_queue;
 mod nal;
 mod openh264_backend;
+#[cfg(feature = "avcodec")]
+mod sched;
 
 pub use crate::packet::VideoCodec;
 pub use choice::{

@@ -228,8 +228,8 @@ impl AvEncoder {
             }
             opts.set(key, value);
         }
-        let enc = ctx
-            .open_as_with(found, opts)
+        // SVT-AV1 run by root makes threads real-time while opening: undone.
+        let enc = super::sched::keep_normal_scheduling(|| ctx.open_as_with(found, opts))
             .map_err(|e| err(codec, &format!("opening {name}"), e))?;
         let headers = GlobalHeaders::parse(codec, &av::extradata(&enc));
         if headers.nals.is_empty() {

@@ -310,6 +310,23 @@ fn svtav1_unused_encoder_drops_without_hanging() {
     }
 }
 
+/// Opening SVT-AV1 leaves the opening thread, and the threads started after,
+/// at normal scheduling: run by root, SVT-AV1 made them `SCHED_FIFO` 99, and
+/// its workers then held the cores for 100+ ms while the CaptureThread
+/// waited. Only root can be switched: other users check the same, which
+/// holds with or without the fix.
+#[test]
+fn svtav1_open_keeps_normal_scheduling() {
+    let before = super::sched::own_policy();
+    let enc = VideoEncoder::new(cfg(EncoderKind::SvtAv1, 320, 240, 500_000)).expect("open");
+    assert_eq!(super::sched::own_policy(), before, "the opening thread");
+    let child = std::thread::spawn(super::sched::own_policy)
+        .join()
+        .expect("thread");
+    assert_eq!(child, before, "a thread started after the open");
+    drop(enc);
+}
+
 /// `onair encoders`: software encoders are usable here; hardware ones are
 /// probed up to their device and say why not when it is missing.
 #[test]
