@@ -48,9 +48,6 @@ use outputs::{wait_for_first_session, OutputKind, OutputSlot};
 pub use outputs::{OutputId, INITIAL_CONNECT_WAIT};
 use sources::{open_sources, InputProbe, Sources};
 
-/// Frames waiting between the CaptureThread and the VideoEncoder: one. A
-/// frame the encoder cannot take is skipped (counted), never queued.
-const VIDEO_SLOT: usize = 1;
 /// PCM chunks (10 ms each) between the AudioEngine and the AudioEncoder:
 /// two seconds of slack before the engine starts counting drops.
 const AUDIO_QUEUE_CHUNKS: usize = 200;
@@ -204,7 +201,11 @@ impl Streamer {
         if let (Some(enc), Some(source), Some(control), Some(v)) =
             (video_encoder, video_source, &video_control, &config.video)
         {
-            let (tx, rx) = crossbeam_channel::bounded(VIDEO_SLOT);
+            // Frames waiting between the CaptureThread and the VideoEncoder:
+            // as many as the encoder's bursts need (one for openh264, half a
+            // second for the encoders that hold frames). A frame that finds
+            // the queue full is skipped (counted); the capture never waits.
+            let (tx, rx) = crossbeam_channel::bounded(enc.input_queue_frames());
             video_encoder_thread = Some(
                 venc::spawn_encoder_thread(
                     enc,

@@ -24,9 +24,11 @@ use crate::packet::{EncodedPacket, MediaKind, PacketSink};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-/// Most audio media (ns) held waiting for video: well above the largest
-/// look-ahead in use (x264 veryfast with frame threads, about 0.6 s; SVT-AV1
-/// preset 10, about 1 s), far below the outputs' buffers.
+/// Most audio media (ns) held waiting for video: above the largest delay
+/// in use (x264 veryfast with frame threads, about 0.6 s; SVT-AV1 holds 55-66
+/// frames, 1.8-2.2 s at 30 fps, plus up to
+/// [`ENCODER_BURST_SLACK_MS`](crate::video::encoder::ENCODER_BURST_SLACK_MS)
+/// of frames queued in front of it in a burst), far below the outputs' buffers.
 pub const MAX_AUDIO_HOLD_NS: u64 = 3_000_000_000;
 
 #[derive(Default)]

@@ -6,9 +6,11 @@
 //!   on an exact grid for hours, whatever the scheduler does.
 //! - It never waits on anything but its own deadline. The source is polled
 //!   (`grab` must not block); when it has nothing new the last picture is
-//!   repeated by cloning an `Arc`. The hand-off to the encoder is a one-slot
-//!   channel used with `try_send`: if the encoder is still busy, this frame is
-//!   skipped (counted), it is never queued behind a slow encoder.
+//!   repeated by cloning an `Arc`. The hand-off to the encoder is a bounded
+//!   channel used with `try_send`, as deep as the encoder's bursts need
+//!   (`VideoEncoder::input_queue_frames`: one slot for openh264, half a
+//!   second for encoders that block in bursts, such as SVT-AV1): when it is
+//!   full, this frame is skipped (counted); the thread never waits for it.
 //! - If the thread falls behind by more than one frame (suspended, starved) it
 //!   jumps to the present frame slot, counting the missed slots as skipped,
 //!   instead of bursting old frames (rule 7: no backlog).
@@ -56,7 +58,8 @@ pub struct CaptureThread {
 
 impl CaptureThread {
     /// Starts capturing from `source` at `fps` on `clock`, handing frames to
-    /// `out` (a bounded(1) slot) until `stop` is set or `out` disconnects.
+    /// `out` (a bounded channel, used with `try_send`) until `stop` is set or
+    /// `out` disconnects.
     pub fn spawn(
         clock: MasterClock,
         fps: Rate,

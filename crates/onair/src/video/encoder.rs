@@ -32,14 +32,18 @@ mod av_picture;
 #[cfg(feature = "avcodec")]
 mod avcodec;
 mod choice;
+mod input_queue;
 mod nal;
 mod openh264_backend;
+#[cfg(feature = "avcodec")]
+mod sched;
 
 pub use crate::packet::VideoCodec;
 pub use choice::{
     codec_label, list_encoders, parse_codec, parse_encoder_opt, probe, EncoderKind,
     EncoderSettings, EncoderStatus, Hardware, RESERVED_ENCODER_OPTS,
 };
+pub use input_queue::{input_queue_frames, ENCODER_BURST_SLACK_MS, ENCODER_QUEUE_BYTES};
 
 use super::bitrate::VideoBitrate;
 use super::capture::CapturedFrame;
@@ -244,6 +248,19 @@ impl VideoEncoder {
             #[cfg(feature = "avcodec")]
             Backend::Av(e) => e.frames_by_reference(),
         }
+    }
+
+    /// Frames the queue between the CaptureThread and this encoder's thread
+    /// holds ([`input_queue_frames`]): one for openh264, which returns each
+    /// frame's packet at once in about the same time every frame; half a
+    /// second for the encoders that hold frames and block in bursts.
+    pub fn input_queue_frames(&self) -> usize {
+        input_queue_frames(
+            self.holds_frames(),
+            self.cfg.width,
+            self.cfg.height,
+            self.cfg.fps,
+        )
     }
 
     /// True if packets can come out later than their frame went in

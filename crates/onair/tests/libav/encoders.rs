@@ -60,6 +60,13 @@ fn key_slots(packets: &[EncodedPacket], rate: Rate, offset_ns: u64) -> Vec<u64> 
     keys
 }
 
+/// The calling thread's scheduling policy (`SCHED_OTHER`, `SCHED_FIFO`, ...).
+fn own_policy() -> i32 {
+    // SAFETY: FFI edge: sched_getscheduler(0) only reads the calling thread's
+    // policy.
+    unsafe { libc::sched_getscheduler(0) }
+}
+
 /// Length-prefixed H.264 to Annex B, parameter sets before the first packet.
 fn annexb(params: &VideoParams, packets: &[EncodedPacket]) -> Vec<u8> {
     let mut v = Vec::new();
@@ -320,6 +327,44 @@ fn codecs_pick_the_gpl_builds_software_encoders() {
         by_codec(VideoCodec::Hevc).resolve().ok(),
         Some(EncoderKind::X265)
     );
+}
+
+/// An encoder opened and then dropped, or flushed and dropped, before any
+/// frame (the pipeline failed to start after opening it: an output file
+/// that exists, a source that does not open) returns: SVT-AV1 hung the
+/// process there, waiting for the answer to an end of stream that followed
+/// no frame.
+#[test]
+fn svtav1_unused_encoder_drops_without_hanging() {
+    let (done_tx, done_rx) = crossbeam_channel::bounded(2);
+    std::thread::spawn(move || {
+        let enc = VideoEncoder::new(cfg(EncoderKind::SvtAv1, 320, 240, 500_000)).expect("open");
+        drop(enc);
+        done_tx.send("dropped").expect("send");
+        let mut enc = VideoEncoder::new(cfg(EncoderKind::SvtAv1, 320, 240, 500_000)).expect("open");
+        assert!(enc.flush().expect("flush").is_empty());
+        drop(enc);
+        done_tx.send("flushed and dropped").expect("send");
+    });
+    for what in ["dropped", "flushed and dropped"] {
+        let got = done_rx.recv_timeout(std::time::Duration::from_secs(20));
+        assert_eq!(got, Ok(what), "an unused SVT-AV1 encoder {what}: hung");
+    }
+}
+
+/// Opening SVT-AV1 leaves the opening thread, and the threads started after,
+/// at normal scheduling: run by root, SVT-AV1 made them `SCHED_FIFO` 99, and
+/// its workers then held the cores for 100+ ms while the CaptureThread
+/// waited. Only root can be switched: other users check the same, which
+/// holds with or without the fix.
+#[test]
+fn svtav1_open_keeps_normal_scheduling() {
+    let before = own_policy();
+    let enc = VideoEncoder::new(cfg(EncoderKind::SvtAv1, 320, 240, 500_000)).expect("open");
+    assert_eq!(own_policy(), before, "the opening thread");
+    let child = std::thread::spawn(own_policy).join().expect("thread");
+    assert_eq!(child, before, "a thread started after the open");
+    drop(enc);
 }
 
 /// `onair encoders`: software encoders are usable here; hardware ones are

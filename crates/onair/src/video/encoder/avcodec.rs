@@ -228,8 +228,8 @@ impl AvEncoder {
             }
             opts.set(key, value);
         }
-        let enc = ctx
-            .open_as_with(found, opts)
+        // SVT-AV1 run by root makes threads real-time while opening: undone.
+        let enc = super::sched::keep_normal_scheduling(|| ctx.open_as_with(found, opts))
             .map_err(|e| err(codec, &format!("opening {name}"), e))?;
         let headers = GlobalHeaders::parse(codec, &av::extradata(&enc));
         if headers.nals.is_empty() {
@@ -421,6 +421,11 @@ impl AvEncoder {
     /// Drains what the encoder still holds (end of stream). The encoder
     /// takes no more frames afterwards.
     pub(super) fn flush(&mut self) -> Result<Vec<EncodedPacket>, Error> {
+        if self.last_pts_tb.is_none() {
+            // Nothing went in, nothing comes out; no end of stream either:
+            // SVT-AV1 never answers one that follows no frame (`Drop`).
+            return Ok(Vec::new());
+        }
         let codec = self.kind.codec();
         self.flushed = true;
         self.enc.send_eof().map_err(|e| err(codec, "flushing", e))?;
@@ -554,9 +559,26 @@ impl AvEncoder {
 impl Drop for AvEncoder {
     /// Ends the stream before libavcodec frees the encoder: SVT-AV1 (1.4,
     /// through FFmpeg 5.1) waits forever in its deinit for an end of stream
-    /// it never got. What comes out is discarded.
+    /// it never got, and, given an end of stream before any frame, waits
+    /// forever for its answer (`svt_av1_enc_get_packet`): an encoder opened
+    /// and dropped unused (a later part of the pipeline failed to start)
+    /// hung the process. So one black frame goes in first when none did.
+    /// What comes out is discarded.
     fn drop(&mut self) {
-        if !self.flushed && self.enc.send_eof().is_ok() {
+        if self.flushed {
+            return;
+        }
+        if self.last_pts_tb.is_none() {
+            copy_planes(
+                &I420Frame::black(self.cfg.width, self.cfg.height),
+                &mut self.frame,
+            );
+            self.frame.set_pts(Some(0));
+            if self.enc.send_frame(&self.frame).is_err() {
+                return;
+            }
+        }
+        if self.enc.send_eof().is_ok() {
             while self.enc.receive_packet(&mut self.packet).is_ok() {}
         }
     }

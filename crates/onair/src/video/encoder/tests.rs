@@ -410,3 +410,9 @@ fn live_pipeline_pts_match_pixels() {
 
 // Encode speed is a benchmark, not a test: `examples/encode_speed`
 // (docs/benchmarks.md) measures it in thread CPU time.
+
+#[test]
+fn openh264_input_queue_is_one_frame() {
+    let enc = VideoEncoder::new(cfg(64, 64, 300_000)).expect("openh264");
+    assert_eq!(enc.input_queue_frames(), 1);
+}
