@@ -4,7 +4,8 @@
 # Installs the system deps, then format check, one release build of every test
 # binary and the Node addon, the GPL build, clippy of both builds (warnings are
 # errors), and the whole test suite in release mode (the encoders must run in
-# real time for the integration tests against real servers) in two lanes.
+# real time for the integration tests against real servers): the GPL build's
+# tests and the unit tests each alone, then the rest in five lanes at once.
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -210,7 +211,8 @@ lane_e() {
 LANES=(a b c d e)
 
 # The GPL build's tests, alone: x265 and SVT-AV1 take both cores, and beside
-# lane B they starved its encoders (7 frames skipped in the RTMPS publish).
+# the lanes they starved the lanes' encoders (7 frames skipped in the RTMPS
+# publish).
 step "the GPL build's tests"
 run_tests "$GPL_DIR/tests.tsv" '.*' test '.*' "$NONE" "$GPL_ONAIR" "$@"
 

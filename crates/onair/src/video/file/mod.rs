@@ -422,12 +422,8 @@ pub fn open_file_sources(
                     audio: Some((rate, ch)),
                 },
             )?;
-            opened.video = input
-                .take_video()
-                .map(|v| Box::new(v) as Box<dyn VideoSource>);
-            opened.audio = input
-                .take_audio()
-                .map(|a| Box::new(a) as Box<dyn AudioSource>);
+            opened.video = input.take_video().map(|v| Box::new(v) as _);
+            opened.audio = input.take_audio().map(|a| Box::new(a) as _);
             opened.statuses.push(input.status());
         }
         (v, a) => {
@@ -439,9 +435,7 @@ pub fn open_file_sources(
                         audio: None,
                     },
                 )?;
-                opened.video = input
-                    .take_video()
-                    .map(|v| Box::new(v) as Box<dyn VideoSource>);
+                opened.video = input.take_video().map(|v| Box::new(v) as _);
                 opened.statuses.push(input.status());
             }
             if let Some((a, rate, ch)) = a {
@@ -452,9 +446,7 @@ pub fn open_file_sources(
                         audio: Some((rate, ch)),
                     },
                 )?;
-                opened.audio = input
-                    .take_audio()
-                    .map(|a| Box::new(a) as Box<dyn AudioSource>);
+                opened.audio = input.take_audio().map(|a| Box::new(a) as _);
                 opened.statuses.push(input.status());
             }
         }
